@@ -1,0 +1,51 @@
+"""What the builders return: a composed resource with its key, body and gates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Need(StrEnum):
+    """What a gate needs of another composed resource before this one is emitted."""
+
+    EXISTS = "exists"
+    READY = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Emit the owner only once the composed resource ``key`` exists or is ready."""
+
+    key: str
+    need: Need = Need.READY
+
+
+@dataclass(slots=True)
+class Composed:
+    """One desired composed resource.
+
+    Attributes:
+        key: The composition resource name (the key in desired resources).
+        body: The resource as a plain dict, without ``metadata.name``.
+        gates: What must exist or be ready before this resource is first emitted.
+            Once emitted (observed), a resource is never withdrawn.
+        ready: Readiness to report; None lets the plan derive it from observed state.
+    """
+
+    key: str
+    body: dict[str, Any]
+    gates: tuple[Gate, ...] = ()
+    ready: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_version(self) -> str:
+        """The body's apiVersion."""
+        return str(self.body["apiVersion"])
+
+    @property
+    def kind(self) -> str:
+        """The body's kind."""
+        return str(self.body["kind"])

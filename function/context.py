@@ -1,0 +1,245 @@
+"""Resolved, profile-applied views of a claim that the builders read.
+
+Builders never look at the profile or at unset fields: everything they need is
+resolved here once, so defaults live in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from function import naming
+from function.models.common import (
+    BlockStorage,
+    Cloud,
+    Cni,
+    Ingress,
+    Mesh,
+    ObjectStorage,
+    Observability,
+    Policies,
+    Profile,
+    Serving,
+)
+from function.models.input import FunctionInput
+from function.models.platform import ClusterSpec, Components, PlatformSpec
+
+PROFILE_COMPONENTS: dict[Profile, dict[str, Any]] = {
+    Profile.DEVELOPMENT: {
+        "cni": Cni.NONE,
+        "mesh": Mesh.LINKERD,
+        "ingress": Ingress.CONTOUR,
+        "block_storage": BlockStorage.LONGHORN,
+        "object_storage": ObjectStorage.CLOUD,
+        "serving": Serving.DEPLOYMENT,
+        "observability": Observability.METRICS,
+        "policies": Policies.AUDIT,
+    },
+    Profile.PRODUCTION: {
+        "cni": Cni.CILIUM,
+        "mesh": Mesh.ISTIO,
+        "ingress": Ingress.CONTOUR,
+        "block_storage": BlockStorage.ROOK_CEPH,
+        "object_storage": ObjectStorage.CLOUD,
+        "serving": Serving.DEPLOYMENT,
+        "observability": Observability.FULL,
+        "policies": Policies.ENFORCE,
+    },
+}
+
+PROFILE_MIN_NODES = {Profile.DEVELOPMENT: 0, Profile.PRODUCTION: 1}
+PROFILE_MAX_NODES = {Profile.DEVELOPMENT: 2, Profile.PRODUCTION: 10}
+
+STORAGE_CLASSES = {
+    BlockStorage.ROOK_CEPH: "rook-ceph-block",
+    BlockStorage.LONGHORN: "longhorn",
+    BlockStorage.NONE: "",
+}
+
+# Where the observability stack listens, used by the mesh, KEDA and Grafana.
+MONITORING_NAMESPACE = "monitoring"
+PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+OTEL_COLLECTOR_HOST = "otel-collector.monitoring.svc"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedComponents:
+    """Every component choice, with the profile's defaults applied."""
+
+    cni: Cni
+    mesh: Mesh
+    ingress: Ingress
+    block_storage: BlockStorage
+    object_storage: ObjectStorage
+    serving: Serving
+    observability: Observability
+    policies: Policies
+
+    @classmethod
+    def resolve(cls, profile: Profile, components: Components) -> ResolvedComponents:
+        """Apply ``components`` over the profile's defaults."""
+        values = dict(PROFILE_COMPONENTS[profile])
+        for name in values:
+            chosen = getattr(components, name)
+            if chosen is not None:
+                values[name] = chosen
+        return cls(**values)
+
+    def storage_class(self) -> str:
+        """The StorageClass the block storage component provides ('' for the default)."""
+        return STORAGE_CLASSES[self.block_storage]
+
+
+@dataclass(frozen=True, slots=True)
+class NodePool:
+    """A GPU node pool with every default applied."""
+
+    instance_type: str
+    accelerator_type: str
+    accelerator_count: int
+    min_nodes: int
+    max_nodes: int
+    spot: bool
+    disk_size_gb: int
+
+
+@dataclass(frozen=True, slots=True)
+class InClusterTarget:
+    """Where in-cluster resources go: a cluster's ProviderConfigs and what they wait for.
+
+    ``key_prefix`` starts every composition resource name (the cluster's name
+    for a platform, empty-free ``fleet`` for a fleet). ``charts`` resolves chart
+    names for fleets, which have no PlatformContext.
+    """
+
+    cluster: str
+    helm_provider_config: str
+    kubernetes_provider_config: str
+    labels: dict[str, str]
+    helm_gates: tuple[Any, ...] = ()
+    kubernetes_gates: tuple[Any, ...] = ()
+    key_prefix_override: str | None = None
+    inputs: FunctionInput | None = None
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix of composition resource names."""
+        return self.key_prefix_override or self.cluster
+
+    def role_labels(self, role: str) -> dict[str, str]:
+        """Labels of one composed resource."""
+        return {**self.labels, naming.LABEL_ROLE: role}
+
+    def chart(self, name: str) -> Any:  # noqa: ANN401  # models.input.Chart
+        """The chart ``name`` from the function input (or the catalogue)."""
+        return (self.inputs or FunctionInput()).chart(name)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformContext:
+    """Facts about the XR every builder may need."""
+
+    name: str
+    uid: str
+    profile: Profile
+    components: ResolvedComponents
+    inputs: FunctionInput
+    max_storage_request: str
+    claim_name: str = ""
+    claim_namespace: str = ""
+
+    def labels(self) -> dict[str, str]:
+        """Labels that identify the claim on every composed resource."""
+        return {naming.LABEL_PLATFORM: self.name}
+
+    def tags(self) -> dict[str, str]:
+        """Cloud tags that identify the claim (AWS tags, GCP/Azure labels are derived)."""
+        tags = {"ollama-platform": self.name, "managed-by": "crossplane"}
+        if self.claim_name:
+            tags["claim-name"] = self.claim_name
+        if self.claim_namespace:
+            tags["claim-namespace"] = self.claim_namespace
+        return tags
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterContext:
+    """One cluster entry, resolved.
+
+    ``helm_provider_config`` and ``kubernetes_provider_config`` are the names of
+    the ProviderConfigs in-cluster resources use: the user's, or the observed
+    names of the ones the platform composed (None until those exist).
+    """
+
+    platform: PlatformContext
+    spec: ClusterSpec
+    components: ResolvedComponents
+    node_pool: NodePool | None
+    helm_provider_config: str | None = None
+    kubernetes_provider_config: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The cluster's name in the claim."""
+        return self.spec.name
+
+    @property
+    def cloud(self) -> Cloud:
+        """The cluster's cloud."""
+        return self.spec.cloud
+
+    def labels(self, role: str) -> dict[str, str]:
+        """Labels for a composed resource of this cluster, used by selectors."""
+        return {
+            **self.platform.labels(),
+            naming.LABEL_CLUSTER: self.name,
+            naming.LABEL_ROLE: role,
+        }
+
+    def selector(self, role: str) -> dict[str, Any]:
+        """A selector that matches this XR's composed resource with ``role`` on this cluster."""
+        return {"matchControllerRef": True, "matchLabels": self.labels(role)}
+
+
+def resolve_node_pool(
+    spec: PlatformSpec, cluster: ClusterSpec, inputs: FunctionInput
+) -> NodePool | None:
+    """The cluster's GPU node pool with cloud and profile defaults, or None for existing."""
+    if cluster.cloud is Cloud.EXISTING:
+        return None
+    defaults = inputs.node_pool_defaults(cluster.cloud, spec.profile)
+    pool = cluster.gpu_node_pool
+    accelerator = pool.accelerator if pool else None
+    min_nodes = pool.min_nodes if pool and pool.min_nodes is not None else None
+    max_nodes = pool.max_nodes if pool and pool.max_nodes is not None else None
+    if min_nodes is None:
+        min_nodes = PROFILE_MIN_NODES[spec.profile]
+    if max_nodes is None:
+        max_nodes = max(PROFILE_MAX_NODES[spec.profile], min_nodes)
+    return NodePool(
+        instance_type=(pool.instance_type if pool and pool.instance_type else defaults.instance_type),
+        accelerator_type=accelerator.type if accelerator else defaults.accelerator_type,
+        accelerator_count=accelerator.count if accelerator else defaults.accelerator_count,
+        min_nodes=min_nodes,
+        max_nodes=max_nodes,
+        spot=pool.spot if pool else False,
+        disk_size_gb=pool.disk_size_gb if pool else 200,
+    )
+
+
+def effective_components(platform: ResolvedComponents, cluster: ClusterSpec) -> ResolvedComponents:
+    """Per-cluster adjustments: existing clusters have no cloud bucket."""
+    if cluster.cloud is Cloud.EXISTING and platform.object_storage is ObjectStorage.CLOUD:
+        return ResolvedComponents(
+            cni=platform.cni,
+            mesh=platform.mesh,
+            ingress=platform.ingress,
+            block_storage=platform.block_storage,
+            object_storage=ObjectStorage.NONE,
+            serving=platform.serving,
+            observability=platform.observability,
+            policies=platform.policies,
+        )
+    return platform

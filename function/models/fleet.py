@@ -1,0 +1,101 @@
+"""XOllamaFleet: one model served on one cluster.
+
+The seed's ``ollamafleets.openhands.ai`` CRD, realised as an XRD. It keeps the
+seed's fields (``model``, ``replicas``, ``resources``, ``storage``, ``scaling``)
+and adds where the model runs (``target``) and how it is served.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from function.models.common import (
+    ApiModel,
+    Cloud,
+    Ingress,
+    Mesh,
+    Observability,
+    Policies,
+    Policy,
+    Resources,
+    Serving,
+    Storage,
+    dns_label,
+)
+from function.models.common import Scaling as BaseScaling
+from function.models.platform import ModelSpec
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+
+class FleetScaling(BaseScaling):
+    """The seed's scaling block, with its free-form ``metrics`` list kept."""
+
+    metrics: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Extra KEDA triggers (type and metadata), added beside the request-rate one.",
+    )
+
+
+class Target(ApiModel):
+    """The cluster the model runs on, reached through provider ProviderConfigs."""
+
+    provider_config_name: Name = Field(
+        alias="providerConfigName",
+        description="provider-kubernetes ProviderConfig of the cluster.",
+    )
+    helm_provider_config_name: Name | None = Field(
+        default=None,
+        alias="helmProviderConfigName",
+        description="provider-helm ProviderConfig; defaults to providerConfigName.",
+    )
+    cloud: Cloud = Cloud.EXISTING
+    cluster_name: dns_label(20) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        alias="clusterName",
+        description="The platform's name for the cluster, used in labels and names.",
+    )
+    accelerator_count: int = Field(
+        default=1,
+        alias="acceleratorCount",
+        ge=1,
+        le=16,
+        description="GPUs per node; the model requests up to this many.",
+    )
+    prometheus_address: Annotated[str, StringConstraints(max_length=512)] | None = Field(
+        default=None,
+        alias="prometheusAddress",
+        description="Prometheus the KEDA trigger queries.",
+    )
+
+
+class FleetSpec(ApiModel):
+    """The spec of an XOllamaFleet."""
+
+    model: Annotated[
+        str, StringConstraints(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._/:]*$", max_length=128)
+    ]
+    replicas: int = Field(default=1, ge=1, le=100)
+    resources: Resources = Field(default_factory=Resources)
+    storage: Storage = Field(default_factory=Storage)
+    scaling: FleetScaling = Field(default_factory=FleetScaling)
+    target: Target
+    serving: Serving = Serving.DEPLOYMENT
+    mesh: Mesh = Mesh.NONE
+    ingress: Ingress = Ingress.NONE
+    observability: Observability = Observability.NONE
+    policies: Policies = Policies.NONE
+    policy: Policy = Field(default_factory=Policy)
+    storage_class: Annotated[str, StringConstraints(max_length=253)] = Field(
+        default="",
+        alias="defaultStorageClass",
+        description="StorageClass used when storage.class is empty.",
+    )
+
+
+def fleet_from_model(model: ModelSpec) -> dict[str, Any]:
+    """The fields an XOllamaFleet shares with a platform model entry, by alias."""
+    return model.model_dump(by_alias=True, include={"model", "replicas", "resources", "storage", "scaling"})

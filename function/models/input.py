@@ -1,0 +1,132 @@
+"""The function's input: chart versions, images and per-cloud defaults.
+
+Every field has a default here, so a Composition may pass an empty input and
+override only what it needs. ``package/input/`` holds the CRD generated from it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from function.models.common import ApiModel, Cloud, Profile
+
+INPUT_GROUP = "ollama.fn.openhands.ai"
+INPUT_VERSION = "v1beta1"
+INPUT_KIND = "Input"
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class Chart(ApiModel):
+    """A Helm chart pinned to a version."""
+
+    repository: Text
+    chart: Text
+    version: Text
+
+
+# Chart name -> (repository, chart, version). Versions are the newest releases
+# listed in the chart sources the project was checked against.
+DEFAULT_CHARTS: dict[str, tuple[str, str, str]] = {
+    "cilium": ("https://helm.cilium.io/", "cilium", "1.18.4"),
+    "istio-base": ("https://istio-release.storage.googleapis.com/charts", "base", "1.30.3"),
+    "istiod": ("https://istio-release.storage.googleapis.com/charts", "istiod", "1.30.3"),
+    "istio-gateway": ("https://istio-release.storage.googleapis.com/charts", "gateway", "1.30.3"),
+    "linkerd-crds": ("https://helm.linkerd.io/edge", "linkerd-crds", "2026.8.3"),
+    "linkerd-control-plane": (
+        "https://helm.linkerd.io/edge",
+        "linkerd-control-plane",
+        "2026.8.3",
+    ),
+    "contour": ("https://projectcontour.github.io/helm-charts/", "contour", "0.7.0"),
+    "kyverno": ("https://kyverno.github.io/kyverno/", "kyverno", "3.9.0"),
+    "rook-ceph": ("https://charts.rook.io/release", "rook-ceph", "v1.20.6"),
+    "rook-ceph-cluster": ("https://charts.rook.io/release", "rook-ceph-cluster", "v1.20.6"),
+    "longhorn": ("https://charts.longhorn.io", "longhorn", "1.12.1"),
+    "minio-operator": ("https://operator.min.io/", "operator", "7.1.1"),
+    "minio-tenant": ("https://operator.min.io/", "tenant", "7.1.1"),
+    "keda": ("https://kedacore.github.io/charts", "keda", "2.20.2"),
+    "knative-operator": ("https://knative.github.io/operator", "knative-operator", "v1.23.0"),
+    "opentelemetry-operator": (
+        "https://open-telemetry.github.io/opentelemetry-helm-charts",
+        "opentelemetry-operator",
+        "0.122.0",
+    ),
+    "kube-prometheus-stack": (
+        "https://prometheus-community.github.io/helm-charts",
+        "kube-prometheus-stack",
+        "88.5.3",
+    ),
+    "grafana-operator": ("oci://ghcr.io/grafana/helm-charts", "grafana-operator", "5.24.0"),
+    "loki": ("https://grafana-community.github.io/helm-charts", "loki", "18.11.0"),
+    "jaeger": ("https://jaegertracing.github.io/helm-charts", "jaeger", "4.11.1"),
+    "gpu-operator": ("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "v26.7.0"),
+}
+
+DEFAULT_OLLAMA_IMAGE = "docker.io/ollama/ollama:0.32.15"
+
+
+class NodePoolDefaults(ApiModel):
+    """Instance type and accelerator used when a cluster's gpuNodePool omits them."""
+
+    instance_type: Text = Field(alias="instanceType")
+    accelerator_type: Text = Field(alias="acceleratorType")
+    accelerator_count: int = Field(default=1, alias="acceleratorCount", ge=1, le=16)
+
+
+# (cloud, profile) -> defaults. Development favours the cheapest GPU that runs
+# a 7B model; production a GPU with more memory headroom.
+DEFAULT_NODE_POOLS: dict[tuple[Cloud, Profile], tuple[str, str, int]] = {
+    (Cloud.AWS, Profile.DEVELOPMENT): ("g4dn.xlarge", "nvidia-tesla-t4", 1),
+    (Cloud.AWS, Profile.PRODUCTION): ("g6.xlarge", "nvidia-l4", 1),
+    (Cloud.GCP, Profile.DEVELOPMENT): ("g2-standard-4", "nvidia-l4", 1),
+    (Cloud.GCP, Profile.PRODUCTION): ("g2-standard-8", "nvidia-l4", 1),
+    (Cloud.AZURE, Profile.DEVELOPMENT): ("Standard_NC4as_T4_v3", "nvidia-tesla-t4", 1),
+    (Cloud.AZURE, Profile.PRODUCTION): ("Standard_NC8as_T4_v3", "nvidia-tesla-t4", 1),
+}
+
+
+class CloudDefaults(ApiModel):
+    """Per-profile node pool defaults for one cloud."""
+
+    development: NodePoolDefaults | None = None
+    production: NodePoolDefaults | None = None
+
+
+class InputSpec(ApiModel):
+    """Overrides for the built-in catalogue; every field is optional."""
+
+    charts: dict[str, Chart] = Field(
+        default_factory=dict,
+        description="Chart overrides keyed by component (cilium, istiod, kyverno, ...).",
+    )
+    ollama_image: Text = Field(default=DEFAULT_OLLAMA_IMAGE, alias="ollamaImage")
+    aws: CloudDefaults = Field(default_factory=CloudDefaults)
+    gcp: CloudDefaults = Field(default_factory=CloudDefaults)
+    azure: CloudDefaults = Field(default_factory=CloudDefaults)
+
+
+class FunctionInput(ApiModel):
+    """The input object a Composition passes to this function."""
+
+    spec: InputSpec = Field(default_factory=InputSpec)
+
+    def chart(self, name: str) -> Chart:
+        """The chart for ``name``: the Composition's override, else the catalogue's."""
+        if name in self.spec.charts:
+            return self.spec.charts[name]
+        repository, chart, version = DEFAULT_CHARTS[name]
+        return Chart(repository=repository, chart=chart, version=version)
+
+    def node_pool_defaults(self, cloud: Cloud, profile: Profile) -> NodePoolDefaults:
+        """Instance type and accelerator for ``cloud`` under ``profile``."""
+        per_cloud: CloudDefaults | None = getattr(self.spec, cloud.value, None)
+        override = getattr(per_cloud, profile.value, None) if per_cloud else None
+        if override is not None:
+            return override
+        instance_type, accelerator, count = DEFAULT_NODE_POOLS[(cloud, profile)]
+        return NodePoolDefaults(
+            instance_type=instance_type, accelerator_type=accelerator, accelerator_count=count
+        )

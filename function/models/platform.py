@@ -1,0 +1,178 @@
+"""XOllamaPlatform: the claim a platform team's users apply.
+
+Field names follow the API contract in DESIGN.md. Structural rules (types, enums,
+bounds, patterns) live on the fields; cross-field rules live in
+``function.validation`` with exact field paths, and the same rules are published
+as CEL ``x-kubernetes-validations`` in the generated XRD.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from function.models.common import (
+    ApiModel,
+    BlockStorage,
+    Cloud,
+    Cni,
+    Ingress,
+    Mesh,
+    ObjectStorage,
+    Observability,
+    Policies,
+    Policy,
+    Profile,
+    Resources,
+    Scaling,
+    Serving,
+    Storage,
+    dns_label,
+)
+
+ClusterName = dns_label(20)
+ModelName = dns_label(40)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class SecretKeyRef(ApiModel):
+    """A key in a Secret that holds a kubeconfig."""
+
+    name: Name
+    namespace: Name
+    key: ShortText = "kubeconfig"
+
+
+class Kubeconfig(ApiModel):
+    """How in-cluster resources reach the cluster: exactly one of the two options."""
+
+    secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        alias="secretRef",
+        description="Compose provider-helm and provider-kubernetes ProviderConfigs from it.",
+    )
+    provider_config_name: Name | None = Field(
+        default=None,
+        alias="providerConfigName",
+        description="Use existing provider-helm and provider-kubernetes ProviderConfigs.",
+    )
+
+
+SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+
+
+class AwsCluster(ApiModel):
+    """The existing EKS cluster the GPU node group joins."""
+
+    cluster_name: Annotated[
+        str, StringConstraints(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]*$", max_length=100)
+    ] = Field(alias="clusterName")
+    subnet_ids: list[SubnetId] = Field(alias="subnetIds", min_length=1, max_length=16)
+
+
+class GcpCluster(ApiModel):
+    """The existing GKE cluster the GPU node pool joins."""
+
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")]
+    cluster_name: Annotated[
+        str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+    ] = Field(alias="clusterName")
+
+
+class AzureCluster(ApiModel):
+    """The existing AKS cluster the GPU node pool joins."""
+
+    resource_group_name: Annotated[
+        str, StringConstraints(pattern=r"^[-\w\._\(\)]{1,90}$")
+    ] = Field(alias="resourceGroupName")
+    cluster_id: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+            r"Microsoft\.ContainerService/managedClusters/[^/]+$",
+            max_length=512,
+        ),
+    ] = Field(alias="clusterId")
+
+
+class Accelerator(ApiModel):
+    """The GPU attached to each node."""
+
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9]*$", max_length=64)]
+    count: int = Field(default=1, ge=1, le=16)
+
+
+class GpuNodePool(ApiModel):
+    """The GPU node pool; unset fields take the cloud's and profile's defaults."""
+
+    instance_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = (
+        Field(default=None, alias="instanceType")
+    )
+    accelerator: Accelerator | None = None
+    min_nodes: int | None = Field(default=None, alias="minNodes", ge=0, le=1000)
+    max_nodes: int | None = Field(default=None, alias="maxNodes", ge=1, le=1000)
+    spot: bool = False
+    disk_size_gb: int = Field(default=200, alias="diskSizeGb", ge=20, le=4096)
+
+
+class Bucket(ApiModel):
+    """Cloud object storage for model artefacts."""
+
+    enabled: bool = True
+    versioning: bool = True
+
+
+class ClusterSpec(ApiModel):
+    """One Kubernetes cluster the platform spans."""
+
+    name: ClusterName
+    cloud: Cloud
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9]*$", max_length=64)] | None = None
+    provider_config_name: Name = Field(default="default", alias="providerConfigName")
+    kubeconfig: Kubeconfig
+    aws: AwsCluster | None = None
+    gcp: GcpCluster | None = None
+    azure: AzureCluster | None = None
+    gpu_node_pool: GpuNodePool | None = Field(default=None, alias="gpuNodePool")
+    bucket: Bucket = Field(default_factory=Bucket)
+
+
+class ModelSpec(ApiModel):
+    """One Ollama model, served on each of its target clusters."""
+
+    name: ModelName
+    model: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._/:]*$", max_length=128)]
+    replicas: int = Field(default=1, ge=1, le=100)
+    resources: Resources = Field(default_factory=Resources)
+    storage: Storage = Field(default_factory=Storage)
+    scaling: Scaling = Field(default_factory=Scaling)
+    clusters: list[ClusterName] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Names of target clusters; empty means every cluster.",
+    )
+
+
+class Components(ApiModel):
+    """Each field overrides the profile's default."""
+
+    cni: Cni | None = None
+    mesh: Mesh | None = None
+    ingress: Ingress | None = None
+    block_storage: BlockStorage | None = Field(default=None, alias="blockStorage")
+    object_storage: ObjectStorage | None = Field(default=None, alias="objectStorage")
+    serving: Serving | None = None
+    observability: Observability | None = None
+    policies: Policies | None = None
+
+
+class PlatformSpec(ApiModel):
+    """The spec of an XOllamaPlatform."""
+
+    profile: Profile = Profile.PRODUCTION
+    clusters: list[ClusterSpec] = Field(min_length=1, max_length=16)
+    models: list[ModelSpec] = Field(default_factory=list, max_length=32)
+    components: Components = Field(default_factory=Components)
+    policy: Policy = Field(default_factory=Policy)

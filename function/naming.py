@@ -1,0 +1,87 @@
+"""Keys, external names and labels: pure functions, DNS-1123 checked."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+LABEL_PREFIX = "ollama.openhands.ai"
+LABEL_PLATFORM = f"{LABEL_PREFIX}/platform"
+LABEL_CLUSTER = f"{LABEL_PREFIX}/cluster"
+LABEL_ROLE = f"{LABEL_PREFIX}/role"
+LABEL_MODEL = f"{LABEL_PREFIX}/model"
+LABEL_FLEET = f"{LABEL_PREFIX}/fleet"
+GPU_LABEL = f"{LABEL_PREFIX}/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+EXTERNAL_NAME = "crossplane.io/external-name"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def digest(*parts: str, length: int = 8) -> str:
+    """A short, stable hex digest of ``parts``; not a secret, only a disambiguator."""
+    joined = "\x00".join(parts).encode()
+    return hashlib.sha256(joined).hexdigest()[:length]
+
+
+def is_dns_label(value: str, max_length: int = 63) -> bool:
+    """Tell whether ``value`` is a DNS-1123 label of at most ``max_length`` characters."""
+    return len(value) <= max_length and bool(_DNS_LABEL.match(value))
+
+
+def dns_label(*parts: str, max_length: int = 63) -> str:
+    """Join ``parts`` with '-' into a DNS-1123 label, shortened with a digest if too long.
+
+    The result is stable: the same parts always give the same label.
+    """
+    raw = "-".join(p for p in parts if p)
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-") or "x"
+    if len(cleaned) <= max_length:
+        return cleaned
+    suffix = digest(raw)
+    head = cleaned[: max_length - len(suffix) - 1].rstrip("-")
+    return f"{head}-{suffix}"
+
+
+def key(*parts: str) -> str:
+    """A composition resource name: the parts joined with '-'."""
+    return "-".join(parts)
+
+
+def bucket_name(platform_uid: str, platform: str, cluster: str) -> str:
+    """A globally unique, stable S3/GCS bucket name (3-63 chars, lowercase, no dots).
+
+    The digest covers the XR's uid (or name when no uid is known yet), so two
+    claims with the same cluster name never collide, and reconciles agree.
+    """
+    suffix = digest(platform_uid or platform, cluster, length=10)
+    head = dns_label("ollama", platform, cluster, max_length=63 - len(suffix) - 1)
+    return f"{head}-{suffix}"
+
+
+def azure_storage_account_name(platform_uid: str, platform: str, cluster: str) -> str:
+    """A storage account name: 3-24 lowercase alphanumerics, globally unique and stable."""
+    suffix = digest(platform_uid or platform, cluster, length=10)
+    head = re.sub(r"[^a-z0-9]", "", f"ol{cluster}")[: 24 - len(suffix)]
+    return f"{head}{suffix}"
+
+
+def azure_node_pool_name(platform_uid: str, platform: str, cluster: str) -> str:
+    """An AKS Linux node pool name: at most 12 lowercase alphanumerics, starting with a letter."""
+    suffix = digest(platform_uid or platform, cluster, length=4)
+    head = re.sub(r"[^a-z0-9]", "", f"gpu{cluster}")[: 12 - len(suffix)]
+    return f"{head}{suffix}"
+
+
+def gcp_service_account_id(platform_uid: str, platform: str, cluster: str) -> str:
+    """A GCP service account id: 6-30 chars, lowercase letters, digits and '-'."""
+    suffix = digest(platform_uid or platform, cluster, length=6)
+    head = dns_label("ollama", cluster, max_length=30 - len(suffix) - 1)
+    return f"{head}-{suffix}"
+
+
+def node_pool_name(platform: str, cluster: str, max_length: int = 63) -> str:
+    """An EKS node group or GKE node pool name, stable per claim and cluster."""
+    suffix = digest(platform, cluster, length=6)
+    head = dns_label("ollama-gpu", cluster, max_length=max_length - len(suffix) - 1)
+    return f"{head}-{suffix}"

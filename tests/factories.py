@@ -1,0 +1,93 @@
+"""Build typed claims and resolved contexts for unit tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function.context import (
+    ClusterContext,
+    PlatformContext,
+    ResolvedComponents,
+    effective_components,
+    resolve_node_pool,
+)
+from function.models.input import FunctionInput
+from function.models.platform import PlatformSpec
+
+CLOUD_BLOCKS: dict[str, dict[str, Any]] = {
+    "aws": {
+        "region": "us-east-1",
+        "aws": {"clusterName": "eks-prod", "subnetIds": ["subnet-0a1b2c3d4e5f60718"]},
+    },
+    "gcp": {"region": "us-central1", "gcp": {"project": "my-project", "clusterName": "gke-prod"}},
+    "azure": {
+        "region": "eastus",
+        "azure": {
+            "resourceGroupName": "rg-ollama",
+            "clusterId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+            "rg-ollama/providers/Microsoft.ContainerService/managedClusters/aks-prod",
+        },
+    },
+    "existing": {},
+}
+
+
+def cluster_dict(name: str = "c1", cloud: str = "aws", **extra: Any) -> dict[str, Any]:
+    """A valid cluster entry for ``cloud``."""
+    return {
+        "name": name,
+        "cloud": cloud,
+        "kubeconfig": {"secretRef": {"name": f"{name}-kubeconfig", "namespace": "crossplane-system"}},
+        **CLOUD_BLOCKS[cloud],
+        **extra,
+    }
+
+
+def platform_spec(
+    clouds: tuple[str, ...] = ("aws",), profile: str = "production", **extra: Any
+) -> PlatformSpec:
+    """A valid PlatformSpec with one cluster per cloud."""
+    raw = {
+        "profile": profile,
+        "clusters": [cluster_dict(f"{c}-1", c) for c in clouds],
+        "models": [{"name": "llama2", "model": "llama2"}],
+        **extra,
+    }
+    return PlatformSpec.model_validate(raw)
+
+
+def cluster_context(
+    cloud: str = "aws",
+    profile: str = "production",
+    components: dict[str, str] | None = None,
+    inputs: FunctionInput | None = None,
+    **cluster_extra: Any,
+) -> ClusterContext:
+    """A resolved ClusterContext for one cluster of ``cloud``, ProviderConfigs observed."""
+    raw = {
+        "profile": profile,
+        "clusters": [cluster_dict(f"{cloud}-1", cloud, **cluster_extra)],
+        "components": components or {},
+    }
+    spec = PlatformSpec.model_validate(raw)
+    inputs = inputs or FunctionInput()
+    resolved = ResolvedComponents.resolve(spec.profile, spec.components)
+    platform = PlatformContext(
+        name="demo-abc12",
+        uid="7f0c2d4e-0000-4000-8000-000000000001",
+        profile=spec.profile,
+        components=resolved,
+        inputs=inputs,
+        max_storage_request=spec.policy.max_storage_request,
+        claim_name="demo",
+        claim_namespace="team-a",
+    )
+    cluster = spec.clusters[0]
+    return ClusterContext(
+        platform=platform,
+        spec=cluster,
+        components=effective_components(resolved, cluster),
+        node_pool=resolve_node_pool(spec, cluster, inputs),
+        helm_provider_config=f"{cluster.name}-helm-pc",
+        kubernetes_provider_config=f"{cluster.name}-kubernetes-pc",
+    )
