@@ -85,3 +85,9 @@ def node_pool_name(platform: str, cluster: str, max_length: int = 63) -> str:
     suffix = digest(platform, cluster, length=6)
     head = dns_label("ollama-gpu", cluster, max_length=max_length - len(suffix) - 1)
     return f"{head}-{suffix}"
+
+# Model namespaces carry this label; the Kyverno policies and the fleet agree on it.
+MODEL_NAMESPACE_LABEL = f"{LABEL_PREFIX}/model-namespace"
+# Model pods carry this label; require-gpu-limits matches on it.
+MODEL_POD_LABEL = "app.kubernetes.io/part-of"
+MODEL_POD_LABEL_VALUE = "ollama-platform"

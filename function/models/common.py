@@ -33,6 +33,16 @@ class ApiModel(BaseModel):
     )
 
 
+def cel(*rules: tuple[str, str]) -> ConfigDict:
+    """ApiModel's config plus CEL ``x-kubernetes-validations`` (rule, message) for the XRD."""
+    return ConfigDict(
+        **ApiModel.model_config,
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]
+        },
+    )
+
+
 class Profile(StrEnum):
     """The seed's two recommendations."""
 
@@ -133,6 +143,14 @@ class Storage(ApiModel):
 
 class Scaling(ApiModel):
     """Replica bounds and the autoscaling target."""
+
+    model_config = cel(
+        (
+            "!has(self.minReplicas) || !has(self.maxReplicas) || "
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must not exceed maxReplicas",
+        ),
+    )
 
     min_replicas: int = Field(default=1, alias="minReplicas", ge=0, le=100)
     max_replicas: int = Field(default=10, alias="maxReplicas", ge=1, le=100)

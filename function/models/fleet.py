@@ -75,6 +75,11 @@ class Target(ApiModel):
 class FleetSpec(ApiModel):
     """The spec of an XOllamaFleet."""
 
+    name: dns_label(40) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Name of the served model, used for its namespace and objects; "
+        "defaults to the XR's name.",
+    )
     model: Annotated[
         str, StringConstraints(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._/:]*$", max_length=128)
     ]

@@ -8,12 +8,13 @@ as CEL ``x-kubernetes-validations`` in the generated XRD.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
 from function.models.common import (
     ApiModel,
+    cel,
     BlockStorage,
     Cloud,
     Cni,
@@ -31,6 +32,11 @@ from function.models.common import (
     dns_label,
 )
 
+LIST_MAP_BY_NAME: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["name"],
+}
+
 ClusterName = dns_label(20)
 ModelName = dns_label(40)
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
@@ -47,6 +53,13 @@ class SecretKeyRef(ApiModel):
 
 class Kubeconfig(ApiModel):
     """How in-cluster resources reach the cluster: exactly one of the two options."""
+
+    model_config = cel(
+        (
+            "has(self.secretRef) != has(self.providerConfigName)",
+            "set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName",
+        ),
+    )
 
     secret_ref: SecretKeyRef | None = Field(
         default=None,
@@ -107,6 +120,13 @@ class Accelerator(ApiModel):
 class GpuNodePool(ApiModel):
     """The GPU node pool; unset fields take the cloud's and profile's defaults."""
 
+    model_config = cel(
+        (
+            "!has(self.minNodes) || !has(self.maxNodes) || self.minNodes <= self.maxNodes",
+            "minNodes must not exceed maxNodes",
+        ),
+    )
+
     instance_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = (
         Field(default=None, alias="instanceType")
     )
@@ -126,6 +146,22 @@ class Bucket(ApiModel):
 
 class ClusterSpec(ApiModel):
     """One Kubernetes cluster the platform spans."""
+
+    model_config = cel(
+        *[
+            (f"self.cloud != '{c}' || has(self.{c})", f"{c} is required when cloud is {c}")
+            for c in ("aws", "gcp", "azure")
+        ],
+        *[
+            (f"self.cloud == '{c}' || !has(self.{c})", f"{c} must only be set when cloud is {c}")
+            for c in ("aws", "gcp", "azure")
+        ],
+        ("self.cloud == 'existing' || has(self.region)", "region is required for a cloud cluster"),
+        (
+            "self.cloud != 'existing' || !has(self.gpuNodePool)",
+            "gpuNodePool is not supported when cloud is existing",
+        ),
+    )
 
     name: ClusterName
     cloud: Cloud
@@ -171,8 +207,20 @@ class Components(ApiModel):
 class PlatformSpec(ApiModel):
     """The spec of an XOllamaPlatform."""
 
+    model_config = cel(
+        (
+            "!has(self.models) || self.models.all(m, !has(m.clusters) || "
+            "m.clusters.all(c, self.clusters.exists(k, k.name == c)))",
+            "every models[].clusters entry must name a cluster in spec.clusters",
+        ),
+    )
+
     profile: Profile = Profile.PRODUCTION
-    clusters: list[ClusterSpec] = Field(min_length=1, max_length=16)
-    models: list[ModelSpec] = Field(default_factory=list, max_length=32)
+    clusters: list[ClusterSpec] = Field(
+        min_length=1, max_length=16, json_schema_extra=LIST_MAP_BY_NAME
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list, max_length=32, json_schema_extra=LIST_MAP_BY_NAME
+    )
     components: Components = Field(default_factory=Components)
     policy: Policy = Field(default_factory=Policy)

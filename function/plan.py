@@ -1,0 +1,270 @@
+"""Pure planning: (typed claim, observed state, input) -> desired resources and status.
+
+Nothing here knows about gRPC. ``fn.py`` decodes the request, calls one of the
+two planners, and encodes the Plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from function import clouds, fleet, naming, stack, status, usages
+from function.composed import Composed, Gate, Need
+from function.context import (
+    PROMETHEUS_ADDRESS,
+    ClusterContext,
+    PlatformContext,
+    ResolvedComponents,
+    effective_components,
+    resolve_node_pool,
+)
+from function.models.common import Observability, Serving
+from function.models.fleet import FleetSpec
+from function.models.input import FunctionInput
+from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
+from function.readiness import Selection, is_ready, select, waiting_reason
+from function.status import Condition, model_targets
+from function.wrap import object_key, provider_config_key, release_key
+
+FLEET_API = "openhands.ai/v1alpha1"
+FLEET_KIND = "XOllamaFleet"
+
+Observed = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything the runner writes into the response."""
+
+    resources: list[Composed]
+    ready: dict[str, bool]
+    status: dict[str, Any]
+    conditions: list[Condition] = field(default_factory=list)
+    connection_details: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    composite_ready: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class XrMeta:
+    """The parts of the observed XR's metadata the plan uses."""
+
+    name: str
+    uid: str = ""
+    claim_name: str = ""
+    claim_namespace: str = ""
+
+    @classmethod
+    def of(cls, xr: Mapping[str, Any]) -> XrMeta:
+        """Read name, uid and claim reference labels from an observed XR."""
+        meta = xr.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        return cls(
+            name=str(meta.get("name") or "unnamed"),
+            uid=str(meta.get("uid") or ""),
+            claim_name=str(labels.get("crossplane.io/claim-name") or ""),
+            claim_namespace=str(labels.get("crossplane.io/claim-namespace") or ""),
+        )
+
+
+def _provider_configs(ctx: ClusterContext) -> list[Composed]:
+    ref = ctx.spec.kubeconfig.secret_ref
+    if ref is None:
+        return []
+    credentials = {
+        "source": "Secret",
+        "secretRef": {"name": ref.name, "namespace": ref.namespace, "key": ref.key},
+    }
+    out = []
+    for provider, api in (
+        ("helm", "helm.crossplane.io/v1beta1"),
+        ("kubernetes", "kubernetes.crossplane.io/v1alpha1"),
+    ):
+        out.append(
+            Composed(
+                key=provider_config_key(ctx.name, provider),
+                body={
+                    "apiVersion": api,
+                    "kind": "ProviderConfig",
+                    "metadata": {"labels": ctx.labels(f"providerconfig-{provider}")},
+                    "spec": {"credentials": credentials},
+                },
+            )
+        )
+    return out
+
+
+def _observed_name(observed: Observed, key: str) -> str | None:
+    obj = observed.get(key)
+    if obj is None:
+        return None
+    name = (obj.get("metadata") or {}).get("name")
+    return str(name) if name else None
+
+
+def _cluster_context(
+    platform: PlatformContext, spec: PlatformSpec, cluster: ClusterSpec, observed: Observed
+) -> ClusterContext:
+    if cluster.kubeconfig.secret_ref is not None:
+        helm_pc = _observed_name(observed, provider_config_key(cluster.name, "helm"))
+        k8s_pc = _observed_name(observed, provider_config_key(cluster.name, "kubernetes"))
+    else:
+        helm_pc = k8s_pc = cluster.kubeconfig.provider_config_name
+    return ClusterContext(
+        platform=platform,
+        spec=cluster,
+        components=effective_components(platform.components, cluster),
+        node_pool=resolve_node_pool(spec, cluster, platform.inputs),
+        helm_provider_config=helm_pc,
+        kubernetes_provider_config=k8s_pc,
+    )
+
+
+def fleet_key(cluster: str, model: str) -> str:
+    """Composition resource name of the XOllamaFleet of ``model`` on ``cluster``."""
+    return naming.key(cluster, "fleet", model)
+
+
+def fleet_spec(ctx: ClusterContext, model: ModelSpec) -> dict[str, Any]:
+    """The spec of the XOllamaFleet serving ``model`` on ``ctx``'s cluster."""
+    c = ctx.components
+    body = model.model_dump(
+        by_alias=True, mode="json", include={"model", "replicas", "resources", "storage", "scaling"}
+    )
+    target: dict[str, Any] = {
+        "providerConfigName": ctx.kubernetes_provider_config or "",
+        "helmProviderConfigName": ctx.helm_provider_config or "",
+        "cloud": ctx.cloud.value,
+        "clusterName": ctx.name,
+        "acceleratorCount": ctx.node_pool.accelerator_count if ctx.node_pool else 1,
+    }
+    if c.observability is not Observability.NONE:
+        target["prometheusAddress"] = PROMETHEUS_ADDRESS
+    return {
+        "name": model.name,
+        **body,
+        "target": target,
+        "serving": c.serving.value,
+        "mesh": c.mesh.value,
+        "ingress": c.ingress.value,
+        "observability": c.observability.value,
+        "policies": c.policies.value,
+        "policy": {"maxStorageRequest": ctx.platform.max_storage_request},
+        "defaultStorageClass": c.storage_class(),
+    }
+
+
+def _fleet(ctx: ClusterContext, model: ModelSpec) -> Composed:
+    """The XOllamaFleet of ``model`` on ``ctx``'s cluster, gated on what it runs on."""
+    gates = [
+        Gate(provider_config_key(ctx.name, "helm"), Need.EXISTS),
+        Gate(provider_config_key(ctx.name, "kubernetes"), Need.EXISTS),
+        Gate(naming.key(ctx.name, "nodepool"), Need.READY),
+        Gate(release_key(ctx.name, "gpu-operator"), Need.READY),
+        Gate(release_key(ctx.name, "istiod"), Need.READY),
+        Gate(release_key(ctx.name, "linkerd-control-plane"), Need.READY),
+    ]
+    if ctx.components.serving is Serving.KNATIVE:
+        gates.append(Gate(object_key(ctx.name, "knative-serving"), Need.READY))
+    else:
+        gates.append(Gate(release_key(ctx.name, "keda"), Need.READY))
+    return Composed(
+        key=fleet_key(ctx.name, model.name),
+        body={
+            "apiVersion": FLEET_API,
+            "kind": FLEET_KIND,
+            "metadata": {
+                "labels": {**ctx.labels("fleet"), naming.LABEL_MODEL: model.name},
+            },
+            "spec": fleet_spec(ctx, model),
+        },
+        gates=tuple(gates),
+    )
+
+
+def _readiness(selection: Selection, observed: Observed) -> dict[str, bool]:
+    return {c.key: is_ready(observed.get(c.key)) for c in selection.emitted}
+
+
+def _waiting_message(selection: Selection, ready: Mapping[str, bool], observed: Observed) -> str:
+    parts = [
+        f"{key} ({waiting_reason(observed.get(key))})"
+        for key, ok in sorted(ready.items())
+        if not ok
+    ]
+    parts += [f"{key} (waits for {', '.join(deps)})" for key, deps in sorted(selection.held.items())]
+    shown = parts[:5]
+    more = f" and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
+    return "waiting for " + "; ".join(shown) + more if parts else ""
+
+
+def plan_platform(
+    xr: XrMeta, spec: PlatformSpec, inputs: FunctionInput, observed: Observed
+) -> Plan:
+    """Plan an XOllamaPlatform: per cluster its cloud, stack and fleets, gated and ordered."""
+    platform = PlatformContext(
+        name=xr.name,
+        uid=xr.uid,
+        profile=spec.profile,
+        components=ResolvedComponents.resolve(spec.profile, spec.components),
+        inputs=inputs,
+        max_storage_request=spec.policy.max_storage_request,
+        claim_name=xr.claim_name,
+        claim_namespace=xr.claim_namespace,
+    )
+    contexts = [_cluster_context(platform, spec, c, observed) for c in spec.clusters]
+    candidates: list[Composed] = []
+    for ctx in contexts:
+        per_cluster = [*_provider_configs(ctx), *clouds.build(ctx), *stack.build(ctx)]
+        per_cluster += [_fleet(ctx, m) for m in spec.models if ctx.spec in model_targets(spec, m)]
+        per_cluster += usages.build(ctx, per_cluster)
+        candidates += per_cluster
+    selection = select(candidates, observed)
+    ready = _readiness(selection, observed)
+    report = status.platform_status(contexts, spec, selection, ready, observed)
+    composite_ready = not selection.held and all(ready.values())
+    message = _waiting_message(selection, ready, observed)
+    conditions = [
+        *report.conditions,
+        Condition(
+            "Progressing" if not composite_ready else "Available",
+            True,
+            "Creating" if not composite_ready else "Available",
+            message or "every composed resource is ready",
+        ),
+    ]
+    return Plan(
+        resources=sorted(selection.emitted, key=lambda c: c.key),
+        ready=ready,
+        status=report.status,
+        conditions=conditions,
+        connection_details=report.connection_details,
+        composite_ready=composite_ready,
+    )
+
+
+def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Observed) -> Plan:
+    """Plan an XOllamaFleet: the model's objects on its cluster."""
+    candidates = fleet.build(xr.name, spec, inputs)
+    selection = select(candidates, observed)
+    ready = _readiness(selection, observed)
+    composite_ready = not selection.held and all(ready.values())
+    endpoint = fleet.endpoint(xr.name, spec)
+    message = _waiting_message(selection, ready, observed)
+    return Plan(
+        resources=sorted(selection.emitted, key=lambda c: c.key),
+        ready=ready,
+        status={"endpoint": endpoint, "ready": composite_ready, "model": spec.model},
+        conditions=[
+            Condition(
+                "ModelReady",
+                composite_ready,
+                "Available" if composite_ready else "Creating",
+                message or f"{spec.model} serves at {endpoint}",
+            )
+        ],
+        connection_details={"endpoint": endpoint},
+        composite_ready=composite_ready,
+    )

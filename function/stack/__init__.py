@@ -1,0 +1,19 @@
+"""The in-cluster stack: one module per component group, in bring-up order."""
+
+from __future__ import annotations
+
+from function.composed import Composed
+from function.context import ClusterContext
+from function.stack import gpu, mesh, networking, observability, policies, serving, storage
+
+# Bring-up order; the gates on each resource enforce it, this only keeps the
+# output readable.
+GROUPS = (networking, mesh, policies, storage, gpu, serving, observability)
+
+
+def build(ctx: ClusterContext) -> list[Composed]:
+    """Every in-cluster Release and Object of one cluster."""
+    out: list[Composed] = []
+    for group in GROUPS:
+        out.extend(group.build(ctx))
+    return out

@@ -1,0 +1,309 @@
+"""In-cluster storage: block storage (Rook-Ceph or Longhorn) and object storage (MinIO or Ceph RGW).
+
+Block storage:
+
+- ``rook-ceph``: the ``rook-ceph`` operator chart, then the ``rook-ceph-cluster``
+  chart carrying the seed's CephCluster spec (three mons on distinct nodes, SSL
+  dashboard, every node, no automatic device claiming, one OSD per device) and a
+  replicated (size 3) block pool whose StorageClass is ``rook-ceph-block``. The
+  seed's ``storeType: bluestore`` is expressed the current way
+  (``storage.store.type``); ``journalSizeMB`` is dropped because journals belonged
+  to FileStore, which Rook no longer supports. ``databaseSizeMB`` is still a Rook
+  OSD setting and is kept.
+- ``longhorn``: the Longhorn chart; its StorageClass is ``longhorn``.
+
+Object storage:
+
+- ``minio``: the MinIO operator and a tenant with the seed's 4 servers x 4 volumes x
+  1Ti. The open-source MinIO operator is deprecated upstream; it stays available as
+  an option and the profiles default to cloud buckets. Root credentials come from
+  an existing Secret (``MINIO_CONFIG_SECRET`` in ``MINIO_TENANT_NAMESPACE``, key
+  ``config.env`` exporting ``MINIO_ROOT_USER`` and ``MINIO_ROOT_PASSWORD``); the
+  function never generates credentials. The seed's ``logging.audit.diskCapacityGB``
+  is gone: current Tenant CRDs have no audit settings.
+- ``rook-ceph``: a CephObjectStore in the Rook cluster (needs block storage
+  ``rook-ceph``; the claim validation rejects other combinations).
+- ``cloud`` / ``none``: nothing in-cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function import wrap
+from function.composed import Composed, Gate, Need
+from function.context import ClusterContext
+from function.models.common import BlockStorage, ObjectStorage, Observability, Profile
+
+ROOK_NAMESPACE = "rook-ceph"
+ROOK_BLOCK_POOL = "ceph-blockpool"
+ROOK_BLOCK_STORAGE_CLASS = "rook-ceph-block"
+CEPH_OBJECT_STORE = "ollama-models"
+
+LONGHORN_NAMESPACE = "longhorn-system"
+LONGHORN_STORAGE_CLASS = "longhorn"
+
+MINIO_OPERATOR_NAMESPACE = "minio-operator"
+MINIO_TENANT_NAMESPACE = "minio-tenant"
+MINIO_TENANT_NAME = "minio-tenant"
+# The seed's credentials Secret name; it must hold ``config.env`` (see module docstring).
+MINIO_CONFIG_SECRET = "minio-creds-secret"  # noqa: S105  # a Secret's name, not a secret
+
+# The seed's tenant: 4 servers x 4 volumes x 1Ti.
+MINIO_SERVERS = 4
+MINIO_VOLUMES_PER_SERVER = 4
+MINIO_VOLUME_SIZE = "1Ti"
+
+# Ceph's replicated pools keep three copies, on distinct hosts.
+CEPH_REPLICAS = 3
+
+
+def _ready(ctx: ClusterContext, component: str) -> Gate:
+    return Gate(wrap.release_key(ctx.name, component), Need.READY)
+
+
+def _monitored(ctx: ClusterContext) -> bool:
+    """Whether Prometheus Operator CRDs are installed (kube-prometheus-stack)."""
+    return ctx.components.observability is not Observability.NONE
+
+
+def ceph_cluster_spec() -> dict[str, Any]:
+    """The seed's CephCluster spec, in the form current Rook takes."""
+    return {
+        "dataDirHostPath": "/var/lib/rook",
+        "mon": {"count": 3, "allowMultiplePerNode": False},
+        "dashboard": {"enabled": True, "ssl": True},
+        "storage": {
+            "useAllNodes": True,
+            "useAllDevices": False,
+            "store": {"type": "bluestore"},
+            "config": {"osdsPerDevice": "1", "databaseSizeMB": "1024"},
+        },
+    }
+
+
+def ceph_block_pool_spec() -> dict[str, Any]:
+    """A replicated pool: three copies on distinct hosts (the block pool, RGW pools)."""
+    return {"failureDomain": "host", "replicated": {"size": CEPH_REPLICAS}}
+
+
+def _rbd_storage_class_parameters() -> dict[str, str]:
+    # Helm replaces lists whole, so the pool entry carries the CSI parameters the
+    # chart's default entry would have had.
+    provisioner = "rook-csi-rbd-provisioner"
+    node = "rook-csi-rbd-node"
+    return {
+        "imageFormat": "2",
+        "imageFeatures": "layering",
+        "csi.storage.k8s.io/provisioner-secret-name": provisioner,
+        "csi.storage.k8s.io/provisioner-secret-namespace": ROOK_NAMESPACE,
+        "csi.storage.k8s.io/controller-expand-secret-name": provisioner,
+        "csi.storage.k8s.io/controller-expand-secret-namespace": ROOK_NAMESPACE,
+        "csi.storage.k8s.io/controller-publish-secret-name": provisioner,
+        "csi.storage.k8s.io/controller-publish-secret-namespace": ROOK_NAMESPACE,
+        "csi.storage.k8s.io/node-stage-secret-name": node,
+        "csi.storage.k8s.io/node-stage-secret-namespace": ROOK_NAMESPACE,
+        "csi.storage.k8s.io/fstype": "ext4",
+    }
+
+
+def rook_cluster_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of the ``rook-ceph-cluster`` chart."""
+    return {
+        "operatorNamespace": ROOK_NAMESPACE,
+        "cephClusterSpec": ceph_cluster_spec(),
+        "cephBlockPools": [
+            {
+                "name": ROOK_BLOCK_POOL,
+                "spec": ceph_block_pool_spec(),
+                "storageClass": {
+                    "enabled": True,
+                    "name": ROOK_BLOCK_STORAGE_CLASS,
+                    # The cloud's own default StorageClass stays the default;
+                    # workloads name this class explicitly.
+                    "isDefault": False,
+                    "reclaimPolicy": "Delete",
+                    "allowVolumeExpansion": True,
+                    "volumeBindingMode": "Immediate",
+                    "parameters": _rbd_storage_class_parameters(),
+                },
+            }
+        ],
+        # The chart's default filesystem and object store are not used; the
+        # object store, when chosen, is its own CephObjectStore.
+        "cephFileSystems": [],
+        "cephObjectStores": [],
+        "monitoring": {"enabled": _monitored(ctx)},
+    }
+
+
+def _rook(ctx: ClusterContext) -> list[Composed]:
+    monitored = _monitored(ctx)
+    operator = wrap.release(
+        ctx,
+        "rook-ceph",
+        chart="rook-ceph",
+        namespace=ROOK_NAMESPACE,
+        values={"crds": {"enabled": True}, "monitoring": {"enabled": monitored}},
+        wait=True,
+    )
+    after = [_ready(ctx, "rook-ceph")]
+    if monitored:
+        # ServiceMonitors need the Prometheus Operator CRDs.
+        after.append(_ready(ctx, "kube-prometheus-stack"))
+    cluster = wrap.release(
+        ctx,
+        "rook-ceph-cluster",
+        chart="rook-ceph-cluster",
+        namespace=ROOK_NAMESPACE,
+        values=rook_cluster_values(ctx),
+        wait=True,
+        wait_timeout="30m",
+        after=after,
+    )
+    return [operator, cluster]
+
+
+def longhorn_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of the Longhorn chart."""
+    replicas = 1 if ctx.platform.profile is Profile.DEVELOPMENT else CEPH_REPLICAS
+    return {
+        "persistence": {
+            # The StorageClass is always named ``longhorn``; workloads name it
+            # explicitly, so the cloud's default class stays the default.
+            "defaultClass": False,
+            "defaultClassReplicaCount": replicas,
+            "reclaimPolicy": "Delete",
+        },
+        "defaultSettings": {"defaultReplicaCount": replicas},
+    }
+
+
+def _longhorn(ctx: ClusterContext) -> list[Composed]:
+    return [
+        wrap.release(
+            ctx,
+            "longhorn",
+            chart="longhorn",
+            namespace=LONGHORN_NAMESPACE,
+            values=longhorn_values(ctx),
+            wait=True,
+        )
+    ]
+
+
+def minio_tenant_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of the MinIO ``tenant`` chart: the seed's tenant, credentials by Secret name."""
+    pool: dict[str, Any] = {
+        "name": "pool-0",
+        "servers": MINIO_SERVERS,
+        "volumesPerServer": MINIO_VOLUMES_PER_SERVER,
+        "size": MINIO_VOLUME_SIZE,
+        "securityContext": {
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "runAsNonRoot": True,
+        },
+        "containerSecurityContext": {
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    storage_class = ctx.components.storage_class()
+    if storage_class:
+        pool["storageClassName"] = storage_class
+    return {
+        "tenant": {
+            "name": MINIO_TENANT_NAME,
+            # An existing Secret: the chart creates none and no key material
+            # passes through the function.
+            "configSecret": {
+                "name": MINIO_CONFIG_SECRET,
+                "existingSecret": True,
+                "accessKey": "",
+                "secretKey": "",
+            },
+            "pools": [pool],
+            "prometheusOperator": _monitored(ctx),
+        }
+    }
+
+
+def _block_storage_release(ctx: ClusterContext) -> str | None:
+    if ctx.components.block_storage is BlockStorage.ROOK_CEPH:
+        return "rook-ceph-cluster"
+    if ctx.components.block_storage is BlockStorage.LONGHORN:
+        return "longhorn"
+    return None
+
+
+def _minio(ctx: ClusterContext) -> list[Composed]:
+    operator = wrap.release(
+        ctx,
+        "minio-operator",
+        chart="minio-operator",
+        namespace=MINIO_OPERATOR_NAMESPACE,
+        wait=True,
+    )
+    after = [_ready(ctx, "minio-operator")]
+    block = _block_storage_release(ctx)
+    if block:
+        # The tenant's volumes come from the block storage's StorageClass.
+        after.append(_ready(ctx, block))
+    tenant = wrap.release(
+        ctx,
+        "minio-tenant",
+        chart="minio-tenant",
+        namespace=MINIO_TENANT_NAMESPACE,
+        values=minio_tenant_values(ctx),
+        after=after,
+    )
+    return [operator, tenant]
+
+
+def ceph_object_store_manifest() -> dict[str, Any]:
+    """The CephObjectStore for model artefacts."""
+    return {
+        "apiVersion": "ceph.rook.io/v1",
+        "kind": "CephObjectStore",
+        "metadata": {"name": CEPH_OBJECT_STORE, "namespace": ROOK_NAMESPACE},
+        "spec": {
+            "metadataPool": ceph_block_pool_spec(),
+            "dataPool": ceph_block_pool_spec(),
+            "preservePoolsOnDelete": True,
+            "gateway": {"port": 80, "instances": 1},
+        },
+    }
+
+
+def _ceph_object_store(ctx: ClusterContext) -> list[Composed]:
+    return [
+        wrap.k8s_object(
+            ctx,
+            "ceph-object-store",
+            ceph_object_store_manifest(),
+            after=(_ready(ctx, "rook-ceph-cluster"),),
+        )
+    ]
+
+
+def build(ctx: ClusterContext) -> list[Composed]:
+    """Block and object storage Releases and Objects of one cluster ([] when off)."""
+    out: list[Composed] = []
+    block = ctx.components.block_storage
+    if block is BlockStorage.ROOK_CEPH:
+        out.extend(_rook(ctx))
+    elif block is BlockStorage.LONGHORN:
+        out.extend(_longhorn(ctx))
+    obj = ctx.components.object_storage
+    if obj is ObjectStorage.MINIO:
+        out.extend(_minio(ctx))
+    elif obj is ObjectStorage.ROOK_CEPH:
+        out.extend(_ceph_object_store(ctx))
+    return out

@@ -1,0 +1,166 @@
+"""The XR status, custom conditions and connection details, from what is observed.
+
+Status carries names, regions, URLs and readiness only: never Secret data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from function import fleet, naming
+from function.models.common import Cloud
+from function.models.fleet import FleetSpec
+from function.readiness import Selection
+
+if TYPE_CHECKING:
+    from function.context import ClusterContext
+    from function.models.platform import ModelSpec, PlatformSpec
+    from function.models.platform import ClusterSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A custom XR condition."""
+
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+
+Observed = Mapping[str, Mapping[str, Any]]
+
+BUCKET_KEYS = {Cloud.AWS: "bucket", Cloud.GCP: "bucket", Cloud.AZURE: "storage-account"}
+
+
+@dataclass(slots=True)
+class Report:
+    """What the plan reports back about the XR."""
+
+    status: dict[str, Any]
+    conditions: list[Condition] = field(default_factory=list)
+    connection_details: dict[str, str] = field(default_factory=dict)
+
+
+def _at_provider(observed: Observed, key: str) -> Mapping[str, Any]:
+    obj = observed.get(key) or {}
+    return (obj.get("status") or {}).get("atProvider") or {}
+
+
+def _external_name(body: Mapping[str, Any]) -> str:
+    return str(((body.get("metadata") or {}).get("annotations") or {}).get(naming.EXTERNAL_NAME, ""))
+
+
+def _bucket(ctx: ClusterContext, emitted: Mapping[str, Any], observed: Observed) -> dict[str, Any]:
+    suffix = BUCKET_KEYS.get(ctx.cloud)
+    key = naming.key(ctx.name, suffix) if suffix else ""
+    if key not in emitted:
+        return {}
+    out: dict[str, Any] = {"name": _external_name(emitted[key].body), "region": ctx.spec.region}
+    seen = _at_provider(observed, key)
+    url = seen.get("arn") or seen.get("url") or seen.get("primaryBlobEndpoint")
+    if url:
+        out["url"] = str(url)
+    return out
+
+
+def _component_of(ctx: ClusterContext, key: str) -> str | None:
+    for kind in ("release", "object"):
+        prefix = f"{ctx.name}-{kind}-"
+        if key.startswith(prefix):
+            return key.removeprefix(prefix)
+    return None
+
+
+def platform_status(
+    contexts: Sequence[ClusterContext],
+    spec: PlatformSpec,
+    selection: Selection,
+    ready: Mapping[str, bool],
+    observed: Observed,
+) -> Report:
+    """Per-cluster and per-model status, conditions and connection details."""
+    emitted = {c.key: c for c in selection.emitted}
+    report = Report(status={})
+    clusters: list[dict[str, Any]] = []
+    pools_ready: list[bool] = []
+    stack_ready: list[bool] = []
+    for ctx in contexts:
+        mine = [k for k in [*emitted, *selection.held] if k.startswith(f"{ctx.name}-")]
+        entry: dict[str, Any] = {
+            "name": ctx.name,
+            "ready": all(ready.get(k, False) for k in mine),
+        }
+        pool_key = naming.key(ctx.name, "nodepool")
+        if ctx.node_pool is not None:
+            body = emitted[pool_key].body if pool_key in emitted else {}
+            entry["nodePool"] = {
+                "name": _external_name(body),
+                "instanceType": ctx.node_pool.instance_type,
+                "ready": ready.get(pool_key, False),
+            }
+            pools_ready.append(ready.get(pool_key, False))
+        bucket = _bucket(ctx, emitted, observed)
+        if bucket:
+            entry["bucket"] = bucket
+            report.connection_details[f"bucket-{ctx.name}"] = bucket["name"]
+            if "url" in bucket:
+                report.connection_details[f"bucket-{ctx.name}-url"] = bucket["url"]
+        components: dict[str, bool] = {}
+        for key in sorted(mine):
+            name = _component_of(ctx, key)
+            if name is not None:
+                components[name] = ready.get(key, False)
+                stack_ready.append(components[name])
+        entry["components"] = components
+        clusters.append(entry)
+    models: list[dict[str, Any]] = []
+    models_ready: list[bool] = []
+    for model in spec.models:
+        for cluster in model_targets(spec, model):
+            key = naming.key(cluster.name, "fleet", model.name)
+            fleet_spec = _fleet_spec(emitted.get(key))
+            ok = ready.get(key, False)
+            models_ready.append(ok)
+            item: dict[str, Any] = {"name": model.name, "cluster": cluster.name, "ready": ok}
+            if fleet_spec is not None:
+                item["endpoint"] = fleet.endpoint(model.name, fleet_spec)
+                report.connection_details[f"model-{model.name}-{cluster.name}"] = item["endpoint"]
+            models.append(item)
+    report.status = {"clusters": clusters, "models": models}
+    held_stack = any("-fleet-" not in k for k in selection.held)
+    report.conditions = [
+        _condition("NodePoolsReady", pools_ready, "GPU node pools"),
+        _condition("StackReady", [*stack_ready, not held_stack], "in-cluster components"),
+        _condition("ModelsReady", models_ready, "models"),
+    ]
+    return report
+
+
+def model_targets(spec: PlatformSpec, model: ModelSpec) -> list[ClusterSpec]:
+    """The clusters a model runs on: its list, or every cluster when empty."""
+    if not model.clusters:
+        return list(spec.clusters)
+    wanted = set(model.clusters)
+    return [c for c in spec.clusters if c.name in wanted]
+
+
+def _fleet_spec(item: Any) -> FleetSpec | None:  # noqa: ANN401  # Composed | None
+    if item is None:
+        return None
+    return FleetSpec.model_validate(item.body["spec"])
+
+
+def _condition(kind: str, flags: Sequence[bool], what: str) -> Condition:
+    total = len(flags)
+    done = sum(flags)
+    ok = done == total
+    if total == 0:
+        return Condition(kind, True, "NotApplicable", f"no {what} in this claim")
+    return Condition(
+        kind,
+        ok,
+        "Available" if ok else "Creating",
+        f"{done}/{total} {what} ready",
+    )
