@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from function.context import (
@@ -38,7 +39,7 @@ def cluster_dict(name: str = "c1", cloud: str = "aws", **extra: Any) -> dict[str
         "name": name,
         "cloud": cloud,
         "kubeconfig": {"secretRef": {"name": f"{name}-kubeconfig", "namespace": "crossplane-system"}},
-        **CLOUD_BLOCKS[cloud],
+        **copy.deepcopy(CLOUD_BLOCKS[cloud]),
         **extra,
     }
 

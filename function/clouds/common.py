@@ -42,7 +42,7 @@ def managed_resource(
     init_provider: dict[str, Any] | None = None,
     management_policies: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The body of one cloud managed resource of this cluster.
+    """Build the body of one cloud managed resource of this cluster.
 
     Args:
         ctx: The cluster the resource belongs to.
@@ -57,6 +57,7 @@ def managed_resource(
 
     Returns:
         The body, without ``metadata.name``.
+
     """
     metadata: dict[str, Any] = {"labels": ctx.labels(role)}
     if external_name is not None:
@@ -73,7 +74,7 @@ def managed_resource(
 
 
 def cloud_tags(ctx: ClusterContext) -> dict[str, str]:
-    """Tags (AWS, Azure) that identify the claim and the cluster entry."""
+    """Return tags (AWS, Azure) that identify the claim and the cluster entry."""
     return {**ctx.platform.tags(), CLUSTER_TAG: ctx.name}
 
 
@@ -83,19 +84,20 @@ def wants_bucket(ctx: ClusterContext) -> bool:
 
 
 def node_pool(ctx: ClusterContext) -> NodePool:
-    """The cluster's resolved GPU node pool (every cloud cluster has one)."""
+    """Return the cluster's resolved GPU node pool (every cloud cluster has one)."""
     if ctx.node_pool is None:  # only existing clusters have none
-        raise ClaimError(f"cluster {ctx.name}", "a cloud cluster needs a GPU node pool")
+        path = f"cluster {ctx.name}"
+        raise ClaimError(path, "a cloud cluster needs a GPU node pool")
     return ctx.node_pool
 
 
 def region(ctx: ClusterContext) -> str:
-    """The cluster's region (AWS region, GCP location, Azure location)."""
+    """Return the cluster's region (AWS region, GCP location, Azure location)."""
     if not ctx.spec.region:
-        raise ClaimError(f"cluster {ctx.name}.region", f"required when cloud is {ctx.cloud}")
+        raise missing(ctx, "region")
     return ctx.spec.region
 
 
-def missing(ctx: ClusterContext, block: str) -> ClaimError:
-    """The error for a cloud cluster without its cloud block (``aws``, ``gcp``, ``azure``)."""
-    return ClaimError(f"cluster {ctx.name}.{block}", f"required when cloud is {ctx.cloud}")
+def missing(ctx: ClusterContext, field: str) -> ClaimError:
+    """Return the error for a cloud cluster without a field it needs (``region``, ``aws``, ...)."""
+    return ClaimError(f"cluster {ctx.name}.{field}", f"required when cloud is {ctx.cloud}")

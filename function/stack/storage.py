@@ -68,7 +68,7 @@ def _monitored(ctx: ClusterContext) -> bool:
 
 
 def ceph_cluster_spec() -> dict[str, Any]:
-    """The seed's CephCluster spec, in the form current Rook takes."""
+    """Return the seed's CephCluster spec in the form current Rook takes."""
     return {
         "dataDirHostPath": "/var/lib/rook",
         "mon": {"count": 3, "allowMultiplePerNode": False},
@@ -83,7 +83,7 @@ def ceph_cluster_spec() -> dict[str, Any]:
 
 
 def ceph_block_pool_spec() -> dict[str, Any]:
-    """A replicated pool: three copies on distinct hosts (the block pool, RGW pools)."""
+    """Return a replicated pool spec: three copies on distinct hosts."""
     return {"failureDomain": "host", "replicated": {"size": CEPH_REPLICAS}}
 
 
@@ -268,7 +268,7 @@ def _minio(ctx: ClusterContext) -> list[Composed]:
 
 
 def ceph_object_store_manifest() -> dict[str, Any]:
-    """The CephObjectStore for model artefacts."""
+    """Build the CephObjectStore for model artefacts."""
     return {
         "apiVersion": "ceph.rook.io/v1",
         "kind": "CephObjectStore",

@@ -1,0 +1,183 @@
+"""Load and memory benchmark: the function against a floor, over loopback gRPC.
+
+    python bench/bench.py [--requests 2000] [--concurrency 8] [--rss-requests 10000]
+
+Prints p50/p95/p99 latency, throughput, RSS before and after, errors and
+response size for a small claim (one existing cluster, development) and a large
+one (aws+gcp+azure+existing, production, 8 models, everything observed ready),
+and the same figures for the floor server answering a precomputed response of
+the same size. Also: time to ready, and the largest claim the XRD allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+import yaml
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.render import request, run  # noqa: E402
+from scripts.stage import walk  # noqa: E402
+from tests.toolchain import free_port, wait_for_port  # noqa: E402
+
+GRPC_LIMIT = 4 << 20
+
+
+def small_xr() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "examples" / "existing" / "xr.yaml").read_text())
+
+
+def large_xr() -> dict[str, Any]:
+    xr = yaml.safe_load((ROOT / "examples" / "multicloud" / "xr.yaml").read_text())
+    base = xr["spec"]["models"][0]
+    xr["spec"]["models"] = [{**base, "name": f"model-{i}", "model": f"llama3:{i}b"} for i in range(8)]
+    return xr
+
+
+def largest_xr() -> dict[str, Any]:
+    """16 clusters x 32 models: the most the XRD admits."""
+    xr = large_xr()
+    clusters = xr["spec"]["clusters"]
+    xr["spec"]["clusters"] = [
+        {**clusters[i % len(clusters)], "name": f"{clusters[i % len(clusters)]['name'][:14]}-{i}"}
+        for i in range(16)
+    ]
+    for c in xr["spec"]["clusters"]:
+        if c["kubeconfig"].get("secretRef"):
+            c["kubeconfig"] = {"secretRef": {**c["kubeconfig"]["secretRef"], "name": f"{c['name']}-kc"}}
+    base = xr["spec"]["models"][0]
+    xr["spec"]["models"] = [{**base, "name": f"model-{i}", "clusters": []} for i in range(32)]
+    return xr
+
+
+def steady_state(xr: dict[str, Any]) -> fnv1.RunFunctionRequest:
+    stages = walk(xr)
+    return request(xr, stages[-1] if stages else {})
+
+
+def launch(argv: list[str]) -> tuple[subprocess.Popen[bytes], int, float]:
+    """Start a server whose argv ends with its listen address; return it, its port, ready time."""
+    port = free_port()
+    t0 = time.monotonic()
+    full = [a.replace("{address}", f"127.0.0.1:{port}") for a in argv]
+    proc = subprocess.Popen(full, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, timeout=30)
+    return proc, port, time.monotonic() - t0
+
+
+async def drive(port: int, req: fnv1.RunFunctionRequest, total: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    size = 0
+    opts = [("grpc.max_receive_message_length", 16 << 20)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+        stub = grpcv1.FunctionRunnerServiceStub(channel)
+        await stub.RunFunction(req)  # warm up
+        queue = iter(range(total))
+
+        async def worker() -> None:
+            nonlocal errors, size
+            for _ in queue:
+                t = time.perf_counter()
+                try:
+                    rsp = await stub.RunFunction(req, timeout=30)
+                    size = rsp.ByteSize()
+                except grpc.RpcError:
+                    errors += 1
+                latencies.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "p50_ms": q[49] * 1e3,
+        "p95_ms": q[94] * 1e3,
+        "p99_ms": q[98] * 1e3,
+        "rps": total / wall,
+        "errors": errors,
+        "bytes": size,
+    }
+
+
+def measure(
+    name: str, argv: list[str], req: fnv1.RunFunctionRequest, total: int, concurrency: int
+) -> dict[str, Any]:
+    """Start a server, drive it, stop it; return the figures."""
+    proc, port, ready = launch(argv)
+    try:
+        rss0 = psutil.Process(proc.pid).memory_info().rss
+        stats = asyncio.run(drive(port, req, total, concurrency))
+        rss1 = psutil.Process(proc.pid).memory_info().rss
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    stats.update(name=name, ready_s=ready, rss0_mb=rss0 / 2**20, rss1_mb=rss1 / 2**20)
+    return stats
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rss-requests", type=int, default=10000)
+    args = parser.parse_args()
+    fn_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, grpcio {grpc.__version__}"
+    )
+    small = steady_state(small_xr())
+    large = steady_state(large_xr())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, req in (("small", small), ("large", large)):
+            rows.append(measure(f"function {label}", fn_argv, req, args.requests, args.concurrency))
+            payload = Path(tmp) / f"{label}.bin"
+            payload.write_bytes(run(req).SerializeToString())
+            floor_argv = [sys.executable, str(ROOT / "bench" / "floor.py"), "{address}", str(payload)]
+            rows.append(measure(f"floor {label}", floor_argv, req, args.requests, args.concurrency))
+    rows.append(measure("function small, RSS run", fn_argv, small, args.rss_requests, args.concurrency))
+    rss = rows[-1]
+    print(
+        f"{'case':26s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
+        f"{'bytes':>8s} {'RSS MiB before -> after':>24s} {'ready s':>7s}"
+    )
+    for r in rows:
+        print(
+            f"{r['name']:26s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['rps']:7.0f} {r['errors']:6d} {r['bytes']:8d} {r['rss0_mb']:12.1f} -> "
+            f"{r['rss1_mb']:8.1f} {r['ready_s']:7.2f}"
+        )
+    growth = (rss["rss1_mb"] - rss["rss0_mb"]) / rss["rss0_mb"] * 100
+    print(f"RSS growth over {args.rss_requests} small requests: {growth:+.1f}%")
+    large_fn, large_floor = rows[2], rows[3]
+    print(f"large p50 / floor p50: {large_fn['p50_ms'] / large_floor['p50_ms']:.2f}x")
+    t0 = time.perf_counter()
+    rsp = run(steady_state(largest_xr()))
+    print(
+        f"largest claim (16 clusters x 32 models), steady state: {len(rsp.desired.resources)} "
+        f"resources, {rsp.ByteSize()} bytes ({rsp.ByteSize() / GRPC_LIMIT * 100:.0f}% of the "
+        f"4 MiB gRPC limit), staged in {time.perf_counter() - t0:.1f}s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

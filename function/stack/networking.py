@@ -1,0 +1,189 @@
+"""Cluster networking: Cilium (CNI) and Contour (ingress).
+
+Cilium
+------
+The seed's ``CiliumConfig`` is not how Cilium is installed today; the Cilium
+Helm chart carries the seed's settings: kube-proxy replacement
+(``kubeProxyReplacement: "true"``, the seed's ``strict`` under its current
+name), Hubble with Relay and the seed's metrics list, Maglev load balancing in
+SNAT mode and the bandwidth manager.
+
+The datapath depends on the cloud (values from the Cilium install guides):
+
+- ``aws``: ENI mode (``eni.enabled``, ``ipam.mode: eni``, ``routingMode: native``):
+  pods get VPC addresses, as with the VPC CNI. Prerequisites: the ``aws-node``
+  DaemonSet is kept off the nodes (patch its nodeSelector to
+  ``io.cilium/aws-node-enabled: "true"``) and the cilium-operator may call the EC2
+  ENI APIs (node role or ``eni.iamRole`` in the cluster values below).
+- ``gcp``: the GKE integration (``gke.enabled``, ``ipam.mode: kubernetes``,
+  node-init to switch kubelet to CNI mode, ``cni.binPath`` of GKE nodes). Native
+  routing needs the cluster's pod CIDR, which the function cannot know: the
+  cluster values ConfigMap must set ``ipv4NativeRoutingCIDR`` (the
+  ``clusterIpv4Cidr`` of the GKE cluster), so on GCP that ConfigMap is required.
+  GKE Dataplane V2 clusters already run a Google-managed Cilium; use ``cni: none``
+  there.
+- ``azure``: AKS Bring-your-own-CNI (``aksbyocni.enabled``): the cluster must have
+  been created with ``--network-plugin none``. Clusters using Azure CNI (or
+  Azure CNI Powered by Cilium) take ``cni: none``.
+- ``existing``: IPAM from the nodes' pod CIDRs (``ipam.mode: kubernetes``), which
+  kubeadm and K3s assign, so Cilium never hands out overlapping addresses.
+
+Kube-proxy replacement talks to the API server directly, and there is no way to
+know its address from here: on EKS, GKE and AKS it is the cluster endpoint, on
+K3s the server's address. Until kube-proxy is removed, Cilium reaches the API
+server through the ``kubernetes`` Service as usual. To run without kube-proxy,
+put ``k8sServiceHost`` and ``k8sServicePort`` (and any other cluster fact) in the
+cluster values ConfigMap on the control plane:
+
+    namespace: ``crossplane-system`` (``VALUES_NAMESPACE``)
+    name: ``<XR name>-<cluster name>-cilium-values`` (``cilium_values_configmap``)
+    key: ``values.yaml``
+
+provider-helm merges ``valuesFrom`` first and the inline values over them, so the
+ConfigMap supplies keys the function leaves unset and cannot override the
+function's own settings. It is optional except on GCP.
+
+Contour
+-------
+The projectcontour chart: Envoy behind a LoadBalancer Service, Envoy metrics
+exposed on the Service, and a ServiceMonitor for Contour and Envoy when the
+Prometheus Operator is installed (observability ``metrics`` or ``full``). The
+IngressClass is ``contour``; Knative's net-contour points at it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from function import wrap
+from function.composed import Composed, Gate, Need
+from function.context import ClusterContext
+from function.models.common import Cloud, Cni, Ingress, Mesh, Observability, Profile
+
+CILIUM_NAMESPACE = "kube-system"
+CONTOUR_NAMESPACE = "projectcontour"
+CONTOUR_INGRESS_CLASS = "contour"
+# The chart names Envoy's Service "<release>-envoy"; the Release is "contour".
+CONTOUR_ENVOY_SERVICE = f"{CONTOUR_NAMESPACE}/contour-envoy"
+
+# Where user-supplied Helm values live on the control plane (read by provider-helm).
+VALUES_NAMESPACE = "crossplane-system"
+VALUES_KEY = "values.yaml"
+
+# The component that installs the Prometheus Operator CRDs (stack.observability).
+PROMETHEUS_STACK = "kube-prometheus-stack"
+
+# The seed's Hubble metrics, in its order.
+HUBBLE_METRICS = ["dns:query;ignoreAAAA", "drop", "tcp", "flow", "icmp", "http"]
+
+
+def cilium_values_configmap(ctx: ClusterContext) -> str:
+    """Name of the optional ConfigMap with this cluster's Cilium values (see module doc)."""
+    return f"{ctx.platform.name}-{ctx.name}-cilium-values"
+
+
+def cilium_cloud_values(cloud: Cloud) -> dict[str, Any]:
+    """Return the datapath settings for ``cloud`` (a fresh dict each call)."""
+    if cloud is Cloud.AWS:
+        return {
+            "eni": {"enabled": True},
+            "ipam": {"mode": "eni"},
+            "routingMode": "native",
+        }
+    if cloud is Cloud.GCP:
+        return {
+            "gke": {"enabled": True},
+            "ipam": {"mode": "kubernetes"},
+            "routingMode": "native",
+            "nodeinit": {"enabled": True},
+            "cni": {"binPath": "/home/kubernetes/bin"},
+        }
+    if cloud is Cloud.AZURE:
+        return {"aksbyocni": {"enabled": True}}
+    return {"ipam": {"mode": "kubernetes"}}
+
+
+def cilium_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of the Cilium chart: the seed's settings on the cloud's datapath."""
+    monitored = ctx.components.observability is not Observability.NONE
+    values: dict[str, Any] = {
+        "kubeProxyReplacement": "true",
+        "hubble": {
+            "enabled": True,
+            "relay": {"enabled": True},
+            "metrics": {"enabled": list(HUBBLE_METRICS)},
+        },
+        "loadBalancer": {"algorithm": "maglev", "mode": "snat"},
+        "bandwidthManager": {"enabled": True},
+        "prometheus": {"enabled": monitored},
+        "operator": {"prometheus": {"enabled": monitored}},
+        **cilium_cloud_values(ctx.cloud),
+    }
+    if ctx.components.mesh is not Mesh.NONE:
+        # Socket-level load balancing would bypass the sidecars' traffic
+        # redirection; Istio and Linkerd both require it off in pod namespaces.
+        values["socketLB"] = {"hostNamespaceOnly": True}
+    if ctx.platform.profile is Profile.DEVELOPMENT:
+        # One operator fits single-node development clusters.
+        values["operator"]["replicas"] = 1
+    return values
+
+
+def _cilium(ctx: ClusterContext) -> Composed:
+    source = {
+        "configMapKeyRef": {
+            "name": cilium_values_configmap(ctx),
+            "namespace": VALUES_NAMESPACE,
+            "key": VALUES_KEY,
+            # Only GKE's native routing CIDR cannot be defaulted.
+            "optional": ctx.cloud is not Cloud.GCP,
+        }
+    }
+    return wrap.release(
+        ctx,
+        "cilium",
+        chart="cilium",
+        namespace=CILIUM_NAMESPACE,
+        values=cilium_values(ctx),
+        values_from=(source,),
+    )
+
+
+def contour_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of the Contour chart: Envoy on a LoadBalancer, metrics on."""
+    monitored = ctx.components.observability is not Observability.NONE
+    return {
+        "contour": {
+            "ingressClass": {"name": CONTOUR_INGRESS_CLASS, "create": True},
+        },
+        "envoy": {
+            "service": {"type": "LoadBalancer", "exposeMetrics": True},
+        },
+        "metrics": {"serviceMonitor": {"enabled": monitored}},
+    }
+
+
+def _contour(ctx: ClusterContext) -> Composed:
+    after: tuple[Gate, ...] = ()
+    if ctx.components.observability is not Observability.NONE:
+        # ServiceMonitors need the Prometheus Operator CRDs.
+        after = (Gate(wrap.release_key(ctx.name, PROMETHEUS_STACK), Need.READY),)
+    return wrap.release(
+        ctx,
+        "contour",
+        chart="contour",
+        namespace=CONTOUR_NAMESPACE,
+        values=contour_values(ctx),
+        wait=True,
+        after=after,
+    )
+
+
+def build(ctx: ClusterContext) -> list[Composed]:
+    """Build the CNI and ingress Releases of one cluster ([] when both are off)."""
+    out: list[Composed] = []
+    if ctx.components.cni is Cni.CILIUM:
+        out.append(_cilium(ctx))
+    if ctx.components.ingress is Ingress.CONTOUR:
+        out.append(_contour(ctx))
+    return out

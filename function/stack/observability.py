@@ -1,0 +1,432 @@
+"""In-cluster observability: OpenTelemetry, Prometheus, Grafana, Loki and Jaeger.
+
+``full`` installs the OpenTelemetry operator with one collector
+(``otel-collector.monitoring.svc``: OTLP in, Prometheus / Loki / Jaeger out),
+kube-prometheus-stack, the Grafana operator with a Grafana, its data sources and
+the Ollama GPU dashboard, Loki (monolithic, filesystem) and Jaeger (all-in-one,
+in memory). ``metrics`` installs only kube-prometheus-stack and Grafana with the
+Prometheus data source and the dashboard. ``none`` installs nothing.
+
+The seed's collector exported with ``jaeger`` (removed from the collector) and
+``loki`` (deprecated); traces now go to Jaeger over OTLP and logs to Loki's OTLP
+endpoint, and ``memory_limiter`` runs before ``batch`` in every pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from function import wrap
+from function.composed import Composed, Gate, Need
+from function.context import (
+    MONITORING_NAMESPACE,
+    OTEL_COLLECTOR_HOST,
+    PROMETHEUS_ADDRESS,
+    ClusterContext,
+)
+from function.models.common import Cloud, Cni, Mesh, Observability
+
+OTEL_OPERATOR_NAMESPACE = "opentelemetry-operator-system"
+# The operator names the collector's Service ``<name>-collector``: otel-collector.
+OTEL_COLLECTOR_NAME = OTEL_COLLECTOR_HOST.split(".", 1)[0].removesuffix("-collector")
+# The collector image the operator runs; the operator and the collector are
+# released in step (opentelemetry-operator chart 0.122.0 ships operator 0.158.0).
+OTEL_COLLECTOR_IMAGE = (
+    "ghcr.io/open-telemetry/opentelemetry-collector-releases/opentelemetry-collector-contrib"
+)
+OTEL_COLLECTOR_TAG = "0.158.0"
+
+# kube-prometheus-stack's Prometheus Service is ``<fullname>-prometheus``.
+KPS_FULLNAME = "kube-prometheus-stack"
+
+GRAFANA_NAME = "grafana"
+GRAFANA_INSTANCE_LABELS = {"dashboards": "ollama"}
+
+# Loki's gateway fronts the monolithic Loki; Loki takes OTLP logs under /otlp.
+LOKI_URL = f"http://loki-gateway.{MONITORING_NAMESPACE}.svc"
+LOKI_OTLP_ENDPOINT = f"{LOKI_URL}/otlp"
+# The Jaeger chart's all-in-one Service carries OTLP (4317) and the query API (16686).
+JAEGER_FULLNAME = "jaeger"
+JAEGER_OTLP_ENDPOINT = f"{JAEGER_FULLNAME}.{MONITORING_NAMESPACE}.svc:4317"
+JAEGER_QUERY_URL = f"http://{JAEGER_FULLNAME}.{MONITORING_NAMESPACE}.svc:16686"
+
+PROMETHEUS_DATASOURCE_UID = "prometheus"
+DASHBOARD_NAME = "ollama-gpu"
+
+# Clusters whose control plane the cloud runs: their scheduler, controller
+# manager and etcd cannot be scraped.
+MANAGED_CLOUDS = frozenset({Cloud.AWS, Cloud.GCP, Cloud.AZURE})
+
+
+def _ready(ctx: ClusterContext, component: str) -> Gate:
+    return Gate(wrap.release_key(ctx.name, component), Need.READY)
+
+
+# --- OpenTelemetry -----------------------------------------------------------
+
+
+def otel_operator_values() -> dict[str, Any]:
+    """Values of the opentelemetry-operator chart (cert-manager is not installed)."""
+    return {
+        "manager": {
+            "collectorImage": {"repository": OTEL_COLLECTOR_IMAGE, "tag": OTEL_COLLECTOR_TAG},
+        },
+        "admissionWebhooks": {
+            "certManager": {"enabled": False},
+            "autoGenerateCert": {"enabled": True},
+        },
+    }
+
+
+def otel_collector_config() -> dict[str, Any]:
+    """Build the collector pipeline: the seed's receivers and exporters, modernised."""
+    processors = ["memory_limiter", "batch"]
+    return {
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": "0.0.0.0:4317"},
+                    "http": {"endpoint": "0.0.0.0:4318"},
+                }
+            }
+        },
+        "processors": {
+            "memory_limiter": {"check_interval": "1s", "limit_mib": 1000},
+            "batch": {"timeout": "1s", "send_batch_size": 1024},
+        },
+        "exporters": {
+            "prometheus": {"endpoint": "0.0.0.0:8889"},
+            "otlphttp/loki": {"endpoint": LOKI_OTLP_ENDPOINT},
+            "otlp/jaeger": {"endpoint": JAEGER_OTLP_ENDPOINT, "tls": {"insecure": True}},
+        },
+        "service": {
+            "pipelines": {
+                "metrics": {
+                    "receivers": ["otlp"],
+                    "processors": list(processors),
+                    "exporters": ["prometheus"],
+                },
+                "logs": {
+                    "receivers": ["otlp"],
+                    "processors": list(processors),
+                    "exporters": ["otlphttp/loki"],
+                },
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": list(processors),
+                    "exporters": ["otlp/jaeger"],
+                },
+            }
+        },
+    }
+
+
+def otel_collector_manifest() -> dict[str, Any]:
+    """Build the OpenTelemetryCollector (storage version v1beta1: ``config`` is an object)."""
+    return {
+        "apiVersion": "opentelemetry.io/v1beta1",
+        "kind": "OpenTelemetryCollector",
+        "metadata": {"name": OTEL_COLLECTOR_NAME, "namespace": MONITORING_NAMESPACE},
+        "spec": {
+            "mode": "deployment",
+            # ServiceMonitors for the collector and its prometheus exporter, so
+            # Prometheus scrapes the metrics the collector receives.
+            "observability": {"metrics": {"enableMetrics": True}},
+            # Above memory_limiter's 1000 MiB, so the limiter acts before the OOM killer.
+            "resources": {
+                "requests": {"cpu": "200m", "memory": "512Mi"},
+                "limits": {"memory": "1200Mi"},
+            },
+            "config": otel_collector_config(),
+        },
+    }
+
+
+def _otel(ctx: ClusterContext) -> list[Composed]:
+    operator = wrap.release(
+        ctx,
+        "opentelemetry-operator",
+        chart="opentelemetry-operator",
+        namespace=OTEL_OPERATOR_NAMESPACE,
+        values=otel_operator_values(),
+        wait=True,
+    )
+    collector = wrap.k8s_object(
+        ctx,
+        "otel-collector",
+        otel_collector_manifest(),
+        # kube-prometheus-stack brings the monitoring namespace and the
+        # ServiceMonitor CRD the operator writes to.
+        after=(_ready(ctx, "opentelemetry-operator"), _ready(ctx, "kube-prometheus-stack")),
+    )
+    return [operator, collector]
+
+
+# --- Prometheus --------------------------------------------------------------
+
+
+def kube_prometheus_stack_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of kube-prometheus-stack: Prometheus at PROMETHEUS_ADDRESS, no bundled Grafana."""
+    values: dict[str, Any] = {
+        "fullnameOverride": KPS_FULLNAME,
+        # Grafana comes from the Grafana operator.
+        "grafana": {"enabled": False},
+        "prometheus": {
+            "prometheusSpec": {
+                # Select every ServiceMonitor, PodMonitor and rule, not only the
+                # ones labelled with this release.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+            }
+        },
+    }
+    if ctx.cloud in MANAGED_CLOUDS:
+        values["kubeControllerManager"] = {"enabled": False}
+        values["kubeScheduler"] = {"enabled": False}
+        values["kubeEtcd"] = {"enabled": False}
+    if ctx.components.cni is Cni.CILIUM:
+        # Cilium replaces kube-proxy.
+        values["kubeProxy"] = {"enabled": False}
+    return values
+
+
+def _prometheus(ctx: ClusterContext) -> list[Composed]:
+    return [
+        wrap.release(
+            ctx,
+            "kube-prometheus-stack",
+            chart="kube-prometheus-stack",
+            namespace=MONITORING_NAMESPACE,
+            values=kube_prometheus_stack_values(ctx),
+            wait=True,
+        )
+    ]
+
+
+# --- Grafana -----------------------------------------------------------------
+
+
+def grafana_manifest() -> dict[str, Any]:
+    """Build the Grafana instance the data sources and dashboards select."""
+    return {
+        "apiVersion": "grafana.integreatly.org/v1beta1",
+        "kind": "Grafana",
+        "metadata": {
+            "name": GRAFANA_NAME,
+            "namespace": MONITORING_NAMESPACE,
+            "labels": dict(GRAFANA_INSTANCE_LABELS),
+        },
+        "spec": {
+            "config": {
+                "log": {"mode": "console"},
+                "auth": {"disable_login_form": "false"},
+            }
+        },
+    }
+
+
+def _instance_selector() -> dict[str, Any]:
+    return {"matchLabels": dict(GRAFANA_INSTANCE_LABELS)}
+
+
+def grafana_datasource_manifest(
+    name: str, kind: str, url: str, *, default: bool = False
+) -> dict[str, Any]:
+    """Build a GrafanaDatasource ``name`` of Grafana type ``kind`` at ``url``."""
+    datasource: dict[str, Any] = {
+        "name": name.capitalize(),
+        "type": kind,
+        "access": "proxy",
+        "url": url,
+        "uid": name,
+        "isDefault": default,
+    }
+    return {
+        "apiVersion": "grafana.integreatly.org/v1beta1",
+        "kind": "GrafanaDatasource",
+        "metadata": {"name": name, "namespace": MONITORING_NAMESPACE},
+        "spec": {"instanceSelector": _instance_selector(), "datasource": datasource},
+    }
+
+
+def _request_rate_query(mesh: Mesh) -> str | None:
+    """Query requests per second per workload in mesh metrics (Ollama has no /metrics)."""
+    if mesh is Mesh.ISTIO:
+        return (
+            "sum by (destination_workload_namespace, destination_workload) "
+            '(rate(istio_requests_total{reporter="destination"}[2m]))'
+        )
+    if mesh is Mesh.LINKERD:
+        return 'sum by (namespace, deployment) (rate(request_total{direction="inbound"}[2m]))'
+    return None
+
+
+def _panel(
+    panel_id: int, title: str, expr: str, *, legend: str, unit: str, x: int, y: int
+) -> dict[str, Any]:
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": PROMETHEUS_DATASOURCE_UID},
+        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [{"refId": "A", "expr": expr, "legendFormat": legend}],
+    }
+
+
+def dashboard_json(mesh: Mesh) -> dict[str, Any]:
+    """Build the Ollama GPU dashboard: request rate (mesh), GPU use and memory (DCGM)."""
+    panels = [
+        _panel(
+            1,
+            "GPU utilisation",
+            "avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)",
+            legend="{{Hostname}} GPU {{gpu}}",
+            unit="percent",
+            x=0,
+            y=0,
+        ),
+        _panel(
+            2,
+            "GPU memory used",
+            "sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED)",
+            legend="{{Hostname}} GPU {{gpu}}",
+            unit="decmbytes",
+            x=12,
+            y=0,
+        ),
+    ]
+    query = _request_rate_query(mesh)
+    if query:
+        legend = (
+            "{{destination_workload_namespace}}/{{destination_workload}}"
+            if mesh is Mesh.ISTIO
+            else "{{namespace}}/{{deployment}}"
+        )
+        panels.append(
+            _panel(3, "Ollama request rate", query, legend=legend, unit="reqps", x=0, y=8)
+        )
+    return {
+        "title": "Ollama GPU",
+        "uid": DASHBOARD_NAME,
+        "tags": ["ollama", "gpu"],
+        "schemaVersion": 39,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "panels": panels,
+    }
+
+
+def grafana_dashboard_manifest(mesh: Mesh) -> dict[str, Any]:
+    """Build the GrafanaDashboard carrying ``dashboard_json`` as sorted, stable JSON."""
+    return {
+        "apiVersion": "grafana.integreatly.org/v1beta1",
+        "kind": "GrafanaDashboard",
+        "metadata": {"name": DASHBOARD_NAME, "namespace": MONITORING_NAMESPACE},
+        "spec": {
+            "instanceSelector": _instance_selector(),
+            "json": json.dumps(dashboard_json(mesh), indent=2, sort_keys=True),
+        },
+    }
+
+
+def _grafana(ctx: ClusterContext, *, full: bool) -> list[Composed]:
+    operator = wrap.release(
+        ctx,
+        "grafana-operator",
+        chart="grafana-operator",
+        namespace=MONITORING_NAMESPACE,
+        wait=True,
+    )
+    after = (_ready(ctx, "grafana-operator"),)
+    sources = [("prometheus", "prometheus", PROMETHEUS_ADDRESS)]
+    if full:
+        sources += [("loki", "loki", LOKI_URL), ("jaeger", "jaeger", JAEGER_QUERY_URL)]
+    out = [operator, wrap.k8s_object(ctx, "grafana", grafana_manifest(), after=after)]
+    for name, kind, url in sources:
+        manifest = grafana_datasource_manifest(name, kind, url, default=name == "prometheus")
+        out.append(wrap.k8s_object(ctx, f"grafana-datasource-{name}", manifest, after=after))
+    out.append(
+        wrap.k8s_object(
+            ctx,
+            f"grafana-dashboard-{DASHBOARD_NAME}",
+            grafana_dashboard_manifest(ctx.components.mesh),
+            after=after,
+        )
+    )
+    return out
+
+
+# --- Loki and Jaeger ---------------------------------------------------------
+
+
+def loki_values() -> dict[str, Any]:
+    """Values of the community Loki chart: one monolithic Loki on a filesystem volume."""
+    return {
+        "deploymentMode": "Monolithic",
+        "loki": {
+            "auth_enabled": False,
+            "commonConfig": {"replication_factor": 1},
+            "storage": {"type": "filesystem"},
+            "schemaConfig": {
+                "configs": [
+                    {
+                        "from": "2024-04-01",
+                        "store": "tsdb",
+                        "object_store": "filesystem",
+                        "schema": "v13",
+                        "index": {"prefix": "index_", "period": "24h"},
+                    }
+                ]
+            },
+        },
+        "singleBinary": {"replicas": 1},
+        # The simple-scalable targets are off in monolithic mode.
+        "read": {"replicas": 0},
+        "write": {"replicas": 0},
+        "backend": {"replicas": 0},
+        # Memcached caches are sized for large installs.
+        "chunksCache": {"enabled": False},
+        "resultsCache": {"enabled": False},
+        "lokiCanary": {"enabled": False},
+        "test": {"enabled": False},
+        "gateway": {"enabled": True},
+    }
+
+
+def jaeger_values() -> dict[str, Any]:
+    """Values of the Jaeger chart: Jaeger v2 all-in-one (OTLP on 4317/4318), in memory."""
+    return {
+        "fullnameOverride": JAEGER_FULLNAME,
+        "jaeger": {"enabled": True},
+        "provisionDataStore": {"cassandra": False, "elasticsearch": False, "kafka": False},
+        "storage": {"type": "memory"},
+    }
+
+
+def _logs_and_traces(ctx: ClusterContext) -> list[Composed]:
+    return [
+        wrap.release(
+            ctx, "loki", chart="loki", namespace=MONITORING_NAMESPACE, values=loki_values()
+        ),
+        wrap.release(
+            ctx, "jaeger", chart="jaeger", namespace=MONITORING_NAMESPACE, values=jaeger_values()
+        ),
+    ]
+
+
+def build(ctx: ClusterContext) -> list[Composed]:
+    """Observability Releases and Objects of one cluster ([] when off)."""
+    level = ctx.components.observability
+    if level is Observability.NONE:
+        return []
+    full = level is Observability.FULL
+    out = _prometheus(ctx)
+    out.extend(_grafana(ctx, full=full))
+    if full:
+        out.extend(_otel(ctx))
+        out.extend(_logs_and_traces(ctx))
+    return out
