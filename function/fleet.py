@@ -3,18 +3,13 @@
 Every object is a provider-kubernetes ``Object`` on the fleet's target cluster,
 keyed ``model-object-<name>``:
 
-==========================  ==========================================  ===================
-key                         what                                        when
-==========================  ==========================================  ===================
-model-object-namespace      Namespace ``ollama-<xr name>``              always
-model-object-pvc            PersistentVolumeClaim the model is kept on  always
-model-object-deployment     Deployment ``ollama``                       serving deployment
-model-object-service        Service ``ollama`` (ClusterIP, 11434)       serving deployment
-model-object-scaledobject   KEDA ScaledObject on the Deployment         serving deployment
-model-object-knative-service  Knative Service ``ollama``                serving knative
-model-object-httpproxy      Contour HTTPProxy to the Service            deployment + contour
-model-object-podmonitor     PodMonitor of the mesh sidecars             observability + mesh
-==========================  ==========================================  ===================
+- ``namespace``: Namespace ``ollama-<xr name>``, always;
+- ``pvc``: the PersistentVolumeClaim the model is kept on, always;
+- ``deployment``, ``service``, ``scaledobject``: Deployment, ClusterIP Service
+  and KEDA ScaledObject ``ollama``, for ``serving: deployment``;
+- ``knative-service``: Knative Service ``ollama``, for ``serving: knative``;
+- ``httpproxy``: Contour HTTPProxy to the Service, for deployment + contour;
+- ``podmonitor``: PodMonitor of the mesh sidecars, with observability and a mesh.
 
 Objects in the namespace wait until the Namespace exists; the ScaledObject
 waits until the Deployment exists.
@@ -24,8 +19,8 @@ Decisions
 Hand-built objects, not the otwld ``ollama`` Helm chart. One pod template
 serves both the Deployment and the Knative Service; every manifest validates
 offline against the Kubernetes and CRD schemas; the step that pulls the model
-is explicit and ours; and a Helm release would hide the Deployment from KEDA's
-and Knative's view behind chart values we would have to track per version.
+is explicit and ours; and the chart has no Knative mode, while its values
+(and so our mapping to them) change with each chart version.
 
 The pod runs as UID/GID 1000 (the image's ``ubuntu`` user), not root: the
 upstream image defaults to root but runs unchanged as any user whose ``HOME``
@@ -83,9 +78,9 @@ placeholder host, to be made configurable) with a 15 minute response timeout,
 since generations stream for longer than Envoy's 15 s default. Knative mode
 uses Knative's own ingress instead.
 
-Replicas share one ReadWriteOnce PVC, hence the Recreate strategy; replicas on
-different nodes cannot attach it (see the project's issues for per-replica
-volumes).
+Replicas share one ReadWriteOnce PVC, hence the Recreate strategy. Replicas
+scheduled on different nodes cannot attach it; per-replica volumes (a
+StatefulSet's claim templates) or a ReadWriteMany class would lift that.
 """
 
 from __future__ import annotations
@@ -121,6 +116,7 @@ RUN_AS = 1000  # the image's ubuntu user
 POLLING_INTERVAL = 15
 COOLDOWN_PERIOD = 300
 RATE_WINDOW = "2m"
+REQUEST_RATE_TRIGGER = "requests-per-second"
 RESPONSE_TIMEOUT = "15m"
 KNATIVE_TIMEOUT_SECONDS = 600  # Knative's default max-revision-timeout-seconds
 KNATIVE_PROGRESS_DEADLINE = "3600s"
@@ -279,8 +275,14 @@ def spec_errors(spec: FleetSpec) -> list[ClaimError]:
                 f"{scaling.max_replicas} is less than minReplicas {scaling.min_replicas}",
             )
         )
+    names: set[Any] = {REQUEST_RATE_TRIGGER}
     for i, item in enumerate(scaling.metrics):
-        errors.extend(_trigger_errors(f"spec.scaling.metrics[{i}]", item))
+        path = f"spec.scaling.metrics[{i}]"
+        errors.extend(_trigger_errors(path, item))
+        name = item.get("name")
+        if name is not None and name in names:
+            errors.append(ClaimError(f"{path}.name", f"trigger name {name} is already used"))
+        names.add(name)
     return errors
 
 
@@ -710,7 +712,7 @@ def _scaled_object(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any]:
     triggers: list[dict[str, Any]] = [
         {
             "type": "prometheus",
-            "name": "requests-per-second",
+            "name": REQUEST_RATE_TRIGGER,
             "metadata": {
                 "serverAddress": address,
                 "query": request_rate_query(xr_name, spec),

@@ -78,5 +78,5 @@ def test_entrypoint_from_clean_venv_serves_run_function(clean_venv: Path) -> Non
             stub = grpcv1.FunctionRunnerServiceStub(channel)
             rsp = stub.RunFunction(request(xr), timeout=30)
     assert not [r for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
-    assert "aws-east-nodepool" in rsp.desired.resources
+    assert "aws-east-node-role" in rsp.desired.resources
     assert rsp.meta.tag == "local"

@@ -15,6 +15,7 @@ from function.clouds import aws, azure, gcp
 from function.clouds.common import AUTOSCALED_MANAGEMENT_POLICIES
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
+from function.errors import ClaimError
 from tests.factories import cluster_context
 
 CLOUDS = ("aws", "gcp", "azure")
@@ -638,3 +639,16 @@ def test_names_differ_between_clusters_of_one_platform() -> None:
     other = by_key(aws.build(with_names(cluster_context("aws"), "demo-abc12", "aws-2")))
     assert external_name(one["aws-1-bucket"]) != external_name(other["aws-2-bucket"])
     assert external_name(one["aws-1-nodepool"]) != external_name(other["aws-2-nodepool"])
+
+
+# --- specs the validation layer should have refused -------------------------------------
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+@pytest.mark.parametrize("field", ["region", "cloud block"])
+def test_missing_cloud_fields_raise_claim_errors(cloud: str, field: str) -> None:
+    ctx = cluster_context(cloud)
+    name = "region" if field == "region" else cloud
+    broken = dataclasses.replace(ctx, spec=ctx.spec.model_copy(update={name: None}))
+    with pytest.raises(ClaimError, match=f"cluster {cloud}-1.{name}: required when cloud is"):
+        clouds.build(broken)

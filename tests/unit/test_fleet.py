@@ -52,15 +52,18 @@ def manifests(s: FleetSpec | None = None, xr: str = XR) -> dict[str, dict[str, A
 
 
 def pod_of(m: dict[str, Any]) -> dict[str, Any]:
-    return m["spec"]["template"]["spec"]
+    pod: dict[str, Any] = m["spec"]["template"]["spec"]
+    return pod
 
 
 def container(m: dict[str, Any]) -> dict[str, Any]:
-    return pod_of(m)["containers"][0]
+    first: dict[str, Any] = pod_of(m)["containers"][0]
+    return first
 
 
 def trigger_query(s: FleetSpec) -> str:
-    return manifests(s)["model-object-scaledobject"]["spec"]["triggers"][0]["metadata"]["query"]
+    trigger = manifests(s)["model-object-scaledobject"]["spec"]["triggers"][0]
+    return str(trigger["metadata"]["query"])
 
 
 # --------------------------------------------------------------------------- keys
@@ -584,6 +587,22 @@ def test_spec_errors_for_bad_triggers() -> None:
     assert fleet.spec_errors(spec()) == []
 
 
+def test_spec_errors_for_duplicate_trigger_names() -> None:
+    s = spec(
+        scaling={
+            "metrics": [
+                {"type": "cpu", "name": "requests-per-second", "metadata": {"value": "1"}},
+                {"type": "cpu", "name": "a", "metadata": {"value": "1"}},
+                {"type": "memory", "name": "a", "metadata": {"value": "1"}},
+            ]
+        }
+    )
+    assert [str(e) for e in fleet.spec_errors(s)] == [
+        "spec.scaling.metrics[0].name: trigger name requests-per-second is already used",
+        "spec.scaling.metrics[2].name: trigger name a is already used",
+    ]
+
+
 # --------------------------------------------------------------------------- knative
 
 
@@ -830,10 +849,14 @@ def test_core_manifests_validate_against_kubernetes_schemas() -> None:
 
 def test_knative_pod_is_a_valid_kubernetes_pod() -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    for s in all_variants():
-        if s.serving.value != "knative":
-            continue
-        kn = manifests(s)["model-object-knative-service"]
+    services = {
+        json.dumps(m, sort_keys=True): m
+        for s in all_variants()
+        if s.serving.value == "knative"
+        for m in [manifests(s)["model-object-knative-service"]]
+    }
+    assert services
+    for kn in services.values():
         pod_spec = copy.deepcopy(pod_of(kn))
         pod_spec.pop("timeoutSeconds")  # a Knative field
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
