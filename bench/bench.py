@@ -46,7 +46,9 @@ def small_xr() -> dict[str, Any]:
 def large_xr() -> dict[str, Any]:
     xr = yaml.safe_load((ROOT / "examples" / "multicloud" / "xr.yaml").read_text())
     base = xr["spec"]["models"][0]
-    xr["spec"]["models"] = [{**base, "name": f"model-{i}", "model": f"llama3:{i}b"} for i in range(8)]
+    xr["spec"]["models"] = [
+        {**base, "name": f"model-{i}", "model": f"llama3:{i}b"} for i in range(8)
+    ]
     return xr
 
 
@@ -60,7 +62,9 @@ def largest_xr() -> dict[str, Any]:
     ]
     for c in xr["spec"]["clusters"]:
         if c["kubeconfig"].get("secretRef"):
-            c["kubeconfig"] = {"secretRef": {**c["kubeconfig"]["secretRef"], "name": f"{c['name']}-kc"}}
+            c["kubeconfig"] = {
+                "secretRef": {**c["kubeconfig"]["secretRef"], "name": f"{c['name']}-kc"}
+            }
     base = xr["spec"]["models"][0]
     xr["spec"]["models"] = [{**base, "name": f"model-{i}", "clusters": []} for i in range(32)]
     return xr
@@ -81,7 +85,9 @@ def launch(argv: list[str]) -> tuple[subprocess.Popen[bytes], int, float]:
     return proc, port, time.monotonic() - t0
 
 
-async def drive(port: int, req: fnv1.RunFunctionRequest, total: int, concurrency: int) -> dict[str, Any]:
+async def drive(
+    port: int, req: fnv1.RunFunctionRequest, total: int, concurrency: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     size = 0
@@ -151,9 +157,16 @@ def main() -> int:
             rows.append(measure(f"function {label}", fn_argv, req, args.requests, args.concurrency))
             payload = Path(tmp) / f"{label}.bin"
             payload.write_bytes(run(req).SerializeToString())
-            floor_argv = [sys.executable, str(ROOT / "bench" / "floor.py"), "{address}", str(payload)]
+            floor_argv = [
+                sys.executable,
+                str(ROOT / "bench" / "floor.py"),
+                "{address}",
+                str(payload),
+            ]
             rows.append(measure(f"floor {label}", floor_argv, req, args.requests, args.concurrency))
-    rows.append(measure("function small, RSS run", fn_argv, small, args.rss_requests, args.concurrency))
+    rows.append(
+        measure("function small, RSS run", fn_argv, small, args.rss_requests, args.concurrency)
+    )
     rss = rows[-1]
     print(
         f"{'case':26s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "

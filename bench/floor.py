@@ -24,7 +24,10 @@ class Echo(grpcv1.FunctionRunnerServiceServicer):
 
 async def serve(address: str, payload: bytes) -> None:
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)]
+        options=[
+            ("grpc.max_receive_message_length", 4 << 20),
+            ("grpc.max_send_message_length", 4 << 20),
+        ]
     )
     grpcv1.add_FunctionRunnerServiceServicer_to_server(Echo(payload), server)
     server.add_insecure_port(address)

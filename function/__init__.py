@@ -1,0 +1,1 @@
+"""function-ollama-platform: a Crossplane composition function for Ollama on GPUs."""

@@ -131,7 +131,7 @@ class InClusterTarget:
         """Labels of one composed resource."""
         return {**self.labels, naming.LABEL_ROLE: role}
 
-    def chart(self, name: str) -> Any:  # noqa: ANN401  # models.input.Chart
+    def chart(self, name: str) -> Any:  # models.input.Chart
         """The chart ``name`` from the function input (or the catalogue)."""
         return (self.inputs or FunctionInput()).chart(name)
 
@@ -219,7 +219,9 @@ def resolve_node_pool(
     if max_nodes is None:
         max_nodes = max(PROFILE_MAX_NODES[spec.profile], min_nodes)
     return NodePool(
-        instance_type=(pool.instance_type if pool and pool.instance_type else defaults.instance_type),
+        instance_type=(
+            pool.instance_type if pool and pool.instance_type else defaults.instance_type
+        ),
         accelerator_type=accelerator.type if accelerator else defaults.accelerator_type,
         accelerator_count=accelerator.count if accelerator else defaults.accelerator_count,
         min_nodes=min_nodes,

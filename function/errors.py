@@ -29,8 +29,8 @@ class ClaimError(Exception):
         self.message = message
 
 
-class ClaimErrors(Exception):
-    """Several ClaimErrors found in one pass; the message lists each on its own line."""
+class InvalidClaimError(Exception):
+    """Several InvalidClaimError found in one pass; the message lists each on its own line."""
 
     def __init__(self, errors: Sequence[ClaimError]) -> None:
         """Sort the errors by path so the message is deterministic."""

@@ -117,6 +117,14 @@ POLLING_INTERVAL = 15
 COOLDOWN_PERIOD = 300
 RATE_WINDOW = "2m"
 REQUEST_RATE_TRIGGER = "requests-per-second"
+CPU_TRIGGER = "cpu-utilization"
+CPU_TARGET_UTILIZATION = "70"
+AZURE_SPOT_TOLERATION = {
+    "key": "kubernetes.azure.com/scalesetpriority",
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
 RESPONSE_TIMEOUT = "15m"
 KNATIVE_TIMEOUT_SECONDS = 600  # Knative's default max-revision-timeout-seconds
 KNATIVE_PROGRESS_DEADLINE = "3600s"
@@ -275,7 +283,7 @@ def spec_errors(spec: FleetSpec) -> list[ClaimError]:
                 f"{scaling.max_replicas} is less than minReplicas {scaling.min_replicas}",
             )
         )
-    names: set[Any] = {REQUEST_RATE_TRIGGER}
+    names: set[Any] = {REQUEST_RATE_TRIGGER, CPU_TRIGGER}
     for i, item in enumerate(scaling.metrics):
         path = f"spec.scaling.metrics[{i}]"
         errors.extend(_trigger_errors(path, item))
@@ -608,6 +616,9 @@ def _pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[
         pod["tolerations"] = [
             {"key": naming.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
         ]
+        if spec.target.cloud is Cloud.AZURE:
+            # AKS taints spot pools itself; harmless on regular pools.
+            pod["tolerations"].append(AZURE_SPOT_TOLERATION)
         if spec.target.cloud is not Cloud.EXISTING:
             pod["nodeSelector"] = {naming.GPU_LABEL: "true"}
     return pod
@@ -706,20 +717,33 @@ def _setting(value: Any) -> str:  # free-form trigger metadata
     return str(value)
 
 
+def _primary_trigger(xr_name: str, spec: FleetSpec) -> dict[str, Any]:
+    """The request-rate trigger, or CPU utilisation when no Prometheus is there to ask.
+
+    Without observability and without a prometheusAddress, a Prometheus trigger
+    would never become active and the ScaledObject never Ready.
+    """
+    if spec.target.prometheus_address is None and spec.observability is Observability.NONE:
+        return {
+            "type": "cpu",
+            "name": CPU_TRIGGER,
+            "metricType": "Utilization",
+            "metadata": {"value": CPU_TARGET_UTILIZATION},
+        }
+    return {
+        "type": "prometheus",
+        "name": REQUEST_RATE_TRIGGER,
+        "metadata": {
+            "serverAddress": spec.target.prometheus_address or PROMETHEUS_ADDRESS,
+            "query": request_rate_query(xr_name, spec),
+            "threshold": str(spec.scaling.target_requests_per_second),
+        },
+    }
+
+
 def _scaled_object(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any]:
     scaling = spec.scaling
-    address = spec.target.prometheus_address or PROMETHEUS_ADDRESS
-    triggers: list[dict[str, Any]] = [
-        {
-            "type": "prometheus",
-            "name": REQUEST_RATE_TRIGGER,
-            "metadata": {
-                "serverAddress": address,
-                "query": request_rate_query(xr_name, spec),
-                "threshold": str(scaling.target_requests_per_second),
-            },
-        }
-    ]
+    triggers: list[dict[str, Any]] = [_primary_trigger(xr_name, spec)]
     triggers += [_extra_trigger(item) for item in scaling.metrics]
     return {
         "apiVersion": "keda.sh/v1alpha1",

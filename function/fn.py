@@ -17,7 +17,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2 as structpb
 
-from function.errors import ClaimErrors
+from function.errors import InvalidClaimError
 from function.plan import Plan, XrMeta, plan_fleet, plan_platform
 from function.validation import parse_fleet, parse_input, parse_platform
 
@@ -34,13 +34,12 @@ def to_struct(data: Mapping[str, Any]) -> structpb.Struct:
 
 def _observed(req: fnv1.RunFunctionRequest) -> dict[str, dict[str, Any]]:
     return {
-        key: resource.struct_to_dict(item.resource)
-        for key, item in req.observed.resources.items()
+        key: resource.struct_to_dict(item.resource) for key, item in req.observed.resources.items()
     }
 
 
 def plan_request(req: fnv1.RunFunctionRequest) -> Plan:
-    """Decode ``req`` and plan it; raises ClaimErrors or ValueError for bad input."""
+    """Decode ``req`` and plan it; raises InvalidClaimError or ValueError for bad input."""
     xr = resource.struct_to_dict(req.observed.composite.resource)
     kind = xr.get("kind")
     inputs = parse_input(resource.struct_to_dict(req.input) if req.HasField("input") else {})
@@ -96,28 +95,33 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     ) -> fnv1.RunFunctionResponse:
         """Run the function; always return a response."""
         rsp = response.to(req)
-        kind = req.observed.composite.resource["kind"] if req.observed.composite.HasField(
-            "resource"
-        ) and "kind" in req.observed.composite.resource else "composite"
+        kind = (
+            req.observed.composite.resource["kind"]
+            if req.observed.composite.HasField("resource")
+            and "kind" in req.observed.composite.resource
+            else "composite"
+        )
         name = _name_of(req)
         log = self.log.bind(tag=req.meta.tag, kind=kind, xr=name)
         try:
             plan = plan_request(req)
-        except ClaimErrors as exc:
+        except InvalidClaimError as exc:
             log.debug("invalid composite resource", errors=len(exc.errors))
             response.fatal(rsp, f"cannot compose {kind} {name}: {exc}")
             return rsp
         except ValueError as exc:
             response.fatal(rsp, f"cannot compose {kind} {name}: {exc}")
             return rsp
-        except Exception as exc:  # noqa: BLE001  # the server must keep serving
+        except Exception as exc:  # the server must keep serving
             log.exception("unexpected error while planning")
-            response.fatal(rsp, f"cannot compose {kind} {name}: internal error: {type(exc).__name__}")
+            response.fatal(
+                rsp, f"cannot compose {kind} {name}: internal error: {type(exc).__name__}"
+            )
             return rsp
         staged = response.to(req)
         try:
             write(plan, staged)
-        except Exception as exc:  # noqa: BLE001  # keep earlier pipeline state intact
+        except Exception as exc:  # keep earlier pipeline state intact
             log.exception("unexpected error while writing the response")
             response.fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")
             return rsp

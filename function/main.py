@@ -7,14 +7,14 @@ from typing import Any
 import click
 from crossplane.function import cli as sdkcli
 
-from function import fn
+from function import fn, server
 
 
 @click.command()
 @sdkcli.standard_options
-def cli(**kwargs: Any) -> None:  # noqa: ANN401
+def cli(**kwargs: Any) -> None:
     """Serve the function-ollama-platform composition function over gRPC."""
-    sdkcli.run(fn.FunctionRunner(), **kwargs)
+    server.run(fn.FunctionRunner(), **kwargs)
 
 
 if __name__ == "__main__":

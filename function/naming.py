@@ -86,6 +86,7 @@ def node_pool_name(platform: str, cluster: str, max_length: int = 63) -> str:
     head = dns_label("ollama-gpu", cluster, max_length=max_length - len(suffix) - 1)
     return f"{head}-{suffix}"
 
+
 # Model namespaces carry this label; the Kyverno policies and the fleet agree on it.
 MODEL_NAMESPACE_LABEL = f"{LABEL_PREFIX}/model-namespace"
 # Model pods carry this label; require-gpu-limits matches on it.

@@ -194,7 +194,7 @@ def _waiting_message(selection: Selection, ready: Mapping[str, bool], observed: 
         for key, ok in sorted(ready.items())
         if not ok
     ]
-    parts += [f"{key} (waits for {', '.join(deps)})" for key, deps in sorted(selection.held.items())]
+    parts += [f"{key} (waits for {', '.join(d)})" for key, d in sorted(selection.held.items())]
     shown = parts[:5]
     more = f" and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
     return "waiting for " + "; ".join(shown) + more if parts else ""
@@ -230,9 +230,9 @@ def plan_platform(
         *report.conditions,
         Condition(
             "Progressing" if not composite_ready else "Available",
-            True,
-            "Creating" if not composite_ready else "Available",
-            message or "every composed resource is ready",
+            status=True,
+            reason="Creating" if not composite_ready else "Available",
+            message=message or "every composed resource is ready",
         ),
     ]
     return Plan(
@@ -246,12 +246,17 @@ def plan_platform(
 
 
 def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Observed) -> Plan:
-    """Plan an XOllamaFleet: the model's objects on its cluster."""
-    candidates = fleet.build(xr.name, spec, inputs)
+    """Plan an XOllamaFleet: the model's objects on its cluster.
+
+    Objects are named after ``spec.name`` when set (the platform sets the model's
+    name), so namespaces stay readable; else after the XR.
+    """
+    base = spec.name or xr.name
+    candidates = fleet.build(base, spec, inputs)
     selection = select(candidates, observed)
     ready = _readiness(selection, observed)
     composite_ready = not selection.held and all(ready.values())
-    endpoint = fleet.endpoint(xr.name, spec)
+    endpoint = fleet.endpoint(base, spec)
     message = _waiting_message(selection, ready, observed)
     return Plan(
         resources=sorted(selection.emitted, key=lambda c: c.key),

@@ -69,9 +69,7 @@ def _met(gate: Gate, observed: Mapping[str, Mapping[str, Any]], known: set[str])
     return is_ready(obj)
 
 
-def select(
-    candidates: Iterable[Composed], observed: Mapping[str, Mapping[str, Any]]
-) -> Selection:
+def select(candidates: Iterable[Composed], observed: Mapping[str, Mapping[str, Any]]) -> Selection:
     """Keep what exists; add what has every gate met; hold the rest."""
     items = list(candidates)
     known = {c.key for c in items}

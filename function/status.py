@@ -16,8 +16,7 @@ from function.readiness import Selection
 
 if TYPE_CHECKING:
     from function.context import ClusterContext
-    from function.models.platform import ModelSpec, PlatformSpec
-    from function.models.platform import ClusterSpec
+    from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +27,7 @@ class Condition:
     status: bool
     reason: str
     message: str = ""
+
 
 Observed = Mapping[str, Mapping[str, Any]]
 
@@ -49,7 +49,9 @@ def _at_provider(observed: Observed, key: str) -> Mapping[str, Any]:
 
 
 def _external_name(body: Mapping[str, Any]) -> str:
-    return str(((body.get("metadata") or {}).get("annotations") or {}).get(naming.EXTERNAL_NAME, ""))
+    return str(
+        ((body.get("metadata") or {}).get("annotations") or {}).get(naming.EXTERNAL_NAME, "")
+    )
 
 
 def _bucket(ctx: ClusterContext, emitted: Mapping[str, Any], observed: Observed) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def model_targets(spec: PlatformSpec, model: ModelSpec) -> list[ClusterSpec]:
     return [c for c in spec.clusters if c.name in wanted]
 
 
-def _fleet_spec(item: Any) -> FleetSpec | None:  # noqa: ANN401  # Composed | None
+def _fleet_spec(item: Any) -> FleetSpec | None:  # Composed | None
     if item is None:
         return None
     return FleetSpec.model_validate(item.body["spec"])
@@ -157,10 +159,12 @@ def _condition(kind: str, flags: Sequence[bool], what: str) -> Condition:
     done = sum(flags)
     ok = done == total
     if total == 0:
-        return Condition(kind, True, "NotApplicable", f"no {what} in this claim")
+        return Condition(
+            kind, status=True, reason="NotApplicable", message=f"no {what} in this claim"
+        )
     return Condition(
         kind,
-        ok,
-        "Available" if ok else "Creating",
-        f"{done}/{total} {what} ready",
+        status=ok,
+        reason="Available" if ok else "Creating",
+        message=f"{done}/{total} {what} ready",
     )

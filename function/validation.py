@@ -1,4 +1,4 @@
-"""Turn raw XR specs into typed models, or into ClaimErrors that name the field path.
+"""Turn raw XR specs into typed models, or into InvalidClaimError that name the field path.
 
 Pydantic checks types, enums, bounds and patterns; the cross-field rules below
 mirror the CEL rules the generated XRDs publish, so a claim that slipped past
@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from function import fleet
 from function.context import ResolvedComponents, resolve_node_pool
-from function.errors import ClaimError, ClaimErrors, format_path
+from function.errors import ClaimError, InvalidClaimError, format_path
 from function.models.common import BlockStorage, Cloud, Ingress, Mesh, ObjectStorage, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
-from function.models.platform import PlatformSpec
-from function.quantity import parse_quantity
+from function.models.platform import ModelSpec, PlatformSpec
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,8 +55,8 @@ def _message(error: Mapping[str, Any]) -> str:
     return f"{error['msg']} (got {error.get('input')!r})"
 
 
-def parse(model: type[M], raw: Any, root: str = "spec") -> M:  # noqa: ANN401  # untrusted input
-    """Validate ``raw`` as ``model``; raise ClaimErrors with field paths on failure."""
+def parse(model: type[M], raw: Any, root: str = "spec") -> M:  # untrusted input
+    """Validate ``raw`` as ``model``; raise InvalidClaimError with field paths on failure."""
     try:
         return model.model_validate(raw if raw is not None else {})
     except ValidationError as exc:
@@ -66,7 +66,7 @@ def parse(model: type[M], raw: Any, root: str = "spec") -> M:  # noqa: ANN401  #
             # pydantic reports each failed branch of `X | None`; keep the useful one.
             if not (e["type"] == "none_required")
         ]
-        raise ClaimErrors(errors) from None
+        raise InvalidClaimError(errors) from None
 
 
 def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError]:
@@ -133,7 +133,6 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
 def _check_models(spec: PlatformSpec, clusters: set[str]) -> list[ClaimError]:
     errors: list[ClaimError] = []
     seen: dict[str, int] = {}
-    limit = parse_quantity(spec.policy.max_storage_request)
     components = ResolvedComponents.resolve(spec.profile, spec.components)
     for i, model in enumerate(spec.models):
         path = f"spec.models[{i}]"
@@ -151,23 +150,33 @@ def _check_models(spec: PlatformSpec, clusters: set[str]) -> list[ClaimError]:
                 errors.append(
                     ClaimError(
                         f"{path}.clusters[{j}]",
-                        f"unknown cluster {target!r}; known clusters: {', '.join(sorted(clusters))}",
+                        f"unknown cluster {target!r}; known clusters: "
+                        + ", ".join(sorted(clusters)),
                     )
                 )
         errors.extend(_check_scaling(path, model.scaling.min_replicas, model.scaling.max_replicas))
-        if (
-            components.policies.value == "enforce"
-            and parse_quantity(model.storage.size) > limit
-        ):
-            errors.append(
-                ClaimError(
-                    f"{path}.storage.size",
-                    f"{model.storage.size} exceeds policy.maxStorageRequest "
-                    f"{spec.policy.max_storage_request} (policy require-storage-quota, enforce); "
-                    "request less storage or raise policy.maxStorageRequest",
-                )
-            )
+        errors.extend(_model_policy_errors(spec, components, model, path))
     return errors
+
+
+def _model_policy_errors(
+    spec: PlatformSpec, components: ResolvedComponents, model: ModelSpec, path: str
+) -> list[ClaimError]:
+    """The fleet's render-time policy, applied to a platform model entry."""
+    as_fleet = FleetSpec.model_validate(
+        {
+            **model.model_dump(
+                by_alias=True, mode="json", include={"model", "resources", "storage"}
+            ),
+            "target": {"providerConfigName": "unused"},
+            "policies": components.policies.value,
+            "policy": {"maxStorageRequest": spec.policy.max_storage_request},
+        }
+    )
+    return [
+        ClaimError(path + e.path.removeprefix("spec"), e.message)
+        for e in fleet.policy_errors(as_fleet)
+    ]
 
 
 def _check_scaling(path: str, minimum: int, maximum: int) -> list[ClaimError]:
@@ -184,7 +193,10 @@ def _check_scaling(path: str, minimum: int, maximum: int) -> list[ClaimError]:
 def _check_components(spec: PlatformSpec) -> list[ClaimError]:
     c = ResolvedComponents.resolve(spec.profile, spec.components)
     errors: list[ClaimError] = []
-    if c.object_storage is ObjectStorage.ROOK_CEPH and c.block_storage is not BlockStorage.ROOK_CEPH:
+    if (
+        c.object_storage is ObjectStorage.ROOK_CEPH
+        and c.block_storage is not BlockStorage.ROOK_CEPH
+    ):
         errors.append(
             ClaimError(
                 "spec.components.objectStorage",
@@ -212,29 +224,29 @@ def _check_components(spec: PlatformSpec) -> list[ClaimError]:
 
 
 def check_fleet(spec: FleetSpec) -> list[ClaimError]:
-    """The cross-field rules of an XOllamaFleet spec."""
-    return _check_scaling("spec", spec.scaling.min_replicas, spec.scaling.max_replicas)
+    """The cross-field rules and render-time policy of an XOllamaFleet spec."""
+    return [*fleet.spec_errors(spec), *fleet.policy_errors(spec)]
 
 
-def parse_platform(raw: Any, inputs: FunctionInput) -> PlatformSpec:  # noqa: ANN401
-    """A valid PlatformSpec, or ClaimErrors naming every problem found."""
+def parse_platform(raw: Any, inputs: FunctionInput) -> PlatformSpec:
+    """A valid PlatformSpec, or InvalidClaimError naming every problem found."""
     spec = parse(PlatformSpec, raw)
     errors = check_platform(spec, inputs)
     if errors:
-        raise ClaimErrors(errors)
+        raise InvalidClaimError(errors)
     return spec
 
 
-def parse_fleet(raw: Any) -> FleetSpec:  # noqa: ANN401
-    """A valid FleetSpec, or ClaimErrors naming every problem found."""
+def parse_fleet(raw: Any) -> FleetSpec:
+    """A valid FleetSpec, or InvalidClaimError naming every problem found."""
     spec = parse(FleetSpec, raw)
     errors = check_fleet(spec)
     if errors:
-        raise ClaimErrors(errors)
+        raise InvalidClaimError(errors)
     return spec
 
 
-def parse_input(raw: Any) -> FunctionInput:  # noqa: ANN401
-    """The function input, or ClaimErrors with paths under ``input``."""
+def parse_input(raw: Any) -> FunctionInput:
+    """The function input, or InvalidClaimError with paths under ``input``."""
     body = {"spec": raw.get("spec", {})} if isinstance(raw, Mapping) else raw
     return parse(FunctionInput, body, root="input")

@@ -56,7 +56,7 @@ def target_of(ctx: ClusterContext) -> InClusterTarget:
     )
 
 
-def release(  # noqa: PLR0913  # the Release's knobs are all meaningful
+def release(  # the Release's knobs are all meaningful
     ctx: ClusterContext | InClusterTarget,
     component: str,
     *,

@@ -1,7 +1,7 @@
 """Generate the XRDs and the function input CRD from the pydantic models.
 
-    python scripts/generate.py          # write the files
-    python scripts/generate.py --check  # exit 1 when a committed file drifts
+python scripts/generate.py          # write the files
+python scripts/generate.py --check  # exit 1 when a committed file drifts
 """
 
 from __future__ import annotations
@@ -116,8 +116,12 @@ def input_crd() -> dict[str, Any]:
         "metadata": {"name": f"{plural}.{INPUT_GROUP}"},
         "spec": {
             "group": INPUT_GROUP,
-            "names": {"kind": INPUT_KIND, "listKind": f"{INPUT_KIND}List", "plural": plural,
-                      "singular": "input"},
+            "names": {
+                "kind": INPUT_KIND,
+                "listKind": f"{INPUT_KIND}List",
+                "plural": plural,
+                "singular": "input",
+            },
             "scope": "Namespaced",
             "versions": [
                 {

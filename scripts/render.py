@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,10 +24,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crossplane.function import resource  # noqa: E402
+from crossplane.function import logging, resource  # noqa: E402
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1  # noqa: E402
 
 from function.fn import FunctionRunner, to_struct  # noqa: E402
+
+logging.configure(level=logging.Level.INFO)
 
 COMPOSITIONS = {
     "XOllamaPlatform": ROOT / "compositions" / "ollama-platform.yaml",
@@ -71,13 +74,16 @@ def request(
 
 
 def run(req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
-    """Run the function in-process."""
+    """Run the function in-process (logging at INFO, as the server does by default)."""
     return asyncio.run(FunctionRunner().RunFunction(req, None))
 
 
 def desired(rsp: fnv1.RunFunctionResponse) -> dict[str, dict[str, Any]]:
     """Desired composed resources as dicts, keyed by composition resource name."""
-    return {k: resource.struct_to_dict(v.resource) for k, v in sorted(rsp.desired.resources.items())}
+    return {
+        k: json.loads(json.dumps(resource.struct_to_dict(v.resource), sort_keys=True))
+        for k, v in sorted(rsp.desired.resources.items())
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -97,13 +103,24 @@ def main(argv: list[str]) -> int:
         return 1
     resources = desired(rsp)
     if args.yaml:
-        print(yaml.safe_dump_all(
-            [{**body, "metadata": {**body.get("metadata", {}), "annotations": {
-                **(body.get("metadata", {}).get("annotations") or {}),
-                "crossplane.io/composition-resource-name": key}}}
-             for key, body in resources.items()],
-            sort_keys=False,
-        ))
+        print(
+            yaml.safe_dump_all(
+                [
+                    {
+                        **body,
+                        "metadata": {
+                            **body.get("metadata", {}),
+                            "annotations": {
+                                **(body.get("metadata", {}).get("annotations") or {}),
+                                "crossplane.io/composition-resource-name": key,
+                            },
+                        },
+                    }
+                    for key, body in resources.items()
+                ],
+                sort_keys=False,
+            )
+        )
         return 0
     kinds = Counter(f"{b['kind']} ({b['apiVersion'].split('/')[0]})" for b in resources.values())
     print(f"{xr['kind']} {xr['metadata']['name']}: {len(resources)} composed resources")

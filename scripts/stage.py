@@ -56,7 +56,11 @@ def observe(key: str, body: dict[str, Any], xr_name: str, *, ready: bool) -> dic
     status_flag = "True" if ready else "False"
     status: dict[str, Any] = {
         "conditions": [
-            {"type": "Ready", "status": status_flag, "reason": "Available" if ready else "Creating"},
+            {
+                "type": "Ready",
+                "status": status_flag,
+                "reason": "Available" if ready else "Creating",
+            },
             {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
         ]
     }
@@ -75,8 +79,7 @@ def walk(xr: dict[str, Any]) -> list[dict[str, dict[str, Any]]]:
         rsp = run(request(xr, observed))
         wanted = desired(rsp)
         nxt = {
-            key: observe(key, body, xr_name, ready=key in observed)
-            for key, body in wanted.items()
+            key: observe(key, body, xr_name, ready=key in observed) for key, body in wanted.items()
         }
         if nxt == observed:
             return stages

@@ -38,7 +38,9 @@ def cluster_dict(name: str = "c1", cloud: str = "aws", **extra: Any) -> dict[str
     return {
         "name": name,
         "cloud": cloud,
-        "kubeconfig": {"secretRef": {"name": f"{name}-kubeconfig", "namespace": "crossplane-system"}},
+        "kubeconfig": {
+            "secretRef": {"name": f"{name}-kubeconfig", "namespace": "crossplane-system"}
+        },
         **copy.deepcopy(CLOUD_BLOCKS[cloud]),
         **extra,
     }

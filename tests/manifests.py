@@ -6,11 +6,21 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-CORE_GROUPS = {"", "v1", "apps", "batch", "policy", "rbac.authorization.k8s.io", "networking.k8s.io", "storage.k8s.io", "autoscaling"}
+CORE_GROUPS = {
+    "",
+    "v1",
+    "apps",
+    "batch",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "storage.k8s.io",
+    "autoscaling",
+}
 
 
 def group_of(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
+    return api_version.split("/", maxsplit=1)[0] if "/" in api_version else ""
 
 
 def wrapped_manifests(

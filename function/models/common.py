@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -12,13 +12,6 @@ from function.quantity import QUANTITY_PATTERN
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
-
-
-def dns_label(max_length: int) -> Any:  # noqa: ANN401  # an Annotated type alias
-    """A DNS-1123 label of at most ``max_length`` characters."""
-    return Annotated[
-        str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=max_length)
-    ]
 
 
 class ApiModel(BaseModel):
@@ -146,8 +139,10 @@ class Scaling(ApiModel):
 
     model_config = cel(
         (
-            "!has(self.minReplicas) || !has(self.maxReplicas) || "
-            "self.minReplicas <= self.maxReplicas",
+            (
+                "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                "self.minReplicas <= self.maxReplicas"
+            ),
             "minReplicas must not exceed maxReplicas",
         ),
     )

@@ -22,10 +22,9 @@ from function.models.common import (
     Resources,
     Serving,
     Storage,
-    dns_label,
 )
 from function.models.common import Scaling as BaseScaling
-from function.models.platform import ModelSpec
+from function.models.platform import ClusterName, ModelName
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
@@ -53,7 +52,7 @@ class Target(ApiModel):
         description="provider-helm ProviderConfig; defaults to providerConfigName.",
     )
     cloud: Cloud = Cloud.EXISTING
-    cluster_name: dns_label(20) | None = Field(  # type: ignore[valid-type]
+    cluster_name: ClusterName | None = Field(
         default=None,
         alias="clusterName",
         description="The platform's name for the cluster, used in labels and names.",
@@ -75,7 +74,7 @@ class Target(ApiModel):
 class FleetSpec(ApiModel):
     """The spec of an XOllamaFleet."""
 
-    name: dns_label(40) | None = Field(  # type: ignore[valid-type]
+    name: ModelName | None = Field(
         default=None,
         description="Name of the served model, used for its namespace and objects; "
         "defaults to the XR's name.",
@@ -99,8 +98,3 @@ class FleetSpec(ApiModel):
         alias="defaultStorageClass",
         description="StorageClass used when storage.class is empty.",
     )
-
-
-def fleet_from_model(model: ModelSpec) -> dict[str, Any]:
-    """The fields an XOllamaFleet shares with a platform model entry, by alias."""
-    return model.model_dump(by_alias=True, include={"model", "replicas", "resources", "storage", "scaling"})

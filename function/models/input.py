@@ -124,7 +124,7 @@ class FunctionInput(ApiModel):
         """Instance type and accelerator for ``cloud`` under ``profile``."""
         per_cloud: CloudDefaults | None = getattr(self.spec, cloud.value, None)
         override = getattr(per_cloud, profile.value, None) if per_cloud else None
-        if override is not None:
+        if isinstance(override, NodePoolDefaults):
             return override
         instance_type, accelerator, count = DEFAULT_NODE_POOLS[(cloud, profile)]
         return NodePoolDefaults(

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from function.models.common import (
+    DNS_LABEL_PATTERN,
     ApiModel,
-    cel,
     BlockStorage,
     Cloud,
     Cni,
@@ -29,7 +29,7 @@ from function.models.common import (
     Scaling,
     Serving,
     Storage,
-    dns_label,
+    cel,
 )
 
 LIST_MAP_BY_NAME: dict[str, Any] = {
@@ -37,8 +37,12 @@ LIST_MAP_BY_NAME: dict[str, Any] = {
     "x-kubernetes-list-map-keys": ["name"],
 }
 
-ClusterName = dns_label(20)
-ModelName = dns_label(40)
+ClusterName = Annotated[
+    str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=20)
+]
+ModelName = Annotated[
+    str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=40)
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
@@ -97,9 +101,9 @@ class GcpCluster(ApiModel):
 class AzureCluster(ApiModel):
     """The existing AKS cluster the GPU node pool joins."""
 
-    resource_group_name: Annotated[
-        str, StringConstraints(pattern=r"^[-\w\._\(\)]{1,90}$")
-    ] = Field(alias="resourceGroupName")
+    resource_group_name: Annotated[str, StringConstraints(pattern=r"^[-\w\._\(\)]{1,90}$")] = Field(
+        alias="resourceGroupName"
+    )
     cluster_id: Annotated[
         str,
         StringConstraints(
@@ -127,8 +131,8 @@ class GpuNodePool(ApiModel):
         ),
     )
 
-    instance_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = (
-        Field(default=None, alias="instanceType")
+    instance_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, alias="instanceType"
     )
     accelerator: Accelerator | None = None
     min_nodes: int | None = Field(default=None, alias="minNodes", ge=0, le=1000)
@@ -165,7 +169,9 @@ class ClusterSpec(ApiModel):
 
     name: ClusterName
     cloud: Cloud
-    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9]*$", max_length=64)] | None = None
+    region: (
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9]*$", max_length=64)] | None
+    ) = None
     provider_config_name: Name = Field(default="default", alias="providerConfigName")
     kubeconfig: Kubeconfig
     aws: AwsCluster | None = None
@@ -179,7 +185,9 @@ class ModelSpec(ApiModel):
     """One Ollama model, served on each of its target clusters."""
 
     name: ModelName
-    model: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._/:]*$", max_length=128)]
+    model: Annotated[
+        str, StringConstraints(pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9._/:]*$", max_length=128)
+    ]
     replicas: int = Field(default=1, ge=1, le=100)
     resources: Resources = Field(default_factory=Resources)
     storage: Storage = Field(default_factory=Storage)
@@ -209,8 +217,10 @@ class PlatformSpec(ApiModel):
 
     model_config = cel(
         (
-            "!has(self.models) || self.models.all(m, !has(m.clusters) || "
-            "m.clusters.all(c, self.clusters.exists(k, k.name == c)))",
+            (
+                "!has(self.models) || self.models.all(m, !has(m.clusters) || "
+                "m.clusters.all(c, self.clusters.exists(k, k.name == c)))"
+            ),
             "every models[].clusters entry must name a cluster in spec.clusters",
         ),
     )

@@ -31,7 +31,7 @@ _KEEP = {
 }
 
 
-def _resolve(node: Any, defs: dict[str, Any]) -> Any:  # noqa: ANN401  # JSON
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:  # JSON
     if isinstance(node, list):
         return [_resolve(n, defs) for n in node]
     if not isinstance(node, dict):
@@ -48,7 +48,7 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:  # noqa: ANN401  # JSON
     return {k: _resolve(v, defs) for k, v in node.items()}
 
 
-def _clean(node: Any) -> Any:  # noqa: ANN401  # JSON
+def _clean(node: Any) -> Any:  # JSON
     if isinstance(node, list):
         return [_clean(n) for n in node]
     if not isinstance(node, dict):
@@ -68,7 +68,11 @@ def _clean(node: Any) -> Any:  # noqa: ANN401  # JSON
                 out["x-kubernetes-preserve-unknown-fields"] = True
         elif key in _KEEP:
             out[key] = _clean(value) if isinstance(value, (dict, list)) else value
-    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+    if (
+        out.get("type") == "object"
+        and "properties" not in out
+        and "additionalProperties" not in out
+    ):
         out["x-kubernetes-preserve-unknown-fields"] = True
     if "required" in out:
         out["required"] = sorted(out["required"])

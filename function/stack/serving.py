@@ -23,6 +23,7 @@ from typing import Any
 from function import wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
+from function.fleet import KNATIVE_FEATURES
 from function.models.common import Ingress, Mesh, Profile, Serving
 from function.stack.mesh import ISTIO_INGRESS_GATEWAY, ISTIO_INGRESS_NAMESPACE
 from function.stack.networking import CONTOUR_ENVOY_SERVICE, CONTOUR_INGRESS_CLASS
@@ -65,6 +66,8 @@ def knative_serving_manifest(ctx: ClusterContext) -> dict[str, Any]:
     elif layer == "istio":
         gateway = f"{ISTIO_INGRESS_GATEWAY}.{ISTIO_INGRESS_NAMESPACE}.svc.cluster.local"
         config["istio"] = {"gateway.knative-serving.knative-ingress-gateway": gateway}
+    # The features the model pods need (PVC volumes, tolerations, ...), as the fleet states them.
+    config["features"] = dict(sorted(KNATIVE_FEATURES.items()))
     spec: dict[str, Any] = {"ingress": {layer: {"enabled": True}}, "config": config}
     if ctx.platform.profile is Profile.PRODUCTION:
         spec["high-availability"] = {"replicas": 2}

@@ -70,7 +70,13 @@ def test_entrypoint_from_clean_venv_serves_run_function(clean_venv: Path) -> Non
     entry = clean_venv / "bin" / "function"
     assert entry.exists()
     help_text = subprocess.run([str(entry), "--help"], capture_output=True, text=True).stdout
-    for flag in ("--address", "--insecure", "--tls-certs-dir", "--debug", "--max-recv-message-size"):
+    for flag in (
+        "--address",
+        "--insecure",
+        "--tls-certs-dir",
+        "--debug",
+        "--max-recv-message-size",
+    ):
         assert flag in help_text
     xr = yaml.safe_load((ROOT / "examples" / "aws" / "xr.yaml").read_text())
     with toolchain.function_server(executable=[str(entry)]) as port:

@@ -96,7 +96,10 @@ def test_rendered_resources_validate_against_real_crds(
     code, log = toolchain.validate([toolchain.crds_dir(), ROOT / "xrds"], out)
     summary = log.strip().splitlines()[-1] if code == 0 else log[-4000:]
     assert code == 0, summary
-    assert f"Total {len(docs)} resources: 0 missing schemas, {len(docs)} success cases, 0 failure cases" in log
+    assert (
+        f"Total {len(docs)} resources: 0 missing schemas, {len(docs)} success cases, 0 failure cases"
+        in log
+    )
 
 
 def test_wrapped_crd_manifests_validate(
@@ -158,7 +161,14 @@ def test_xrds_and_compositions_validate_against_crossplane_crds(tmp_path: Path) 
 def test_xpkg_build_includes_the_input_crd(tmp_path: Path) -> None:
     out = tmp_path / "function.xpkg"
     done = subprocess.run(
-        [toolchain.crossplane(), "xpkg", "build", f"--package-root={ROOT / 'package'}", "-o", str(out)],
+        [
+            toolchain.crossplane(),
+            "xpkg",
+            "build",
+            f"--package-root={ROOT / 'package'}",
+            "-o",
+            str(out),
+        ],
         capture_output=True,
         text=True,
     )

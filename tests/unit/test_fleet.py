@@ -492,7 +492,10 @@ def test_endpoint() -> None:
 
 
 def test_scaledobject_targets_the_deployment() -> None:
-    s = spec(scaling={"minReplicas": 2, "maxReplicas": 6, "targetRequestsPerSecond": 40})
+    s = spec(
+        scaling={"minReplicas": 2, "maxReplicas": 6, "targetRequestsPerSecond": 40},
+        observability="metrics",
+    )
     so = manifests(s)["model-object-scaledobject"]
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     assert so["spec"]["scaleTargetRef"] == {
@@ -517,20 +520,20 @@ def test_prometheus_address_override() -> None:
 
 
 def test_istio_query() -> None:
-    assert trigger_query(spec(mesh="istio")) == (
+    assert trigger_query(spec(mesh="istio", observability="metrics")) == (
         'sum(rate(istio_requests_total{reporter="destination",destination_service_name="ollama",'
         f'destination_service_namespace="{NS}"}}[2m]))'
     )
 
 
 def test_linkerd_query() -> None:
-    assert trigger_query(spec(mesh="linkerd")) == (
+    assert trigger_query(spec(mesh="linkerd", observability="metrics")) == (
         f'sum(rate(request_total{{direction="inbound",namespace="{NS}",deployment="ollama"}}[2m]))'
     )
 
 
 def test_no_mesh_query_reads_contour_envoy() -> None:
-    assert trigger_query(spec(mesh="none")) == (
+    assert trigger_query(spec(mesh="none", observability="metrics")) == (
         f'sum(rate(envoy_cluster_upstream_rq_total{{envoy_cluster_name="{NS}_ollama_11434"}}[2m]))'
     )
 
@@ -883,3 +886,28 @@ def test_every_variant_validates_against_the_real_crds(tmp_path: Path) -> None:
         assert code == 0, out[-4000:]
         n = len(docs)
         assert f"Total {n} resources: 0 missing schemas, {n} success cases, 0 failure cases" in out
+
+
+def test_without_prometheus_keda_scales_on_cpu() -> None:
+    so = manifests(spec(observability="none"))["model-object-scaledobject"]
+    first = so["spec"]["triggers"][0]
+    assert first["type"] == "cpu"
+    assert first["metricType"] == "Utilization"
+    assert first["metadata"] == {"value": "70"}
+    with_address = spec(
+        observability="none", target={"prometheusAddress": "http://prom.example:9090"}
+    )
+    first = manifests(with_address)["model-object-scaledobject"]["spec"]["triggers"][0]
+    assert first["type"] == "prometheus"
+    assert first["metadata"]["serverAddress"] == "http://prom.example:9090"
+
+
+def test_azure_pods_tolerate_spot_pools() -> None:
+    s = spec(target={"cloud": "azure"})
+    pod = manifests(s)["model-object-deployment"]["spec"]["template"]["spec"]
+    assert {
+        "key": "kubernetes.azure.com/scalesetpriority",
+        "operator": "Equal",
+        "value": "spot",
+        "effect": "NoSchedule",
+    } in pod["tolerations"]

@@ -55,8 +55,16 @@ DELETE = object()
 
 CASES = [
     # (reason, spec, expected substring: path and message)
-    ("missing cloud block", mutate("clusters.0.aws", DELETE), "spec.clusters[0].aws: required when cloud is aws"),
-    ("unknown cloud", mutate("clusters.1.cloud", "mars"), "spec.clusters[1].cloud: 'mars' is not one of"),
+    (
+        "missing cloud block",
+        mutate("clusters.0.aws", DELETE),
+        "spec.clusters[0].aws: required when cloud is aws",
+    ),
+    (
+        "unknown cloud",
+        mutate("clusters.1.cloud", "mars"),
+        "spec.clusters[1].cloud: 'mars' is not one of",
+    ),
     ("bad profile", {**valid_spec(), "profile": "prod"}, "spec.profile: 'prod' is not one of"),
     (
         "duplicate cluster names",
@@ -76,7 +84,7 @@ CASES = [
     (
         "storage above policy.maxStorageRequest",
         mutate("models.0.storage", {"size": "200Gi"}),
-        "spec.models[0].storage.size: 200Gi exceeds policy.maxStorageRequest 100Gi",
+        "spec.models[0].storage.size: 200Gi is more than policy.maxStorageRequest 100Gi",
     ),
     (
         "malformed quantity",
@@ -119,8 +127,16 @@ CASES = [
     ),
     ("wrong type: clusters", {"clusters": "aws"}, "spec.clusters: "),
     ("wrong type: replicas", mutate("models.0.replicas", "three"), "spec.models[0].replicas: "),
-    ("wrong type: spot", mutate("clusters.0.gpuNodePool", {"spot": "maybe"}), "spec.clusters[0].gpuNodePool.spot"),
-    ("empty subnets", mutate("clusters.0.aws.subnetIds", []), "spec.clusters[0].aws.subnetIds: at least one subnet is required"),
+    (
+        "wrong type: spot",
+        mutate("clusters.0.gpuNodePool", {"spot": "maybe"}),
+        "spec.clusters[0].gpuNodePool.spot",
+    ),
+    (
+        "empty subnets",
+        mutate("clusters.0.aws.subnetIds", []),
+        "spec.clusters[0].aws.subnetIds: at least one subnet is required",
+    ),
     ("no clusters", {"clusters": []}, "spec.clusters: at least one cluster is required"),
     ("spec not an object", "garbage", "spec: "),
     (
@@ -128,7 +144,11 @@ CASES = [
         {**valid_spec(), "components": {"objectStorage": "rook-ceph", "blockStorage": "longhorn"}},
         "spec.components.objectStorage: rook-ceph object storage needs blockStorage rook-ceph",
     ),
-    ("missing region", mutate("clusters.0.region", DELETE), "spec.clusters[0].region: required when cloud is aws"),
+    (
+        "missing region",
+        mutate("clusters.0.region", DELETE),
+        "spec.clusters[0].region: required when cloud is aws",
+    ),
     (
         "gpuNodePool on existing",
         mutate("clusters.0", cluster_dict("k3s", "existing", gpuNodePool={"minNodes": 1})),
@@ -178,7 +198,9 @@ def test_bad_input_is_fatal_with_input_path() -> None:
     req.observed.composite.resource.CopyFrom(to_struct(xr(valid_spec())))
     req.input.CopyFrom(to_struct({"spec": {"charts": {"kyverno": {"chart": "kyverno"}}}}))
     rsp = asyncio.run(FunctionRunner().RunFunction(req, None))
-    assert "input.spec.charts.kyverno.repository: required field is missing" in rsp.results[0].message
+    assert (
+        "input.spec.charts.kyverno.repository: required field is missing" in rsp.results[0].message
+    )
 
 
 def test_invalid_fleet_gets_fatal() -> None:
