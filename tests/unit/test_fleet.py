@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -835,7 +836,6 @@ def variant_objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[
 
 
 def test_core_manifests_validate_against_kubernetes_schemas() -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     _, core, _ = variant_objects()
     assert {m["kind"] for m in core} == {
         "Namespace",
@@ -851,7 +851,6 @@ def test_core_manifests_validate_against_kubernetes_schemas() -> None:
 
 
 def test_knative_pod_is_a_valid_kubernetes_pod() -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     services = {
         json.dumps(m, sort_keys=True): m
         for s in all_variants()
