@@ -1,0 +1,65 @@
+"""Golden renders: every example at its final stage, and fleet variants, byte for byte.
+
+Set UPDATE_GOLDEN=1 to rewrite the expected files after a deliberate change,
+then review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from crossplane.function import resource
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from scripts.render import desired, load_docs, observed_map, request, run
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").iterdir() if (p / "xr.yaml").exists())
+
+FLEET_VARIANTS = {
+    f"fleet-{serving}-{mesh}": {"serving": serving, "mesh": mesh, "ingress": "contour"}
+    for serving in ("deployment", "knative")
+    for mesh in ("istio", "linkerd", "none")
+}
+
+
+def text_of(rsp: fnv1.RunFunctionResponse) -> str:
+    fatal = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert not fatal, fatal
+    docs: list[dict[str, Any]] = [
+        {"composition-resource-name": key, **body} for key, body in desired(rsp).items()
+    ]
+    status = resource.struct_to_dict(rsp.desired.composite.resource)["status"]
+    docs.append({"xr-status": json.loads(json.dumps(status))})
+    return yaml.safe_dump_all(docs, sort_keys=True, width=100)
+
+
+def check(name: str, text: str) -> None:
+    path = GOLDEN / f"{name}.yaml"
+    if UPDATE or not path.exists():
+        if not UPDATE and os.environ.get("CI"):
+            pytest.fail(f"missing golden file {path}; run with UPDATE_GOLDEN=1")
+        path.write_text(text)
+    assert path.read_text() == text, f"{name} differs from {path}; UPDATE_GOLDEN=1 rewrites it"
+
+
+@pytest.mark.parametrize("case", EXAMPLES)
+def test_example_final_stage_matches_golden(case: str) -> None:
+    folder = ROOT / "examples" / case
+    xr = load_docs(folder / "xr.yaml")[0]
+    final = sorted(folder.glob("observed-*.yaml"))[-1]
+    check(case, text_of(run(request(xr, observed_map(load_docs(final))))))
+
+
+@pytest.mark.parametrize("variant", sorted(FLEET_VARIANTS))
+def test_fleet_variant_matches_golden(variant: str) -> None:
+    xr = load_docs(ROOT / "examples" / "fleet" / "xr.yaml")[0]
+    xr["spec"] = {**xr["spec"], **FLEET_VARIANTS[variant], "observability": "full"}
+    check(variant, text_of(run(request(xr))))
