@@ -68,7 +68,8 @@ def test_no_secret_data_anywhere() -> None:
 
 def test_function_never_reaches_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
-        raise AssertionError("the function tried to open a network connection")
+        msg = "the function tried to open a network connection"
+        raise AssertionError(msg)
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
