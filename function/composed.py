@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -31,14 +31,11 @@ class Composed:
         body: The resource as a plain dict, without ``metadata.name``.
         gates: What must exist or be ready before this resource is first emitted.
             Once emitted (observed), a resource is never withdrawn.
-        ready: Readiness to report; None lets the plan derive it from observed state.
     """
 
     key: str
     body: dict[str, Any]
     gates: tuple[Gate, ...] = ()
-    ready: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def api_version(self) -> str:

@@ -6,7 +6,7 @@ resolved here once, so defaults live in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from function import naming
@@ -178,7 +178,6 @@ class ClusterContext:
     node_pool: NodePool | None
     helm_provider_config: str | None = None
     kubernetes_provider_config: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

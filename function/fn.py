@@ -79,8 +79,6 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
                 target=fnv1.TARGET_COMPOSITE_AND_CLAIM,
             )
         )
-    for warning in plan.warnings:
-        response.warning(rsp, warning)
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -95,13 +93,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     ) -> fnv1.RunFunctionResponse:
         """Run the function; always return a response."""
         rsp = response.to(req)
-        kind = (
-            req.observed.composite.resource["kind"]
-            if req.observed.composite.HasField("resource")
-            and "kind" in req.observed.composite.resource
-            else "composite"
-        )
-        name = _name_of(req)
+        kind, name = _identity(req)
         log = self.log.bind(tag=req.meta.tag, kind=kind, xr=name)
         try:
             plan = plan_request(req)
@@ -129,9 +121,12 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         return staged
 
 
-def _name_of(req: fnv1.RunFunctionRequest) -> str:
+def _identity(req: fnv1.RunFunctionRequest) -> tuple[str, str]:
+    """The observed XR's kind and name, for messages; placeholders when absent."""
+    xr = req.observed.composite.resource
+    kind = xr["kind"] if "kind" in xr and isinstance(xr["kind"], str) else "composite"
     try:
-        meta = req.observed.composite.resource["metadata"]
-        return str(meta["name"])
-    except (KeyError, ValueError, TypeError):
-        return "(unnamed)"
+        name = str(xr["metadata"]["name"])
+    except (KeyError, TypeError, ValueError):
+        name = "(unnamed)"
+    return kind, name

@@ -43,7 +43,6 @@ class Plan:
     status: dict[str, Any]
     conditions: list[Condition] = field(default_factory=list)
     connection_details: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
     composite_ready: bool = False
 
 
