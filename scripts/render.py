@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -78,10 +77,21 @@ def run(req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
     return asyncio.run(FunctionRunner().RunFunction(req, None))
 
 
+def plain(value: Any) -> Any:  # JSON
+    """JSON with sorted keys and whole numbers as ints (protobuf Structs hold doubles)."""
+    if isinstance(value, dict):
+        return {k: plain(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def desired(rsp: fnv1.RunFunctionResponse) -> dict[str, dict[str, Any]]:
     """Desired composed resources as dicts, keyed by composition resource name."""
     return {
-        k: json.loads(json.dumps(resource.struct_to_dict(v.resource), sort_keys=True))
+        k: plain(resource.struct_to_dict(v.resource))
         for k, v in sorted(rsp.desired.resources.items())
     }
 

@@ -6,7 +6,6 @@ then review the diff.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import yaml
 from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
-from scripts.render import desired, load_docs, observed_map, request, run
+from scripts.render import desired, load_docs, observed_map, plain, request, run
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -37,7 +36,7 @@ def text_of(rsp: fnv1.RunFunctionResponse) -> str:
         {"composition-resource-name": key, **body} for key, body in desired(rsp).items()
     ]
     status = resource.struct_to_dict(rsp.desired.composite.resource)["status"]
-    docs.append({"xr-status": json.loads(json.dumps(status))})
+    docs.append({"xr-status": plain(status)})
     return yaml.safe_dump_all(docs, sort_keys=True, width=100)
 
 
