@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-# The Kubernetes quantity grammar, as the API server accepts it.
-QUANTITY_PATTERN = (
-    r"^[+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
-)
+# The part of the Kubernetes quantity grammar a claim may use: no sign and no
+# exponent, so every value is non-negative and bounded by the field's length.
+QUANTITY_PATTERN = r"^(([0-9]+(\.[0-9]+)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE])?$"
 _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}

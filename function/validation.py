@@ -7,6 +7,7 @@ admission (or an XR from an older schema) gets the same answer here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -55,10 +56,26 @@ def _message(error: Mapping[str, Any]) -> str:
     return f"{error['msg']} (got {error.get('input')!r})"
 
 
+def plain(value: Any) -> Any:  # JSON
+    """JSON with sorted keys and whole numbers as ints: protobuf Structs hold only doubles."""
+    if isinstance(value, dict):
+        return {k: plain(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def parse(model: type[M], raw: Any, root: str = "spec") -> M:  # untrusted input
-    """Validate ``raw`` as ``model``; raise InvalidClaimError with field paths on failure."""
+    """Validate ``raw`` as ``model``; raise InvalidClaimError with field paths on failure.
+
+    Validation is strict, as the API server is: "3" is not an integer and "yes"
+    is not a boolean, so a claim the XRD would refuse is refused here too.
+    """
     try:
-        return model.model_validate(raw if raw is not None else {})
+        text = json.dumps(plain(raw if raw is not None else {}))
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         errors = [
             ClaimError(format_path(tuple(e["loc"]), root), _message(e))
@@ -109,6 +126,8 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
             errors.append(
                 ClaimError(f"{path}.region", f"required when cloud is {cluster.cloud.value}")
             )
+        if cluster.aws is not None:
+            errors.extend(_unique(f"{path}.aws.subnetIds", cluster.aws.subnet_ids, "subnet"))
         kube = cluster.kubeconfig
         if (kube.secret_ref is None) == (kube.provider_config_name is None):
             errors.append(
@@ -127,6 +146,18 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
             )
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))
+    return errors
+
+
+def _unique(path: str, values: list[str], what: str) -> list[ClaimError]:
+    first: dict[str, int] = {}
+    errors = []
+    for i, value in enumerate(values):
+        if value in first:
+            errors.append(
+                ClaimError(f"{path}[{i}]", f"duplicate {what} {value!r} (also [{first[value]}])")
+            )
+        first.setdefault(value, i)
     return errors
 
 

@@ -27,6 +27,7 @@ from crossplane.function import logging, resource  # noqa: E402
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1  # noqa: E402
 
 from function.fn import FunctionRunner, to_struct  # noqa: E402
+from function.validation import plain  # noqa: E402
 
 logging.configure(level=logging.Level.INFO)
 
@@ -75,17 +76,6 @@ def request(
 def run(req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
     """Run the function in-process (logging at INFO, as the server does by default)."""
     return asyncio.run(FunctionRunner().RunFunction(req, None))
-
-
-def plain(value: Any) -> Any:  # JSON
-    """JSON with sorted keys and whole numbers as ints (protobuf Structs hold doubles)."""
-    if isinstance(value, dict):
-        return {k: plain(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def desired(rsp: fnv1.RunFunctionResponse) -> dict[str, dict[str, Any]]:

@@ -82,7 +82,7 @@ def _valid_pattern(pattern: str) -> bool:
     return True
 
 
-def to_json_schema(node: Any, *, structural: bool = True) -> Any:  # noqa: ANN401
+def to_json_schema(node: Any, *, structural: bool = True) -> Any:
     """Translate one OpenAPI v3 schema node (and its children) to JSON Schema.
 
     ``structural`` is False inside ``allOf``/``anyOf``/``oneOf``/``not``: those
@@ -138,7 +138,7 @@ def to_json_schema(node: Any, *, structural: bool = True) -> Any:  # noqa: ANN40
 
 
 def _list_map_keys(
-    validator: Any, keys: list[str], instance: Any, schema: Mapping[str, Any]  # noqa: ANN401
+    validator: Any, keys: list[str], instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[jsonschema.ValidationError]:
     """``x-kubernetes-list-type: map``: no two items share the same key values."""
     if not isinstance(instance, list):
@@ -263,7 +263,7 @@ class SchemaIndex:
                 self._load(path)
         return self._schemas.get(key)
 
-    def validator(self, api_version: str, kind: str) -> Any | None:  # noqa: ANN401
+    def validator(self, api_version: str, kind: str) -> Any | None:
         """A cached Draft 7 validator for (apiVersion, kind), or None when unknown."""
         key = (api_version, kind)
         with self._lock:
@@ -303,7 +303,7 @@ def _shorten(message: str) -> str:
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
 
 
-def validate(obj: Any, index: SchemaIndex | None = None) -> list[str]:  # noqa: ANN401
+def validate(obj: Any, index: SchemaIndex | None = None) -> list[str]:
     """Structural errors of one Kubernetes object, each as ``<path>: <message>``; [] if valid."""
     if not isinstance(obj, Mapping):
         return [f"(root): expected an object, got {type(obj).__name__}"]

@@ -86,7 +86,12 @@ class AwsCluster(ApiModel):
     cluster_name: Annotated[
         str, StringConstraints(pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]*$", max_length=100)
     ] = Field(alias="clusterName")
-    subnet_ids: list[SubnetId] = Field(alias="subnetIds", min_length=1, max_length=16)
+    subnet_ids: list[SubnetId] = Field(
+        alias="subnetIds",
+        min_length=1,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
 
 
 class GcpCluster(ApiModel):
