@@ -145,6 +145,7 @@ def main() -> int:
     parser.add_argument("--rss-requests", type=int, default=10000)
     args = parser.parse_args()
     fn_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
+    uncached_argv = [*fn_argv, "--cache-size", "0"]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}, grpcio {grpc.__version__}"
@@ -155,6 +156,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for label, req in (("small", small), ("large", large)):
             rows.append(measure(f"function {label}", fn_argv, req, args.requests, args.concurrency))
+            rows.append(
+                measure(
+                    f"function {label} uncached", uncached_argv, req, args.requests, args.concurrency
+                )
+            )
             payload = Path(tmp) / f"{label}.bin"
             payload.write_bytes(run(req).SerializeToString())
             floor_argv = [
@@ -164,24 +170,32 @@ def main() -> int:
                 str(payload),
             ]
             rows.append(measure(f"floor {label}", floor_argv, req, args.requests, args.concurrency))
+    # one request at a time: latency without queueing behind other requests
+    for name, argv in (("function small c=1", fn_argv), ("function small uncached c=1", uncached_argv)):
+        rows.append(measure(name, argv, small, args.requests // 2, 1))
     rows.append(
         measure("function small, RSS run", fn_argv, small, args.rss_requests, args.concurrency)
     )
     rss = rows[-1]
     print(
-        f"{'case':26s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
+        f"{'case':28s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
         f"{'bytes':>8s} {'RSS MiB before -> after':>24s} {'ready s':>7s}"
     )
     for r in rows:
         print(
-            f"{r['name']:26s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['name']:28s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
             f"{r['rps']:7.0f} {r['errors']:6d} {r['bytes']:8d} {r['rss0_mb']:12.1f} -> "
             f"{r['rss1_mb']:8.1f} {r['ready_s']:7.2f}"
         )
     growth = (rss["rss1_mb"] - rss["rss0_mb"]) / rss["rss0_mb"] * 100
     print(f"RSS growth over {args.rss_requests} small requests: {growth:+.1f}%")
-    large_fn, large_floor = rows[2], rows[3]
-    print(f"large p50 / floor p50: {large_fn['p50_ms'] / large_floor['p50_ms']:.2f}x")
+    by_name = {r["name"]: r for r in rows}
+    for label in ("small", "large"):
+        floor = by_name[f"floor {label}"]["p50_ms"]
+        print(
+            f"{label} p50 / floor p50: {by_name[f'function {label}']['p50_ms'] / floor:.2f}x "
+            f"(uncached {by_name[f'function {label} uncached']['p50_ms'] / floor:.2f}x)"
+        )
     t0 = time.perf_counter()
     rsp = run(steady_state(largest_xr()))
     print(

@@ -225,3 +225,29 @@ def test_valid_spec_is_not_mutated() -> None:
     before = copy.deepcopy(spec)
     run(xr(spec))
     assert spec == before
+
+
+def test_response_cache_answers_repeats_with_identical_bytes() -> None:
+    runner = FunctionRunner(cache_size=2)
+    req = fnv1.RunFunctionRequest()
+    req.observed.composite.resource.CopyFrom(to_struct(xr(valid_spec())))
+    first = asyncio.run(runner.RunFunction(req, None))
+    second = asyncio.run(runner.RunFunction(req, None))
+    assert first.SerializeToString(deterministic=True) == second.SerializeToString(
+        deterministic=True
+    )
+    assert len(runner.cache._items) == 1
+    uncached = asyncio.run(FunctionRunner(cache_size=0).RunFunction(req, None))
+    assert uncached.SerializeToString(deterministic=True) == first.SerializeToString(
+        deterministic=True
+    )
+
+
+def test_response_cache_is_bounded_and_keyed_by_the_whole_request() -> None:
+    runner = FunctionRunner(cache_size=2)
+    for tag in ("a", "b", "c"):
+        req = fnv1.RunFunctionRequest(meta=fnv1.RequestMeta(tag=tag))
+        req.observed.composite.resource.CopyFrom(to_struct(xr(valid_spec())))
+        rsp = asyncio.run(runner.RunFunction(req, None))
+        assert rsp.meta.tag == tag
+    assert len(runner.cache._items) == 2
