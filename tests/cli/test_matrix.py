@@ -87,6 +87,7 @@ def test_every_option_alone_renders_valid_output(tmp_path: Path) -> None:
     assert f"Total {total} resources: 0 missing schemas, {total} success cases" in log
     for manifest in core:
         kubernetes_validate.validate(manifest, "1.33", strict=True)
+    print(f"\nmatrix: {len(per_variant)} variants, {total} unique resources, {len(core)} core objects")
     # every option changes what is composed somewhere
     assert len(set(per_variant.values())) > 1, per_variant
 

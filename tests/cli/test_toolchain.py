@@ -97,6 +97,7 @@ def test_rendered_resources_validate_against_real_crds(
     code, log = toolchain.validate([toolchain.crds_dir(), ROOT / "xrds"], out)
     summary = log.strip().splitlines()[-1] if code == 0 else log[-4000:]
     assert code == 0, summary
+    print(f"\nrendered resources validated: {len(docs)} across {len(rendered)} renders")
     assert (
         f"Total {len(docs)} resources: 0 missing schemas, {len(docs)} success cases, 0 failure cases"
         in log
@@ -115,6 +116,7 @@ def test_wrapped_crd_manifests_validate(
     code, log = toolchain.validate([toolchain.crds_dir()], out)
     assert code == 0, log[-4000:]
     n = len(crd_kinds)
+    print(f"\nwrapped custom resources validated: {n}")
     assert f"Total {n} resources: 0 missing schemas, {n} success cases, 0 failure cases" in log
 
 
@@ -128,6 +130,7 @@ def test_wrapped_core_manifests_validate_against_kubernetes_schemas(
     assert {"Namespace", "Deployment", "Service", "PersistentVolumeClaim"} <= kinds
     for manifest in core:
         kubernetes_validate.validate(manifest, "1.33", strict=True)
+    print(f"\nwrapped core objects validated: {len(core)}")
 
 
 def test_example_claims_and_xrs_validate_against_xrds(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from scripts.render import desired, load_docs, observed_map, plain, request, run
+from scripts.stage import walk
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -55,6 +56,20 @@ def test_example_final_stage_matches_golden(case: str) -> None:
     xr = load_docs(folder / "xr.yaml")[0]
     final = sorted(folder.glob("observed-*.yaml"))[-1]
     check(case, text_of(run(request(xr, observed_map(load_docs(final))))))
+
+
+# Every cloud under the profile its example does not already cover.
+PROFILE_VARIANTS = {"aws-development": "aws", "azure-development": "azure"}
+
+
+@pytest.mark.parametrize("variant", sorted(PROFILE_VARIANTS))
+def test_profile_variant_final_stage_matches_golden(variant: str) -> None:
+    xr = load_docs(ROOT / "examples" / PROFILE_VARIANTS[variant] / "xr.yaml")[0]
+    xr["spec"] = {**xr["spec"], "profile": "development"}
+    for cluster in xr["spec"]["clusters"]:
+        cluster.pop("gpuNodePool", None)  # take the development defaults
+    stages = walk(xr)
+    check(variant, text_of(run(request(xr, stages[-1]))))
 
 
 @pytest.mark.parametrize("variant", sorted(FLEET_VARIANTS))
