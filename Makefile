@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 render: install
-	$(VENV)/bin/python scripts/render.py $(EXAMPLE)
+	$(VENV)/bin/python scripts/render.py --walk $(EXAMPLE)
 
 lint: install
 	$(VENV)/bin/ruff check function tests scripts bench

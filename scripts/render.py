@@ -92,10 +92,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("example", type=Path, help="an examples/<case> directory or an XR file")
     parser.add_argument("--observed", type=Path, help="observed resources (file or directory)")
     parser.add_argument("--yaml", action="store_true", help="print the desired resources as YAML")
+    parser.add_argument(
+        "--walk",
+        action="store_true",
+        help="play the providers round by round until everything is ready, then summarise",
+    )
     args = parser.parse_args(argv)
     xr_path = args.example / "xr.yaml" if args.example.is_dir() else args.example
     xr = load_docs(xr_path)[0]
     observed = observed_map(load_docs(args.observed)) if args.observed else {}
+    if args.walk:
+        from scripts.stage import walk  # noqa: PLC0415  # stage imports this module
+
+        stages = walk(xr)
+        for i, stage in enumerate(stages, start=1):
+            print(f"round {i}: {len(stage)} composed resources observed")
+        observed = stages[-1] if stages else {}
     rsp = run(request(xr, observed))
     for result in rsp.results:
         print(f"{fnv1.Severity.Name(result.severity)}: {result.message}")
