@@ -215,14 +215,16 @@ def plan_platform(
     )
     contexts = [_cluster_context(platform, spec, c, observed) for c in spec.clusters]
     candidates: list[Composed] = []
+    owned: dict[str, list[str]] = {}
     for ctx in contexts:
         per_cluster = [*_provider_configs(ctx), *clouds.build(ctx), *stack.build(ctx)]
         per_cluster += [_fleet(ctx, m) for m in spec.models if ctx.spec in model_targets(spec, m)]
         per_cluster += usages.build(ctx, per_cluster)
+        owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster
     selection = select(candidates, observed)
     ready = _readiness(selection, observed)
-    report = status.platform_status(contexts, spec, selection, ready, observed)
+    report = status.platform_status(contexts, spec, owned, selection, ready, observed)
     composite_ready = not selection.held and all(ready.values())
     message = _waiting_message(selection, ready, observed)
     conditions = [

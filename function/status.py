@@ -75,21 +75,26 @@ def _component_of(ctx: ClusterContext, key: str) -> str | None:
     return None
 
 
-def platform_status(
+def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
     contexts: Sequence[ClusterContext],
     spec: PlatformSpec,
+    owned: Mapping[str, Sequence[str]],
     selection: Selection,
     ready: Mapping[str, bool],
     observed: Observed,
 ) -> Report:
-    """Per-cluster and per-model status, conditions and connection details."""
+    """Per-cluster and per-model status, conditions and connection details.
+
+    ``owned`` maps each cluster's name to the keys of everything composed for
+    it, emitted or held, so no cluster ever counts another's resources.
+    """
     emitted = {c.key: c for c in selection.emitted}
     report = Report(status={})
     clusters: list[dict[str, Any]] = []
     pools_ready: list[bool] = []
     stack_ready: list[bool] = []
     for ctx in contexts:
-        mine = [k for k in [*emitted, *selection.held] if k.startswith(f"{ctx.name}-")]
+        mine = list(owned[ctx.name])
         entry: dict[str, Any] = {
             "name": ctx.name,
             "ready": all(ready.get(k, False) for k in mine),
@@ -131,10 +136,9 @@ def platform_status(
                 report.connection_details[f"model-{model.name}-{cluster.name}"] = item["endpoint"]
             models.append(item)
     report.status = {"clusters": clusters, "models": models}
-    held_stack = any("-fleet-" not in k for k in selection.held)
     report.conditions = [
         _condition("NodePoolsReady", pools_ready, "GPU node pools"),
-        _condition("StackReady", [*stack_ready, not held_stack], "in-cluster components"),
+        _condition("StackReady", stack_ready, "in-cluster components"),
         _condition("ModelsReady", models_ready, "models"),
     ]
     return report

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import readiness
@@ -175,3 +176,23 @@ def test_observed_files_round_trip() -> None:
     observed = observed_map(load_docs(files[-1]))
     rsp = run(request(xr_of("aws"), observed))
     assert set(desired(rsp)) == set(observed)
+
+
+def test_cluster_status_counts_only_its_own_resources() -> None:
+    """A cluster named 'aws' must not claim the resources of a cluster named 'aws-east'."""
+    xr = copy.deepcopy(xr_of("multicloud"))
+    first = copy.deepcopy(xr["spec"]["clusters"][0])  # aws-east
+    first["name"] = "aws"
+    first["kubeconfig"] = {"secretRef": {"name": "aws-kc", "namespace": "crossplane-system"}}
+    xr["spec"]["clusters"].append(first)
+    final = walk(xr)[-1]
+    final["aws-east-release-cilium"]["status"]["conditions"][0]["status"] = "False"
+    rsp = run(request(xr, final))
+    assert not rsp.results
+    status = resource.struct_to_dict(rsp.desired.composite.resource)["status"]
+    by_name = {c["name"]: c for c in status["clusters"]}
+    assert by_name["aws-east"]["ready"] is False
+    assert by_name["aws-east"]["components"]["cilium"] is False
+    assert by_name["aws"]["ready"] is True
+    assert by_name["aws"]["components"]["cilium"] is True
+    assert by_name["aws"]["nodePool"]["name"] != by_name["aws-east"]["nodePool"]["name"]
