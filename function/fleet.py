@@ -416,16 +416,7 @@ def _object(
     cel: str | None = None,
 ) -> Composed:
     """Wrap ``manifest`` in an Object; ``cel`` makes readiness a CEL query on the object."""
-    composed = k8s_object(
-        target,
-        name,
-        manifest,
-        after=after,
-        readiness="DeriveFromCelQuery" if cel else readiness,
-    )
-    if cel:
-        composed.body["spec"]["readiness"]["celQuery"] = cel
-    return composed
+    return k8s_object(target, name, manifest, after=after, readiness=readiness, cel_query=cel)
 
 
 def _label_value(value: str) -> str:

@@ -113,8 +113,12 @@ def k8s_object(
     *,
     after: Iterable[Gate] = (),
     readiness: str = "DeriveFromObject",
+    cel_query: str | None = None,
 ) -> Composed:
-    """A provider-kubernetes Object that manages ``manifest`` on the cluster."""
+    """A provider-kubernetes Object that manages ``manifest`` on the cluster.
+
+    With ``cel_query``, readiness is that CEL query on the observed object.
+    """
     target = target_of(ctx) if isinstance(ctx, ClusterContext) else ctx
     body = {
         "apiVersion": KUBERNETES_API,
@@ -123,7 +127,11 @@ def k8s_object(
         "spec": {
             "forProvider": {"manifest": dict(manifest)},
             "managementPolicies": list(IN_CLUSTER_MANAGEMENT_POLICIES),
-            "readiness": {"policy": readiness},
+            "readiness": (
+                {"policy": "DeriveFromCelQuery", "celQuery": cel_query}
+                if cel_query
+                else {"policy": readiness}
+            ),
             "providerConfigRef": {"name": target.kubernetes_provider_config},
         },
     }

@@ -18,6 +18,7 @@ from function.composed import Composed, Gate, Need
 from function.context import MONITORING_NAMESPACE, OTEL_COLLECTOR_HOST, PROMETHEUS_ADDRESS
 from function.models.input import DEFAULT_CHARTS
 from function.stack import observability, storage
+from tests import toolchain
 from tests.factories import cluster_context
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def _drop_required(node: Any) -> Any:
 def chart_schema(name: str) -> dict[str, Any]:
     path = CHART_SCHEMAS / name
     if not path.is_file():
-        pytest.skip(f"chart schema {path} not present (set OLLAMA_PLATFORM_CHART_SCHEMAS)")
+        toolchain.missing(f"chart schema {path} not present (set OLLAMA_PLATFORM_CHART_SCHEMAS)")
     return _drop_required(json.loads(path.read_text()))  # type: ignore[no-any-return]
 
 
@@ -133,7 +134,7 @@ def _crd(path: str) -> tuple[str, Any]:
 def crd_validator(path: str) -> tuple[str, Any]:
     """The storage version of the CRD at ``CRDS/path`` and a strict validator for it."""
     if not (CRDS / path).is_file():
-        pytest.skip(f"CRD {CRDS / path} not present (set OLLAMA_PLATFORM_CRDS)")
+        toolchain.missing(f"CRD {CRDS / path} not present (set OLLAMA_PLATFORM_CRDS)")
     return _crd(path)
 
 
