@@ -4,84 +4,231 @@ The SDK's helpers go through ``json_format``, which walks every value in
 Python; a large platform's observed state is hundreds of resources. Here:
 
 - ``observed_summary`` reads only what the plan uses from an observed resource
-  (kind, name, conditions, ``status.atProvider``), not the whole body;
+  (kind, name, conditions, ``status.atProvider``), not the whole body, and only
+  in the shape the plan expects: a field of the wrong type reads as absent, so
+  a malformed observed resource is simply not ready;
 - ``struct_bytes`` turns a body into the serialised Struct once per distinct
-  body (bounded LRU), so re-emitting an unchanged resource costs one C parse.
+  body (LRU bounded in entries and bytes), so re-emitting an unchanged resource
+  costs one C parse.
+
+Numbers: a Struct holds only doubles. Whole numbers read as ``int``; ``-0.0``
+stays a float so it passes through unchanged; NaN and infinities, which JSON
+and Kubernetes cannot carry, are refused with ``NonFiniteError`` naming the
+field path.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from google.protobuf import struct_pb2 as structpb
 
-STRUCT_CACHE_SIZE = 8192
+from function.errors import format_path
+
+STRUCT_CACHE_ENTRIES = 8192
+STRUCT_CACHE_BYTES = 32 << 20
+
+
+class NonFiniteError(ValueError):
+    """A NaN or infinite number somewhere in a Struct; ``loc`` says where."""
+
+    def __init__(self, loc: tuple[str | int, ...] = ()) -> None:
+        """Keep the location (keys and list indexes from the Struct's root)."""
+        super().__init__("numbers must be finite (NaN and infinities are not JSON)")
+        self.loc = loc
+
+    def path(self, root: str) -> str:
+        """The field path under ``root``, e.g. ``spec.clusters[0].gpuNodePool.minNodes``."""
+        return format_path(self.loc, root)
+
+
+def _number(n: float) -> float | int:
+    if not math.isfinite(n):
+        raise NonFiniteError
+    if n.is_integer() and not (n == 0 and math.copysign(1.0, n) < 0):
+        return int(n)
+    return n
 
 
 def value(v: structpb.Value) -> Any:  # JSON
-    """A Struct Value as plain Python."""
+    """A Struct Value as plain Python; NonFiniteError for NaN or infinities."""
     kind = v.WhichOneof("kind")
     if kind == "struct_value":
-        return {k: value(x) for k, x in v.struct_value.fields.items()}
+        return to_dict(v.struct_value)
     if kind == "list_value":
-        return [value(x) for x in v.list_value.values]
+        items = []
+        for i, x in enumerate(v.list_value.values):
+            try:
+                items.append(value(x))
+            except NonFiniteError as exc:
+                raise NonFiniteError((i, *exc.loc)) from None
+        return items
     if kind == "string_value":
         return v.string_value
     if kind == "number_value":
-        n = v.number_value
-        return int(n) if n.is_integer() else n
+        return _number(v.number_value)
     if kind == "bool_value":
         return v.bool_value
     return None
 
 
 def to_dict(s: structpb.Struct) -> dict[str, Any]:
-    """A whole Struct as plain Python (whole numbers as ints)."""
-    return {k: value(x) for k, x in s.fields.items()}
-
-
-def _field(s: structpb.Struct, name: str) -> structpb.Value | None:
-    return s.fields[name] if name in s.fields else None
-
-
-def _sub(s: structpb.Struct, name: str) -> structpb.Struct | None:
-    v = _field(s, name)
-    return v.struct_value if v is not None and v.WhichOneof("kind") == "struct_value" else None
-
-
-def observed_summary(s: structpb.Struct) -> dict[str, Any]:
-    """The parts of an observed composed resource the plan reads."""
-    out: dict[str, Any] = {}
-    for name in ("apiVersion", "kind"):
-        v = _field(s, name)
-        if v is not None:
-            out[name] = value(v)
-    meta = _sub(s, "metadata")
-    if meta is not None and "name" in meta.fields:
-        out["metadata"] = {"name": value(meta.fields["name"])}
-    status = _sub(s, "status")
-    if status is not None:
-        out["status"] = {
-            name: value(status.fields[name])
-            for name in ("conditions", "atProvider")
-            if name in status.fields
-        }
+    """A whole Struct as plain Python (whole numbers as ints); NonFiniteError names a path."""
+    out = {}
+    for k, x in s.fields.items():
+        try:
+            out[k] = value(x)
+        except NonFiniteError as exc:
+            raise NonFiniteError((k, *exc.loc)) from None
     return out
 
 
-@lru_cache(maxsize=STRUCT_CACHE_SIZE)
+def _field(s: structpb.Struct, name: str, kind: str) -> structpb.Value | None:
+    """``s[name]`` when present and of ``kind``; reading never adds the key."""
+    if name not in s.fields:
+        return None
+    v = s.fields[name]
+    return v if v.WhichOneof("kind") == kind else None
+
+
+def _sub(s: structpb.Struct, name: str) -> structpb.Struct | None:
+    v = _field(s, name, "struct_value")
+    return v.struct_value if v is not None else None
+
+
+def string_at(s: structpb.Struct, *path: str) -> str | None:
+    """The string at ``path`` under ``s``, or None when absent or not a string."""
+    node: structpb.Struct | None = s
+    for name in path[:-1]:
+        node = _sub(node, name) if node is not None else None
+    if node is None:
+        return None
+    v = _field(node, path[-1], "string_value")
+    return v.string_value if v is not None else None
+
+
+def _conditions(status: structpb.Struct) -> list[dict[str, str]]:
+    v = _field(status, "conditions", "list_value")
+    out: list[dict[str, str]] = []
+    for item in v.list_value.values if v is not None else ():
+        if item.WhichOneof("kind") != "struct_value":
+            continue
+        cond = {
+            name: item.struct_value.fields[name].string_value
+            for name in ("type", "status", "reason")
+            if _field(item.struct_value, name, "string_value") is not None
+        }
+        if "type" in cond:
+            out.append(cond)
+    return out
+
+
+def _scalars(s: structpb.Struct) -> dict[str, Any]:
+    """The string, number and bool fields of ``s`` (what status reads from atProvider)."""
+    out: dict[str, Any] = {}
+    for k, v in s.fields.items():
+        kind = v.WhichOneof("kind")
+        if kind == "string_value":
+            out[k] = v.string_value
+        elif kind == "bool_value":
+            out[k] = v.bool_value
+        elif kind == "number_value" and math.isfinite(v.number_value):
+            out[k] = _number(v.number_value)
+    return out
+
+
+def observed_summary(s: structpb.Struct) -> dict[str, Any]:
+    """The parts of an observed composed resource the plan reads, in the expected shape.
+
+    Anything of the wrong type (a string ``status``, a number for
+    ``conditions``, a list for ``atProvider``) reads as absent, so the resource
+    counts as not ready rather than failing the whole XR.
+    """
+    out: dict[str, Any] = {}
+    for field in ("apiVersion", "kind"):
+        text = string_at(s, field)
+        if text is not None:
+            out[field] = text
+    name = string_at(s, "metadata", "name")
+    if name is not None:
+        out["metadata"] = {"name": name}
+    status = _sub(s, "status")
+    if status is not None:
+        out["status"] = {"conditions": _conditions(status)}
+        at_provider = _sub(status, "atProvider")
+        if at_provider is not None:
+            out["status"]["atProvider"] = _scalars(at_provider)
+    return out
+
+
+def _cost(key: Any, data: bytes) -> int:  # a hashable key
+    return len(data) + (len(key) if isinstance(key, str | bytes) else 0)
+
+
+class BytesLRU:
+    """Bytes by key, least recently used out first, bounded in entries and in bytes.
+
+    Thread-safe. An item larger than ``max_item`` is not kept.
+    """
+
+    def __init__(self, entries: int, max_bytes: int, max_item: int | None = None) -> None:
+        """Keep at most ``entries`` items holding at most ``max_bytes`` together."""
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self.max_item = max_bytes if max_item is None else min(max_item, max_bytes)
+        self.bytes = 0
+        self._items: OrderedDict[Any, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many items are kept."""
+        return len(self._items)
+
+    def get(self, key: Any) -> bytes | None:  # a hashable key
+        """The bytes kept for ``key``, if any."""
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: Any, data: bytes) -> bool:  # a hashable key
+        """Keep ``data`` for ``key`` unless too large; evict the oldest to fit."""
+        if self.entries <= 0 or _cost(key, data) > self.max_item:
+            return False
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= _cost(key, old)
+            self._items[key] = data
+            self.bytes += _cost(key, data)
+            while len(self._items) > self.entries or self.bytes > self.max_bytes:
+                dropped = self._items.popitem(last=False)
+                self.bytes -= _cost(*dropped)
+            return True
+
+
+_STRUCTS = BytesLRU(STRUCT_CACHE_ENTRIES, STRUCT_CACHE_BYTES, max_item=256 << 10)
+
+
 def _encode(text: str) -> bytes:
-    s = structpb.Struct()
-    s.update(json.loads(text))
-    return bytes(s.SerializeToString(deterministic=True))
+    data = _STRUCTS.get(text)
+    if data is None:
+        s = structpb.Struct()
+        s.update(json.loads(text))
+        data = bytes(s.SerializeToString(deterministic=True))
+        _STRUCTS.put(text, data)
+    return data
 
 
 def struct_bytes(data: Mapping[str, Any]) -> bytes:
     """The serialised Struct of ``data``: keys sorted, byte-stable, cached per body."""
-    return _encode(json.dumps(data, sort_keys=True, separators=(",", ":")))
+    return _encode(json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False))
 
 
 def to_struct(data: Mapping[str, Any]) -> structpb.Struct:

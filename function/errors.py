@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Map keys come from the request: a path echoes at most this much of each.
+MAX_KEY_CHARS = 63
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was when cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
 
 def format_path(loc: Sequence[str | int], root: str = "spec") -> str:
     """Render a location tuple as a Kubernetes-style field path.
@@ -15,7 +25,8 @@ def format_path(loc: Sequence[str | int], root: str = "spec") -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            name = bounded(str(part), MAX_KEY_CHARS)
+            out += f".{name}" if out else name
     return out
 
 

@@ -3,59 +3,145 @@
 Straight-line orchestration. Every failure becomes one Fatal result of the form
 ``cannot <verb> <thing>: <cause>``; the desired state of earlier pipeline steps
 is always passed through, and nothing here raises into the server.
+
+Logs carry the XR's kind and name, the request tag, counts and exception types,
+never request data (see ``function.logs``). Planning runs in a thread pool, so
+one expensive request never stalls the event loop that answers the others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-from crossplane.function import logging, response
+from crossplane.function import response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+from google.protobuf import struct_pb2 as structpb
 
-from function.codec import observed_summary, struct_bytes, to_dict, to_struct
-from function.errors import InvalidClaimError
+from function import logs
+from function.codec import (
+    BytesLRU,
+    NonFiniteError,
+    observed_summary,
+    string_at,
+    struct_bytes,
+    to_dict,
+    to_struct,
+    value,
+)
+from function.errors import ClaimError, InvalidClaimError, bounded
 from function.plan import Plan, XrMeta, plan_fleet, plan_platform
-from function.validation import parse_fleet, parse_input, parse_platform
+from function.validation import meta_errors, parse_fleet, parse_input, parse_platform
+
+__all__ = ["DEFAULT_CACHE_SIZE", "FunctionRunner", "ResponseCache", "to_struct"]
 
 PLATFORM_KIND = "XOllamaPlatform"
 FLEET_KIND = "XOllamaFleet"
+EXPECTED = f"expected {PLATFORM_KIND} or {FLEET_KIND}"
+CLAIM_NAME_LABEL = "crossplane.io/claim-name"
+CLAIM_NAMESPACE_LABEL = "crossplane.io/claim-namespace"
+
+# Input refused before any decoding or planning. The largest XR the XRDs admit
+# (16 clusters x 32 models, with status) is well under 256 KiB.
+MAX_COMPOSITE_BYTES = 1 << 20
+MAX_INPUT_BYTES = 256 << 10
+# Every Fatal message is cut to this many characters.
+MAX_MESSAGE_CHARS = 4096
+# gRPC's default message limit; the server passes its own send limit.
+DEFAULT_MAX_RESPONSE_BYTES = 4 << 20
 
 
 def _observed(req: fnv1.RunFunctionRequest) -> dict[str, dict[str, Any]]:
     return {key: observed_summary(item.resource) for key, item in req.observed.resources.items()}
 
 
+def _size_errors(req: fnv1.RunFunctionRequest) -> list[ClaimError]:
+    errors = []
+    size = req.observed.composite.resource.ByteSize()
+    if size > MAX_COMPOSITE_BYTES:
+        errors.append(
+            ClaimError(
+                "observed.composite",
+                f"the composite resource is {size} bytes, more than the "
+                f"{MAX_COMPOSITE_BYTES} this function accepts",
+            )
+        )
+    size = req.input.ByteSize()
+    if size > MAX_INPUT_BYTES:
+        errors.append(
+            ClaimError(
+                "input", f"the input is {size} bytes, more than the {MAX_INPUT_BYTES} accepted"
+            )
+        )
+    return errors
+
+
+def _decoded(s: structpb.Struct | structpb.Value, root: str) -> Any:  # JSON
+    try:
+        return to_dict(s) if isinstance(s, structpb.Struct) else value(s)
+    except NonFiniteError as exc:
+        raise InvalidClaimError([ClaimError(exc.path(root), str(exc))]) from None
+
+
+def _meta(xr: structpb.Struct) -> XrMeta:
+    """The XR's name, uid and claim labels; InvalidClaimError when one cannot be a label."""
+    name = string_at(xr, "metadata", "name") or "unnamed"
+    claim_name = string_at(xr, "metadata", "labels", CLAIM_NAME_LABEL) or ""
+    claim_namespace = string_at(xr, "metadata", "labels", CLAIM_NAMESPACE_LABEL) or ""
+    errors = meta_errors(
+        name, {CLAIM_NAME_LABEL: claim_name, CLAIM_NAMESPACE_LABEL: claim_namespace}
+    )
+    if errors:
+        raise InvalidClaimError(errors)
+    uid = string_at(xr, "metadata", "uid") or ""
+    return XrMeta(
+        name=name, uid=bounded(uid, 128), claim_name=claim_name, claim_namespace=claim_namespace
+    )
+
+
 def plan_request(req: fnv1.RunFunctionRequest) -> Plan:
-    """Decode ``req`` and plan it; raises InvalidClaimError or ValueError for bad input."""
-    xr = to_dict(req.observed.composite.resource)
-    kind = xr.get("kind")
-    inputs = parse_input(to_dict(req.input) if req.HasField("input") else {})
-    meta = XrMeta.of(xr)
+    """Decode ``req`` and plan it; raises InvalidClaimError or ClaimError for bad input."""
+    errors = _size_errors(req)
+    if errors:
+        raise InvalidClaimError(errors)
+    xr = req.observed.composite.resource
+    kind = string_at(xr, "kind")
+    if kind not in {PLATFORM_KIND, FLEET_KIND}:
+        got = "missing" if kind is None else bounded(repr(kind), 80)
+        raise InvalidClaimError(
+            [ClaimError("kind", f"unsupported composite kind {got}; {EXPECTED}")]
+        )
+    inputs = parse_input(_decoded(req.input, "input") if req.HasField("input") else {})
+    meta = _meta(xr)
+    spec = _decoded(xr.fields["spec"], "spec") if "spec" in xr.fields else None
     observed = _observed(req)
     if kind == PLATFORM_KIND:
-        return plan_platform(meta, parse_platform(xr.get("spec"), inputs), inputs, observed)
-    if kind == FLEET_KIND:
-        return plan_fleet(meta, parse_fleet(xr.get("spec")), inputs, observed)
-    msg = f"unsupported composite kind {kind!r}; expected {PLATFORM_KIND} or {FLEET_KIND}"
-    raise ValueError(msg)
+        return plan_platform(meta, parse_platform(spec, inputs), inputs, observed)
+    return plan_fleet(meta, parse_fleet(spec), inputs, observed)
 
 
 def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
-    """Write the plan into ``rsp`` (desired resources, XR status, conditions)."""
+    """Write the plan into ``rsp`` (desired resources, XR status, conditions).
+
+    The desired composite of earlier steps is kept as it is; only the status
+    fields the plan sets are replaced, without decoding the rest.
+    """
     for item in plan.resources:
         out = rsp.desired.resources[item.key]
         out.resource.ParseFromString(struct_bytes(item.body))
         out.ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
     composite = rsp.desired.composite
-    current = to_dict(composite.resource) if composite.HasField("resource") else {}
-    status = dict(current.get("status") or {})
-    status.update(plan.status)
-    current["status"] = status
-    composite.resource.CopyFrom(to_struct(current))
+    fields = composite.resource.fields
+    if "status" not in fields or fields["status"].WhichOneof("kind") != "struct_value":
+        fields["status"].struct_value.Clear()
+    status = fields["status"].struct_value
+    ours = to_struct(plan.status)
+    for key in sorted(ours.fields):
+        status.fields[key].CopyFrom(ours.fields[key])
     for key in sorted(plan.connection_details):
         composite.connection_details[key] = plan.connection_details[key].encode()
     if not plan.composite_ready:
@@ -73,17 +159,31 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
 
 
 class ResponseCache:
-    """Responses by request, least recently used first out, bounded in entries.
+    """Serialised responses by request digest, bounded in entries and in bytes.
 
     The function is pure: the same request bytes always give the same response.
     Crossplane re-sends an unchanged request for every steady-state reconcile,
     so answering a byte-identical request from here skips decoding and planning.
+    Only responses that can be sent are kept, and never an internal failure.
     """
 
-    def __init__(self, size: int) -> None:
-        """Keep at most ``size`` responses (0 disables the cache)."""
+    def __init__(self, size: int, max_bytes: int = 64 << 20, max_item: int | None = None) -> None:
+        """Keep at most ``size`` responses and ``max_bytes`` bytes (size 0 disables it)."""
         self.size = size
-        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._items = BytesLRU(size, max_bytes, max_item)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held."""
+        return self._items.bytes
+
+    def __len__(self) -> int:
+        """Responses held."""
+        return len(self._items)
+
+    def limit(self, max_item: int) -> None:
+        """Keep no response larger than ``max_item`` bytes."""
+        self._items.max_item = min(max_item, self._items.max_bytes)
 
     @staticmethod
     def key(req: fnv1.RunFunctionRequest) -> bytes:
@@ -92,83 +192,115 @@ class ResponseCache:
 
     def get(self, key: bytes) -> fnv1.RunFunctionResponse | None:
         """The cached response for ``key``, if any."""
-        if key not in self._items:
+        data = self._items.get(key)
+        if data is None:
             return None
-        self._items.move_to_end(key)
-        cached: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(self._items[key])
+        cached: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(data)
         return cached
 
-    def put(self, key: bytes, rsp: fnv1.RunFunctionResponse) -> None:
-        """Remember ``rsp`` for ``key``, evicting the oldest entry when full."""
+    def put(self, key: bytes, rsp: fnv1.RunFunctionResponse) -> bool:
+        """Remember ``rsp`` for ``key`` unless it is too large; evict the oldest to fit."""
         if self.size <= 0:
-            return
-        self._items[key] = rsp.SerializeToString(deterministic=True)
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+            return False
+        return self._items.put(key, rsp.SerializeToString(deterministic=True))
 
 
 DEFAULT_CACHE_SIZE = 64
+DEFAULT_CACHE_BYTES = 64 << 20
+DEFAULT_WORKERS = 4
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     """Composes XOllamaPlatform and XOllamaFleet composite resources."""
 
-    def __init__(self, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        """Create a runner with the SDK's structured logger and a response cache."""
-        self.log = logging.get_logger()
-        self.cache = ResponseCache(cache_size)
+    def __init__(
+        self,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        """Create a runner: a response cache, a planning thread pool, the response limit."""
+        self.log = logs.get_logger()
+        self.max_response_bytes = max_response_bytes
+        self.cache = ResponseCache(cache_size, cache_bytes, max_item=max_response_bytes)
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan")
+
+    def limit_responses(self, max_bytes: int) -> None:
+        """Answer with a Fatal (never cached) when a response would exceed ``max_bytes``."""
+        self.max_response_bytes = max_bytes
+        self.cache.limit(max_bytes)
 
     async def RunFunction(  # noqa: N802  # gRPC requires this name
         self, req: fnv1.RunFunctionRequest, _: grpc.aio.ServicerContext | None = None
     ) -> fnv1.RunFunctionResponse:
-        """Run the function; always return a response (cached for a repeated request)."""
+        """Run the function off the event loop; always return a response."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.run, req)
+
+    def run(self, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
+        """Answer ``req`` from the cache or by composing it (blocking)."""
         key = self.cache.key(req) if self.cache.size > 0 else b""
         cached = self.cache.get(key) if key else None
         if cached is not None:
             return cached
-        rsp = self.compose(req)
-        if key:
+        rsp, cacheable = self.compose(req)
+        if key and cacheable:
             self.cache.put(key, rsp)
         return rsp
 
-    def compose(self, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
-        """Plan ``req`` and write the response; every failure is one Fatal result."""
+    def compose(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
+        """Plan ``req`` and write the response; every failure is one Fatal result.
+
+        Returns the response and whether it may be cached (not an internal failure).
+        """
         rsp = response.to(req)
         kind, name = _identity(req)
-        log = self.log.bind(tag=req.meta.tag, kind=kind, xr=name)
+        log = self.log.bind(tag=bounded(req.meta.tag, 64), kind=kind, xr=name)
+        what = f"cannot compose {kind} {name}"
         try:
             plan = plan_request(req)
-        except InvalidClaimError as exc:
-            log.debug("invalid composite resource", errors=len(exc.errors))
-            response.fatal(rsp, f"cannot compose {kind} {name}: {exc}")
-            return rsp
-        except ValueError as exc:
-            response.fatal(rsp, f"cannot compose {kind} {name}: {exc}")
-            return rsp
+        except (InvalidClaimError, ClaimError) as exc:
+            count = len(exc.errors) if isinstance(exc, InvalidClaimError) else 1
+            log.info("refused an invalid composite resource", errors=count)
+            _fatal(rsp, f"{what}: {exc}")
+            return rsp, True
         except Exception as exc:  # the server must keep serving
-            log.exception("unexpected error while planning")
-            response.fatal(
-                rsp, f"cannot compose {kind} {name}: internal error: {type(exc).__name__}"
-            )
-            return rsp
+            log.error("unexpected error while planning", error=type(exc).__name__)
+            _fatal(rsp, f"{what}: internal error: {type(exc).__name__}")
+            return rsp, False
         staged = response.to(req)
         try:
             write(plan, staged)
         except Exception as exc:  # keep earlier pipeline state intact
-            log.exception("unexpected error while writing the response")
-            response.fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")
-            return rsp
+            log.error("unexpected error while writing the response", error=type(exc).__name__)
+            _fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")
+            return rsp, False
+        size = staged.ByteSize()
+        if size > self.max_response_bytes:
+            log.info("response too large", bytes=size, limit=self.max_response_bytes)
+            _fatal(
+                rsp,
+                f"{what}: the response would be {size} bytes, more than the "
+                f"{self.max_response_bytes}-byte message limit; compose fewer clusters or "
+                "models per claim",
+            )
+            return rsp, True
         log.debug("composed", resources=len(plan.resources), ready=plan.composite_ready)
-        return staged
+        return staged, True
+
+
+def _fatal(rsp: fnv1.RunFunctionResponse, message: str) -> None:
+    response.fatal(rsp, bounded(message, MAX_MESSAGE_CHARS))
 
 
 def _identity(req: fnv1.RunFunctionRequest) -> tuple[str, str]:
-    """The observed XR's kind and name, for messages; placeholders when absent."""
+    """The observed XR's kind and name, bounded, for messages; never mutates ``req``."""
     xr = req.observed.composite.resource
-    kind = xr["kind"] if "kind" in xr and isinstance(xr["kind"], str) else "composite"
-    try:
-        name = str(xr["metadata"]["name"])
-    except (KeyError, TypeError, ValueError):
-        name = "(unnamed)"
-    return kind, name
+    kind = string_at(xr, "kind")
+    name = string_at(xr, "metadata", "name")
+    return (
+        bounded(kind, 63) if kind else "composite",
+        bounded(name, 63) if name else "(unnamed)",
+    )

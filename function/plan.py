@@ -20,6 +20,7 @@ from function.context import (
     effective_components,
     resolve_node_pool,
 )
+from function.errors import ClaimError, InvalidClaimError
 from function.models.common import Observability, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
@@ -54,18 +55,6 @@ class XrMeta:
     uid: str = ""
     claim_name: str = ""
     claim_namespace: str = ""
-
-    @classmethod
-    def of(cls, xr: Mapping[str, Any]) -> XrMeta:
-        """Read name, uid and claim reference labels from an observed XR."""
-        meta = xr.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        return cls(
-            name=str(meta.get("name") or "unnamed"),
-            uid=str(meta.get("uid") or ""),
-            claim_name=str(labels.get("crossplane.io/claim-name") or ""),
-            claim_namespace=str(labels.get("crossplane.io/claim-namespace") or ""),
-        )
 
 
 def _provider_configs(ctx: ClusterContext) -> list[Composed]:
@@ -199,6 +188,30 @@ def _waiting_message(selection: Selection, ready: Mapping[str, bool], observed: 
     return "waiting for " + "; ".join(shown) + more if parts else ""
 
 
+def _key_collisions(spec: PlatformSpec, owned: Mapping[str, list[str]]) -> list[ClaimError]:
+    """Refuse names whose composition keys collide (keys join names with '-').
+
+    Clusters ``a`` and ``a-fleet-b`` with models ``b-fleet-c`` and ``c`` would
+    otherwise compose one fleet where two are meant, and report both ready.
+    """
+    index = {c.name: i for i, c in enumerate(spec.clusters)}
+    first: dict[str, str] = {}
+    errors: list[ClaimError] = []
+    for cluster, keys in owned.items():
+        for key in keys:
+            other = first.setdefault(key, cluster)
+            if other != cluster:
+                errors.append(
+                    ClaimError(
+                        f"spec.clusters[{index[cluster]}].name",
+                        f"cluster {cluster!r} and cluster {other!r} (spec.clusters"
+                        f"[{index[other]}]) both compose a resource named {key!r}; rename a "
+                        "cluster or model so that no name is another's prefix joined with '-'",
+                    )
+                )
+    return errors
+
+
 def plan_platform(
     xr: XrMeta, spec: PlatformSpec, inputs: FunctionInput, observed: Observed
 ) -> Plan:
@@ -222,6 +235,9 @@ def plan_platform(
         per_cluster += usages.build(ctx, per_cluster)
         owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster
+    errors = _key_collisions(spec, owned)
+    if errors:
+        raise InvalidClaimError(errors)
     selection = select(candidates, observed)
     ready = _readiness(selection, observed)
     report = status.platform_status(contexts, spec, owned, selection, ready, observed)

@@ -1,106 +1,102 @@
-"""Serve the runner over gRPC with byte-stable responses.
+"""Serve the runner over gRPC: byte-stable responses and a graceful shutdown.
 
-The SDK's ``runtime.serve`` registers servicers with protobuf's default
+The SDK's ``runtime.serve`` registers the servicer with protobuf's default
 serializer, whose map order (every ``Struct`` is a map) changes from process to
-process. Crossplane compares desired state semantically, but we promise the
-same bytes for the same request, so this module registers the same two
-services (v1, and v1beta1 through the SDK's adapter) with deterministic
-serialization. Credentials, options and signal handling follow the SDK.
+process; we promise the same bytes for the same request, so the two services
+(v1, and v1beta1 through the SDK's adapter) are registered here with
+deterministic serialization. Shutdown differs from the SDK's too: SIGTERM and
+SIGINT both stop the server, calls in flight get ``grace`` seconds to finish,
+and an idle server exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from crossplane.function import logging, runtime
+from crossplane.function import runtime
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
-from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from crossplane.function.proto.v1beta1 import run_function_pb2 as fnv1beta1
 from grpc_reflection.v1alpha import reflection
 
-SERVICES = {
-    "apiextensions.fn.proto.v1.FunctionRunnerService": fnv1,
-    "apiextensions.fn.proto.v1beta1.FunctionRunnerService": fnv1beta1,
-}
+from function import fn
+
+SERVICE = "apiextensions.fn.proto.{}.FunctionRunnerService"
+# Kubernetes waits 30 s by default between SIGTERM and SIGKILL.
+DEFAULT_GRACE_SECONDS = 20.0
 
 
 def _deterministic(message: Any) -> bytes:  # any protobuf message
     return bytes(message.SerializeToString(deterministic=True))
 
 
-def _register(
-    server: grpc.aio.Server, service: str, module: Any, handler: Callable[..., Any]
+async def serve(
+    runner: fn.FunctionRunner,
+    address: str,
+    *,
+    creds: grpc.ServerCredentials | None,
+    options: Sequence[tuple[str, Any]],
+    grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
-    methods = {
-        "RunFunction": grpc.unary_unary_rpc_method_handler(
+    """Serve ``runner`` on ``address`` (insecure when ``creds`` is None) until a signal."""
+    server = grpc.aio.server(options=options)
+    beta = runtime.BetaFunctionRunner(wrapped=runner)
+    for version, module, handler in (
+        ("v1", fnv1, runner.RunFunction),
+        ("v1beta1", fnv1beta1, beta.RunFunction),
+    ):
+        method = grpc.unary_unary_rpc_method_handler(
             handler,
             request_deserializer=module.RunFunctionRequest.FromString,
             response_serializer=_deterministic,
         )
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
-
-
-def serve(
-    runner: grpcv1.FunctionRunnerServiceServicer,
-    address: str,
-    *,
-    creds: grpc.ServerCredentials | None,
-    insecure: bool,
-    options: Sequence[tuple[str, Any]],
-) -> None:
-    """Serve ``runner`` until SIGTERM; like the SDK's serve, with stable bytes."""
-    if creds is None and not insecure:
-        msg = "no credentials were provided - did you provide credentials or use the insecure flag?"
-        raise ValueError(msg)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    server = grpc.aio.server(options=options)
-    beta = runtime.BetaFunctionRunner(wrapped=runner)
-    handlers = {fnv1: runner.RunFunction, fnv1beta1: beta.RunFunction}
-    for name, module in SERVICES.items():
-        _register(server, name, module, handlers[module])
-    reflection.enable_server_reflection((*SERVICES, reflection.SERVICE_NAME), server)
-    if creds is not None and not insecure:
-        server.add_secure_port(address, creds)
-    else:
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    SERVICE.format(version), {"RunFunction": method}
+                ),
+            )
+        )
+    reflection.enable_server_reflection(runtime.SERVICE_NAMES, server)
+    if creds is None:
         server.add_insecure_port(address)
-    loop.add_signal_handler(
-        signal.SIGTERM,
-        lambda: asyncio.ensure_future(server.stop(grace=runtime.SHUTDOWN_GRACE_PERIOD_SECONDS)),
-    )
-
-    async def start() -> None:
-        await server.start()
-        await server.wait_for_termination()
-
+    else:
+        server.add_secure_port(address, creds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
     try:
-        loop.run_until_complete(start())
+        await stop.wait()
     finally:
-        loop.run_until_complete(server.stop(grace=runtime.SHUTDOWN_GRACE_PERIOD_SECONDS))
-        loop.close()
+        runner.log.info("shutting down", grace_seconds=grace)
+        await server.stop(grace)  # refuses new calls; lets those in flight finish
+        runner.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def run(  # the SDK's standard options
-    runner: grpcv1.FunctionRunnerServiceServicer,
+    runner: fn.FunctionRunner,
     *,
-    debug: bool,
     address: str,
     tls_certs_dir: str | None,
     insecure: bool,
     max_recv_message_size: int,
     max_send_message_size: int | None,
+    grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
     """The SDK's ``cli.run``, serving through :func:`serve`."""
-    logging.configure(level=logging.Level.DEBUG if debug else logging.Level.INFO)
-    send = max_send_message_size or max_recv_message_size
+    send = (max_send_message_size or max_recv_message_size) * 1024 * 1024
     options = [
         ("grpc.max_receive_message_length", max_recv_message_size * 1024 * 1024),
-        ("grpc.max_send_message_length", send * 1024 * 1024),
+        ("grpc.max_send_message_length", send),
     ]
-    creds = None if insecure or tls_certs_dir is None else runtime.load_credentials(tls_certs_dir)
-    serve(runner, address, creds=creds, insecure=insecure, options=options)
+    if not insecure and tls_certs_dir is None:
+        msg = "no credentials were provided - did you provide credentials or use the insecure flag?"
+        raise ValueError(msg)
+    creds = None if insecure else runtime.load_credentials(str(tls_certs_dir))
+    runner.limit_responses(send)
+    asyncio.run(serve(runner, address, creds=creds, options=options, grace=grace))

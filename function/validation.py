@@ -8,6 +8,7 @@ admission (or an XR from an older schema) gets the same answer here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -15,10 +16,18 @@ from pydantic import BaseModel, ValidationError
 
 from function import fleet
 from function.context import ResolvedComponents, resolve_node_pool
-from function.errors import ClaimError, InvalidClaimError, format_path
-from function.models.common import BlockStorage, Cloud, Ingress, Mesh, ObjectStorage, Serving
+from function.errors import ClaimError, InvalidClaimError, bounded, format_path
+from function.models.common import (
+    LABEL_VALUE_PATTERN,
+    BlockStorage,
+    Cloud,
+    Ingress,
+    Mesh,
+    ObjectStorage,
+    Serving,
+)
 from function.models.fleet import FleetSpec
-from function.models.input import FunctionInput
+from function.models.input import INPUT_GROUP, INPUT_KIND, INPUT_VERSION, FunctionInput
 from function.models.platform import ModelSpec, PlatformSpec
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,6 +47,14 @@ _PATTERN_HINTS = {
 }
 
 
+# An offending value is echoed in a message at most this long (its repr).
+MAX_ECHO_CHARS = 80
+
+
+def _shown(value: Any) -> str:  # an offending input value
+    return bounded(repr(value), MAX_ECHO_CHARS)
+
+
 def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     loc = error["loc"]
@@ -46,14 +63,16 @@ def _message(error: Mapping[str, Any]) -> str:
         return _FIELD_MESSAGES[leaf]
     if kind == "string_pattern_mismatch":
         hint = _PATTERN_HINTS.get(leaf, f"must match {error['ctx']['pattern']}")
-        return f"{error['input']!r} {hint}"
+        return f"{_shown(error['input'])} {hint}"
     if kind == "string_too_long":
-        return f"{error['input']!r} is too long: at most {error['ctx']['max_length']} characters"
+        return (
+            f"{_shown(error['input'])} is too long: at most {error['ctx']['max_length']} characters"
+        )
     if kind == "enum":
-        return f"{error['input']!r} is not one of {error['ctx']['expected']}"
+        return f"{_shown(error['input'])} is not one of {error['ctx']['expected']}"
     if kind == "missing":
         return "required field is missing"
-    return f"{error['msg']} (got {error.get('input')!r})"
+    return f"{error['msg']} (got {_shown(error.get('input'))})"
 
 
 def plain(value: Any) -> Any:  # JSON
@@ -278,6 +297,59 @@ def parse_fleet(raw: Any) -> FleetSpec:
 
 
 def parse_input(raw: Any) -> FunctionInput:
-    """The function input, or InvalidClaimError with paths under ``input``."""
-    body = {"spec": raw.get("spec", {})} if isinstance(raw, Mapping) else raw
-    return parse(FunctionInput, body, root="input")
+    """The function input, or InvalidClaimError with paths under ``input``.
+
+    An input that names its apiVersion or kind must name this function's
+    (``ollama.fn.openhands.ai/v1beta1``, ``Input``); its image must be pinned.
+    """
+    errors = []
+    if isinstance(raw, Mapping):
+        expected = {"apiVersion": f"{INPUT_GROUP}/{INPUT_VERSION}", "kind": INPUT_KIND}
+        for field, want in expected.items():
+            if field in raw and raw[field] != want:
+                errors.append(
+                    ClaimError(
+                        f"input.{field}",
+                        f"{_shown(raw[field])} is not this function's input; use {want}",
+                    )
+                )
+        body = {"spec": raw.get("spec", {})}
+    else:
+        body = raw
+    try:
+        inputs = parse(FunctionInput, body, root="input")
+    except InvalidClaimError as exc:
+        raise InvalidClaimError([*errors, *exc.errors]) from None
+    errors.extend(fleet.image_errors(inputs))
+    if errors:
+        raise InvalidClaimError(errors)
+    return inputs
+
+
+def meta_errors(name: str, labels: Mapping[str, str]) -> list[ClaimError]:
+    """The XR's name and claim labels become label values: at most 63 characters each."""
+    errors = [
+        ClaimError(f"metadata.labels[{key!r}]", f"{_shown(value)} {_LABEL_VALUE_HINT}")
+        for key, value in sorted(labels.items())
+        if not _is_label_value(value)
+    ]
+    if not _is_label_value(name):
+        errors.append(
+            ClaimError(
+                "metadata.name",
+                f"{_shown(name)} {_LABEL_VALUE_HINT}: the name labels every composed "
+                "resource; use a shorter claim name",
+            )
+        )
+    return errors
+
+
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
+_LABEL_VALUE_HINT = (
+    "must be a Kubernetes label value: at most 63 characters, letters, digits, '-', '_' "
+    "and '.', starting and ending with a letter or digit"
+)
+
+
+def _is_label_value(value: str) -> bool:
+    return len(value) <= 63 and _LABEL_VALUE.match(value) is not None

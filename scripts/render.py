@@ -23,13 +23,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crossplane.function import logging, resource  # noqa: E402
+from crossplane.function import resource  # noqa: E402
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1  # noqa: E402
 
+from function import logs  # noqa: E402
 from function.fn import FunctionRunner, to_struct  # noqa: E402
 from function.validation import plain  # noqa: E402
 
-logging.configure(level=logging.Level.INFO)
+logs.configure()  # as the server logs by default
 
 COMPOSITIONS = {
     "XOllamaPlatform": ROOT / "compositions" / "ollama-platform.yaml",

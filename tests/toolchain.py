@@ -125,7 +125,13 @@ def render(
 
 
 def validate(extensions: list[Path], resources: Path) -> tuple[int, str]:
-    """Run the real `crossplane beta validate`; return (exit code, output)."""
+    """Run the real `crossplane beta validate`; return (exit code, output).
+
+    The CLI and the CRDs are looked up first, so a missing one fails under
+    CI=true and skips elsewhere, like every other tool.
+    """
+    binary = crossplane()
+    crds = crds_dir()
     done = subprocess.run(
         [
             str(ROOT / "scripts" / "xvalidate.sh"),
@@ -135,6 +141,6 @@ def validate(extensions: list[Path], resources: Path) -> tuple[int, str]:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "OLLAMA_PLATFORM_CRDS": str(crds_dir())},
+        env={**os.environ, "OLLAMA_PLATFORM_CRDS": str(crds), "CROSSPLANE_BIN": binary},
     )
     return done.returncode, done.stdout + done.stderr

@@ -10,6 +10,40 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from function.quantity import QUANTITY_PATTERN
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kubernetes object names (RFC 1123 subdomain), e.g. Secrets, ProviderConfigs, StorageClasses.
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+DNS_SUBDOMAIN_PATTERN = f"^{_SUBDOMAIN}$"
+OPTIONAL_DNS_SUBDOMAIN_PATTERN = f"^({_SUBDOMAIN})?$"
+# A label value: at most 63 characters (checked separately), alphanumeric at both ends.
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# A key in a Secret's data.
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105  # a pattern, not a secret
+# Printable ASCII without spaces: URLs, chart names and versions.
+PRINTABLE_PATTERN = r"^[!-~]+$"
+# A container image reference: [registry[:port]/]path[:tag][@sha256:digest].
+_IMAGE_DOMAIN = (
+    r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*(:[0-9]+)?"
+)
+_IMAGE_COMPONENT = r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+IMAGE_PATTERN = (
+    f"^({_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(/{_IMAGE_COMPONENT})*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+INSTANCE_TYPE_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]*$"
+
+DnsSubdomain = Annotated[
+    str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+]
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
+SecretKey = Annotated[
+    str, StringConstraints(pattern=SECRET_KEY_PATTERN, min_length=1, max_length=253)
+]
+StorageClassName = Annotated[
+    str, StringConstraints(pattern=OPTIONAL_DNS_SUBDOMAIN_PATTERN, max_length=253)
+]
+InstanceType = Annotated[
+    str, StringConstraints(pattern=INSTANCE_TYPE_PATTERN, min_length=1, max_length=64)
+]
 
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
 
@@ -126,10 +160,9 @@ class Storage(ApiModel):
     """Where the pulled model is kept."""
 
     size: Quantity = Field(default="50Gi", description="PersistentVolumeClaim size.")
-    storage_class: str = Field(
+    storage_class: StorageClassName = Field(
         default="",
         alias="class",
-        max_length=253,
         description="StorageClass; empty means the profile's block storage class.",
     )
 

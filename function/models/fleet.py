@@ -12,8 +12,10 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from function.models.common import (
+    PRINTABLE_PATTERN,
     ApiModel,
     Cloud,
+    DnsSubdomain,
     Ingress,
     Mesh,
     Observability,
@@ -22,11 +24,12 @@ from function.models.common import (
     Resources,
     Serving,
     Storage,
+    StorageClassName,
 )
 from function.models.common import Scaling as BaseScaling
 from function.models.platform import ClusterName, ModelName
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+Name = DnsSubdomain
 
 
 class FleetScaling(BaseScaling):
@@ -64,7 +67,9 @@ class Target(ApiModel):
         le=16,
         description="GPUs per node; the model requests up to this many.",
     )
-    prometheus_address: Annotated[str, StringConstraints(max_length=512)] | None = Field(
+    prometheus_address: (
+        Annotated[str, StringConstraints(pattern=PRINTABLE_PATTERN, max_length=512)] | None
+    ) = Field(
         default=None,
         alias="prometheusAddress",
         description="Prometheus the KEDA trigger queries.",
@@ -93,7 +98,7 @@ class FleetSpec(ApiModel):
     observability: Observability = Observability.NONE
     policies: Policies = Policies.NONE
     policy: Policy = Field(default_factory=Policy)
-    storage_class: Annotated[str, StringConstraints(max_length=253)] = Field(
+    storage_class: StorageClassName = Field(
         default="",
         alias="defaultStorageClass",
         description="StorageClass used when storage.class is empty.",

@@ -10,13 +10,24 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from function.models.common import ApiModel, Cloud, Profile
+from function.models.common import (
+    IMAGE_PATTERN,
+    PRINTABLE_PATTERN,
+    ApiModel,
+    Cloud,
+    InstanceType,
+    Profile,
+)
 
 INPUT_GROUP = "ollama.fn.openhands.ai"
 INPUT_VERSION = "v1beta1"
 INPUT_KIND = "Input"
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Text = Annotated[str, StringConstraints(pattern=PRINTABLE_PATTERN, min_length=1, max_length=512)]
+Image = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN, min_length=1, max_length=255)]
+AcceleratorType = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9]*$", min_length=1, max_length=64)
+]
 
 
 class Chart(ApiModel):
@@ -71,8 +82,8 @@ DEFAULT_OLLAMA_IMAGE = "docker.io/ollama/ollama:0.32.15"
 class NodePoolDefaults(ApiModel):
     """Instance type and accelerator used when a cluster's gpuNodePool omits them."""
 
-    instance_type: Text = Field(alias="instanceType")
-    accelerator_type: Text = Field(alias="acceleratorType")
+    instance_type: InstanceType = Field(alias="instanceType")
+    accelerator_type: AcceleratorType = Field(alias="acceleratorType")
     accelerator_count: int = Field(default=1, alias="acceleratorCount", ge=1, le=16)
 
 
@@ -102,7 +113,7 @@ class InputSpec(ApiModel):
         default_factory=dict,
         description="Chart overrides keyed by component (cilium, istiod, kyverno, ...).",
     )
-    ollama_image: Text = Field(default=DEFAULT_OLLAMA_IMAGE, alias="ollamaImage")
+    ollama_image: Image = Field(default=DEFAULT_OLLAMA_IMAGE, alias="ollamaImage")
     aws: CloudDefaults = Field(default_factory=CloudDefaults)
     gcp: CloudDefaults = Field(default_factory=CloudDefaults)
     azure: CloudDefaults = Field(default_factory=CloudDefaults)

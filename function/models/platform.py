@@ -18,7 +18,10 @@ from function.models.common import (
     BlockStorage,
     Cloud,
     Cni,
+    DnsLabel,
+    DnsSubdomain,
     Ingress,
+    InstanceType,
     Mesh,
     ObjectStorage,
     Observability,
@@ -27,6 +30,7 @@ from function.models.common import (
     Profile,
     Resources,
     Scaling,
+    SecretKey,
     Serving,
     Storage,
     cel,
@@ -43,16 +47,14 @@ ClusterName = Annotated[
 ModelName = Annotated[
     str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=40)
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class SecretKeyRef(ApiModel):
     """A key in a Secret that holds a kubeconfig."""
 
-    name: Name
-    namespace: Name
-    key: ShortText = "kubeconfig"
+    name: DnsSubdomain
+    namespace: DnsLabel
+    key: SecretKey = "kubeconfig"
 
 
 class Kubeconfig(ApiModel):
@@ -70,7 +72,7 @@ class Kubeconfig(ApiModel):
         alias="secretRef",
         description="Compose provider-helm and provider-kubernetes ProviderConfigs from it.",
     )
-    provider_config_name: Name | None = Field(
+    provider_config_name: DnsSubdomain | None = Field(
         default=None,
         alias="providerConfigName",
         description="Use existing provider-helm and provider-kubernetes ProviderConfigs.",
@@ -136,9 +138,7 @@ class GpuNodePool(ApiModel):
         ),
     )
 
-    instance_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
-        default=None, alias="instanceType"
-    )
+    instance_type: InstanceType | None = Field(default=None, alias="instanceType")
     accelerator: Accelerator | None = None
     min_nodes: int | None = Field(default=None, alias="minNodes", ge=0, le=1000)
     max_nodes: int | None = Field(default=None, alias="maxNodes", ge=1, le=1000)
@@ -177,7 +177,7 @@ class ClusterSpec(ApiModel):
     region: (
         Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9]*$", max_length=64)] | None
     ) = None
-    provider_config_name: Name = Field(default="default", alias="providerConfigName")
+    provider_config_name: DnsSubdomain = Field(default="default", alias="providerConfigName")
     kubeconfig: Kubeconfig
     aws: AwsCluster | None = None
     gcp: GcpCluster | None = None

@@ -5,12 +5,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from function import fleet, naming
 from function.composed import Composed, Gate, Need
@@ -19,7 +17,6 @@ from function.errors import ClaimError
 from function.models.fleet import FleetSpec
 from function.models.input import DEFAULT_OLLAMA_IMAGE, FunctionInput
 from function.quantity import is_quantity
-from tests import toolchain
 
 XR = "llama2-x7k2p"
 NS = "ollama-llama2-x7k2p"
@@ -871,20 +868,6 @@ def test_knative_pod_is_a_valid_kubernetes_pod() -> None:
             "spec": pod_spec,
         }
         kubernetes_validate.validate(pod, "1.33", strict=True)
-
-
-@pytest.mark.cli
-def test_every_variant_validates_against_the_real_crds(tmp_path: Path) -> None:
-    crds = toolchain.crds_dir()
-    wrappers, _, custom = variant_objects()
-    assert {m["kind"] for m in custom} == {"ScaledObject", "Service", "HTTPProxy", "PodMonitor"}
-    for name, docs in (("wrappers.yaml", wrappers), ("custom.yaml", custom)):
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=True))
-        code, out = toolchain.validate([crds], path)
-        assert code == 0, out[-4000:]
-        n = len(docs)
-        assert f"Total {n} resources: 0 missing schemas, {n} success cases, 0 failure cases" in out
 
 
 def test_without_prometheus_keda_scales_on_cpu() -> None:

@@ -7,6 +7,7 @@ then review the diff.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,10 @@ def text_of(rsp: fnv1.RunFunctionResponse) -> str:
 
 def check(name: str, text: str) -> None:
     path = GOLDEN / f"{name}.yaml"
-    if UPDATE or not path.exists():
-        if not UPDATE and os.environ.get("CI"):
-            pytest.fail(f"missing golden file {path}; run with UPDATE_GOLDEN=1")
+    if UPDATE:
         path.write_text(text)
+    if not path.exists():
+        pytest.fail(f"missing golden file {path}; UPDATE_GOLDEN=1 writes it (then review it)")
     assert path.read_text() == text, f"{name} differs from {path}; UPDATE_GOLDEN=1 rewrites it"
 
 
@@ -77,3 +78,11 @@ def test_fleet_variant_matches_golden(variant: str) -> None:
     xr = load_docs(ROOT / "examples" / "fleet" / "xr.yaml")[0]
     xr["spec"] = {**xr["spec"], **FLEET_VARIANTS[variant], "observability": "full"}
     check(variant, text_of(run(request(xr))))
+
+
+def test_a_missing_golden_fails_and_is_not_written(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "GOLDEN", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", False)
+    with pytest.raises(pytest.fail.Exception, match="missing golden file"):
+        check("nothing-here", "text\n")
+    assert not (tmp_path / "nothing-here.yaml").exists()
