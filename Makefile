@@ -1,4 +1,5 @@
-# Two entry points: `make render` (the main job) and `make test` (every test).
+# Two entry points: `make render` (the main job) and `make test` (every test:
+# `make check`, everything but the end-to-end tests, then `make e2e`).
 PYTHON ?= python3
 VENV ?= .venv
 EXAMPLE ?= examples/multicloud
@@ -9,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install render test lint generate bench
+.PHONY: install render test check lint generate bench
 install: $(VENV)/.installed
 
 render: install
@@ -23,9 +24,11 @@ lint: install
 generate: install
 	$(VENV)/bin/python scripts/generate.py
 
-test: install lint
+test: check
+
+check: install lint
 	./scripts/install-crossplane.sh >/dev/null
-	$(VENV)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider
+	$(VENV)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider --ignore=tests/e2e
 
 bench: install
 	$(VENV)/bin/python bench/bench.py

@@ -34,7 +34,7 @@ from function.codec import (
     value,
 )
 from function.errors import ClaimError, InvalidClaimError, bounded
-from function.plan import Plan, XrMeta, plan_fleet, plan_platform
+from function.plan import PROGRESSING, Plan, XrMeta, plan_fleet, plan_platform
 from function.validation import meta_errors, parse_fleet, parse_input, parse_platform
 
 __all__ = ["DEFAULT_CACHE_SIZE", "FunctionRunner", "ResponseCache", "to_struct"]
@@ -246,6 +246,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         if cached is not None:
             return cached
         rsp, cacheable = self.compose(req)
+        surface_fatal(rsp)
         if key and cacheable:
             self.cache.put(key, rsp)
         return rsp
@@ -293,6 +294,28 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
 
 def _fatal(rsp: fnv1.RunFunctionResponse, message: str) -> None:
     response.fatal(rsp, bounded(message, MAX_MESSAGE_CHARS))
+
+
+def surface_fatal(rsp: fnv1.RunFunctionResponse) -> None:
+    """Put a Fatal result's message where the claim's owner sees it.
+
+    Crossplane 2.1 shows a Fatal result only in the XR's ``Synced`` condition;
+    the claim copies none of it. Conditions the function returns with a Fatal
+    are still applied, and those targeted at the claim are copied to it, so the
+    message goes out as ``Progressing=False`` with reason ``FatalError`` too.
+    """
+    fatal = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    if not fatal:
+        return
+    rsp.conditions.append(
+        fnv1.Condition(
+            type=PROGRESSING,
+            status=fnv1.STATUS_CONDITION_FALSE,
+            reason="FatalError",
+            message="; ".join(fatal),
+            target=fnv1.TARGET_COMPOSITE_AND_CLAIM,
+        )
+    )
 
 
 def _identity(req: fnv1.RunFunctionRequest) -> tuple[str, str]:

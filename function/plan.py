@@ -31,6 +31,7 @@ from function.wrap import object_key, provider_config_key, release_key
 
 FLEET_API = "openhands.ai/v1alpha1"
 FLEET_KIND = "XOllamaFleet"
+PROGRESSING = "Progressing"
 
 Observed = Mapping[str, Mapping[str, Any]]
 
@@ -212,6 +213,19 @@ def _key_collisions(spec: PlatformSpec, owned: Mapping[str, list[str]]) -> list[
     return errors
 
 
+def progressing(waiting: str, *, ready: bool) -> Condition:
+    """The ``Progressing`` condition, sent on every call.
+
+    Crossplane keeps a custom condition's last value until the function sends
+    it again, so it is always sent: True while something is awaited (naming
+    it), False once everything composed is ready.
+    """
+    if ready:
+        message = "every composed resource is ready"
+        return Condition(PROGRESSING, status=False, reason="Converged", message=message)
+    return Condition(PROGRESSING, status=True, reason="Creating", message=waiting)
+
+
 def plan_platform(
     xr: XrMeta, spec: PlatformSpec, inputs: FunctionInput, observed: Observed
 ) -> Plan:
@@ -243,15 +257,7 @@ def plan_platform(
     report = status.platform_status(contexts, spec, owned, selection, ready, observed)
     composite_ready = not selection.held and all(ready.values())
     message = _waiting_message(selection, ready, observed)
-    conditions = [
-        *report.conditions,
-        Condition(
-            "Progressing" if not composite_ready else "Available",
-            status=True,
-            reason="Creating" if not composite_ready else "Available",
-            message=message or "every composed resource is ready",
-        ),
-    ]
+    conditions = [*report.conditions, progressing(message, ready=composite_ready)]
     return Plan(
         resources=sorted(selection.emitted, key=lambda c: c.key),
         ready=ready,
@@ -285,7 +291,8 @@ def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Obs
                 composite_ready,
                 "Available" if composite_ready else "Creating",
                 message or f"{spec.model} serves at {endpoint}",
-            )
+            ),
+            progressing(message, ready=composite_ready),
         ],
         connection_details={"endpoint": endpoint},
         composite_ready=composite_ready,

@@ -5,6 +5,7 @@ Status carries names, regions, URLs and readiness only: never Secret data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,12 @@ class Condition:
 
 
 Observed = Mapping[str, Mapping[str, Any]]
+
+# Connection details use a fixed set of keys whose values are recomputed on
+# every call. Crossplane 2.1 merge-patches the connection Secret, so a key that
+# stops being sent (one per model or cluster) would stay in it for ever.
+CONNECTION_BUCKETS = "buckets"
+CONNECTION_ENDPOINTS = "endpoints"
 
 BUCKET_KEYS = {Cloud.AWS: "bucket", Cloud.GCP: "bucket", Cloud.AZURE: "storage-account"}
 
@@ -67,6 +74,11 @@ def _bucket(ctx: ClusterContext, emitted: Mapping[str, Any], observed: Observed)
     return out
 
 
+def _compact(value: Any) -> str:
+    """Deterministic compact JSON for a connection detail."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _component_of(ctx: ClusterContext, key: str) -> str | None:
     for kind in ("release", "object"):
         prefix = f"{ctx.name}-{kind}-"
@@ -93,6 +105,7 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
     clusters: list[dict[str, Any]] = []
     pools_ready: list[bool] = []
     stack_ready: list[bool] = []
+    buckets: dict[str, dict[str, Any]] = {}
     for ctx in contexts:
         mine = list(owned[ctx.name])
         entry: dict[str, Any] = {
@@ -111,9 +124,7 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
         bucket = _bucket(ctx, emitted, observed)
         if bucket:
             entry["bucket"] = bucket
-            report.connection_details[f"bucket-{ctx.name}"] = bucket["name"]
-            if "url" in bucket:
-                report.connection_details[f"bucket-{ctx.name}-url"] = bucket["url"]
+            buckets[ctx.name] = bucket
         components: dict[str, bool] = {}
         for key in sorted(mine):
             name = _component_of(ctx, key)
@@ -124,6 +135,7 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
         clusters.append(entry)
     models: list[dict[str, Any]] = []
     models_ready: list[bool] = []
+    endpoints: dict[str, dict[str, str]] = {}
     for model in spec.models:
         for cluster in model_targets(spec, model):
             key = naming.key(cluster.name, "fleet", model.name)
@@ -133,9 +145,13 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
             item: dict[str, Any] = {"name": model.name, "cluster": cluster.name, "ready": ok}
             if fleet_spec is not None:
                 item["endpoint"] = fleet.endpoint(model.name, fleet_spec)
-                report.connection_details[f"model-{model.name}-{cluster.name}"] = item["endpoint"]
+                endpoints.setdefault(model.name, {})[cluster.name] = item["endpoint"]
             models.append(item)
     report.status = {"clusters": clusters, "models": models}
+    report.connection_details = {
+        CONNECTION_BUCKETS: _compact(buckets),
+        CONNECTION_ENDPOINTS: _compact(endpoints),
+    }
     report.conditions = [
         _condition("NodePoolsReady", pools_ready, "GPU node pools"),
         _condition("StackReady", stack_ready, "in-cluster components"),

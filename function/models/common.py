@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
 from function.quantity import QUANTITY_PATTERN
 
@@ -60,13 +61,35 @@ class ApiModel(BaseModel):
     )
 
 
-def cel(*rules: tuple[str, str]) -> ConfigDict:
-    """ApiModel's config plus CEL ``x-kubernetes-validations`` (rule, message) for the XRD."""
+class Rule(NamedTuple):
+    """One CEL rule: what it checks, its message, and the field it judges.
+
+    ``field_path`` (relative to the schema node the rule sits on, e.g. ``.aws``)
+    makes the API server report the field itself (``spec.clusters[0].aws``)
+    instead of the object holding the rule. Kubernetes accepts no list index in
+    it; a rule over list items names them through ``message_expression``.
+    """
+
+    rule: str
+    message: str
+    field_path: str | None = None
+    message_expression: str | None = None
+
+    def schema(self) -> JsonDict:
+        """The ``x-kubernetes-validations`` entry."""
+        out: JsonDict = {"rule": self.rule, "message": self.message}
+        if self.field_path:
+            out["fieldPath"] = self.field_path
+        if self.message_expression:
+            out["messageExpression"] = self.message_expression
+        return out
+
+
+def cel(*rules: Rule) -> ConfigDict:
+    """ApiModel's config plus CEL ``x-kubernetes-validations`` for the XRD."""
     return ConfigDict(
         **ApiModel.model_config,
-        json_schema_extra={
-            "x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]
-        },
+        json_schema_extra={"x-kubernetes-validations": [r.schema() for r in rules]},
     )
 
 
@@ -171,12 +194,13 @@ class Scaling(ApiModel):
     """Replica bounds and the autoscaling target."""
 
     model_config = cel(
-        (
+        Rule(
             (
                 "!has(self.minReplicas) || !has(self.maxReplicas) || "
                 "self.minReplicas <= self.maxReplicas"
             ),
             "minReplicas must not exceed maxReplicas",
+            ".minReplicas",
         ),
     )
 

@@ -29,6 +29,7 @@ from function.models.common import (
     Policy,
     Profile,
     Resources,
+    Rule,
     Scaling,
     SecretKey,
     Serving,
@@ -61,7 +62,7 @@ class Kubeconfig(ApiModel):
     """How in-cluster resources reach the cluster: exactly one of the two options."""
 
     model_config = cel(
-        (
+        Rule(
             "has(self.secretRef) != has(self.providerConfigName)",
             "set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName",
         ),
@@ -132,9 +133,10 @@ class GpuNodePool(ApiModel):
     """The GPU node pool; unset fields take the cloud's and profile's defaults."""
 
     model_config = cel(
-        (
+        Rule(
             "!has(self.minNodes) || !has(self.maxNodes) || self.minNodes <= self.maxNodes",
             "minNodes must not exceed maxNodes",
+            ".minNodes",
         ),
     )
 
@@ -158,17 +160,30 @@ class ClusterSpec(ApiModel):
 
     model_config = cel(
         *[
-            (f"self.cloud != '{c}' || has(self.{c})", f"{c} is required when cloud is {c}")
+            Rule(
+                f"self.cloud != '{c}' || has(self.{c})",
+                f"{c} is required when cloud is {c}",
+                f".{c}",
+            )
             for c in ("aws", "gcp", "azure")
         ],
         *[
-            (f"self.cloud == '{c}' || !has(self.{c})", f"{c} must only be set when cloud is {c}")
+            Rule(
+                f"self.cloud == '{c}' || !has(self.{c})",
+                f"{c} must only be set when cloud is {c}",
+                f".{c}",
+            )
             for c in ("aws", "gcp", "azure")
         ],
-        ("self.cloud == 'existing' || has(self.region)", "region is required for a cloud cluster"),
-        (
+        Rule(
+            "self.cloud == 'existing' || has(self.region)",
+            "region is required for a cloud cluster",
+            ".region",
+        ),
+        Rule(
             "self.cloud != 'existing' || !has(self.gpuNodePool)",
             "gpuNodePool is not supported when cloud is existing",
+            ".gpuNodePool",
         ),
     )
 
@@ -217,16 +232,28 @@ class Components(ApiModel):
     policies: Policies | None = None
 
 
+# CEL cannot put a list index into fieldPath, so the message names the model:
+# "spec.models[1].clusters: unknown cluster nope".
+MODEL_CLUSTERS_MESSAGE = (
+    "self.models.filter(m, has(m.clusters) && "
+    "!m.clusters.all(c, self.clusters.exists(k, k.name == c)))"
+    ".map(m, 'spec.models[' + string(self.models.indexOf(m)) + '].clusters: unknown cluster ' + "
+    "m.clusters.filter(c, !self.clusters.exists(k, k.name == c)).join(', ')).join('; ')"
+)
+
+
 class PlatformSpec(ApiModel):
     """The spec of an XOllamaPlatform."""
 
     model_config = cel(
-        (
+        Rule(
             (
                 "!has(self.models) || self.models.all(m, !has(m.clusters) || "
                 "m.clusters.all(c, self.clusters.exists(k, k.name == c)))"
             ),
             "every models[].clusters entry must name a cluster in spec.clusters",
+            ".models",
+            MODEL_CLUSTERS_MESSAGE,
         ),
     )
 

@@ -76,3 +76,36 @@ def test_xrd_contract() -> None:
     fleet_spec = fleet["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "model" in fleet_spec["required"]
     assert fleet_spec["properties"]["replicas"]["minimum"] == 1
+
+
+def _resolve(schema: dict, field_path: str) -> dict:
+    """The schema node a CEL ``fieldPath`` (``.a.b``, no list index) names."""
+    node = schema
+    for part in field_path.lstrip(".").split("."):
+        node = node["properties"][part]
+    return node
+
+
+def test_cel_rules_name_the_field_they_judge() -> None:
+    """Every rule about one field reports that field (fieldPath), never its parent."""
+    seen = {}
+    for name in ("xollamaplatforms", "xollamafleets"):
+        xrd = yaml.safe_load((ROOT / "xrds" / f"{name}.openhands.ai.yaml").read_text())
+        schema = xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for path, node in _walk(schema):
+            for rule in node.get("x-kubernetes-validations", []):
+                seen[(name, path, rule["message"])] = rule
+                if "fieldPath" in rule:
+                    assert "[" not in rule["fieldPath"], rule
+                    _resolve(node, rule["fieldPath"])
+    by_message = {m: r for (_, _, m), r in seen.items()}
+    assert by_message["aws is required when cloud is aws"]["fieldPath"] == ".aws"
+    assert by_message["region is required for a cloud cluster"]["fieldPath"] == ".region"
+    assert by_message["minNodes must not exceed maxNodes"]["fieldPath"] == ".minNodes"
+    assert by_message["minReplicas must not exceed maxReplicas"]["fieldPath"] == ".minReplicas"
+    models = by_message["every models[].clusters entry must name a cluster in spec.clusters"]
+    assert models["fieldPath"] == ".models"
+    assert "spec.models[" in models["messageExpression"]
+    # The one rule that judges two fields together names neither.
+    exactly_one = by_message["set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName"]
+    assert "fieldPath" not in exactly_one
