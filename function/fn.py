@@ -244,6 +244,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         key = self.cache.key(req) if self.cache.size > 0 else b""
         cached = self.cache.get(key) if key else None
         if cached is not None:
+            self.log.debug("answered from cache", tag=req.meta.tag)
             return cached
         rsp, cacheable = self.compose(req)
         surface_fatal(rsp)
