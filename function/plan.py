@@ -21,6 +21,7 @@ from function.context import (
     resolve_node_pool,
 )
 from function.errors import ClaimError, InvalidClaimError
+from function.fleet.routing import endpoint as fleet_endpoint
 from function.models.common import Observability, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
@@ -279,7 +280,7 @@ def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Obs
     selection = select(candidates, observed)
     ready = _readiness(selection, observed)
     composite_ready = not selection.held and all(ready.values())
-    endpoint = fleet.endpoint(base, spec)
+    endpoint = fleet_endpoint(base, spec)
     message = _waiting_message(selection, ready, observed)
     return Plan(
         resources=sorted(selection.emitted, key=lambda c: c.key),

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from function import fleet, naming
+from function import naming
+from function.fleet.routing import endpoint as fleet_endpoint
 from function.models.common import Cloud
 from function.models.fleet import FleetSpec
 from function.readiness import Selection
@@ -144,7 +145,7 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
             models_ready.append(ok)
             item: dict[str, Any] = {"name": model.name, "cluster": cluster.name, "ready": ok}
             if fleet_spec is not None:
-                item["endpoint"] = fleet.endpoint(model.name, fleet_spec)
+                item["endpoint"] = fleet_endpoint(model.name, fleet_spec)
                 endpoints.setdefault(model.name, {})[cluster.name] = item["endpoint"]
             models.append(item)
     report.status = {"clusters": clusters, "models": models}

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from function import fleet
 from function.context import ResolvedComponents, resolve_node_pool
 from function.errors import ClaimError, InvalidClaimError, bounded, format_path
+from function.fleet import checks as fleet_checks
 from function.models.common import (
     LABEL_VALUE_PATTERN,
     BlockStorage,
@@ -225,7 +225,7 @@ def _model_policy_errors(
     )
     return [
         ClaimError(path + e.path.removeprefix("spec"), e.message)
-        for e in fleet.policy_errors(as_fleet)
+        for e in fleet_checks.policy_errors(as_fleet)
     ]
 
 
@@ -275,7 +275,7 @@ def _check_components(spec: PlatformSpec) -> list[ClaimError]:
 
 def check_fleet(spec: FleetSpec) -> list[ClaimError]:
     """The cross-field rules and render-time policy of an XOllamaFleet spec."""
-    return [*fleet.spec_errors(spec), *fleet.policy_errors(spec)]
+    return [*fleet_checks.spec_errors(spec), *fleet_checks.policy_errors(spec)]
 
 
 def parse_platform(raw: Any, inputs: FunctionInput) -> PlatformSpec:
@@ -320,7 +320,7 @@ def parse_input(raw: Any) -> FunctionInput:
         inputs = parse(FunctionInput, body, root="input")
     except InvalidClaimError as exc:
         raise InvalidClaimError([*errors, *exc.errors]) from None
-    errors.extend(fleet.image_errors(inputs))
+    errors.extend(fleet_checks.image_errors(inputs))
     if errors:
         raise InvalidClaimError(errors)
     return inputs

@@ -23,7 +23,6 @@ from typing import Any
 from function import wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
-from function.fleet import KNATIVE_FEATURES
 from function.models.common import Ingress, Mesh, Profile, Serving
 from function.stack.mesh import ISTIO_INGRESS_GATEWAY, ISTIO_INGRESS_NAMESPACE
 from function.stack.networking import CONTOUR_ENVOY_SERVICE, CONTOUR_INGRESS_CLASS
@@ -31,6 +30,16 @@ from function.stack.networking import CONTOUR_ENVOY_SERVICE, CONTOUR_INGRESS_CLA
 KEDA_NAMESPACE = "keda"
 KNATIVE_OPERATOR_NAMESPACE = "knative-operator"
 KNATIVE_SERVING_NAMESPACE = "knative-serving"
+
+# What a Knative Service of a model needs switched on in KnativeServing's
+# config.features (all disabled by default); the fleet's pods rely on them.
+KNATIVE_FEATURES: dict[str, str] = {
+    "kubernetes.podspec-nodeselector": "enabled",
+    "kubernetes.podspec-persistent-volume-claim": "enabled",
+    "kubernetes.podspec-persistent-volume-write": "enabled",
+    "kubernetes.podspec-securitycontext": "enabled",
+    "kubernetes.podspec-tolerations": "enabled",
+}
 
 INGRESS_CLASSES = {
     "contour": "contour.ingress.networking.knative.dev",

@@ -14,9 +14,11 @@ from function import fleet, naming
 from function.composed import Composed, Gate, Need
 from function.context import PROMETHEUS_ADDRESS
 from function.errors import ClaimError
+from function.fleet import checks, common, routing, storage, workload
 from function.models.fleet import FleetSpec
 from function.models.input import DEFAULT_OLLAMA_IMAGE, FunctionInput
 from function.quantity import is_quantity
+from function.stack.serving import KNATIVE_FEATURES
 
 XR = "llama2-x7k2p"
 NS = "ollama-llama2-x7k2p"
@@ -84,7 +86,7 @@ def test_knative_mode_has_no_deployment_service_keda_or_httpproxy() -> None:
 
 def test_every_variant_uses_only_the_documented_keys() -> None:
     allowed = {
-        fleet.key(n)
+        common.key(n)
         for n in (
             "namespace",
             "pvc",
@@ -112,14 +114,14 @@ def test_objects_use_the_target_provider_config_and_fleet_label() -> None:
 
 
 def test_target_defaults_and_overrides() -> None:
-    t = fleet.target_for(XR, spec(), FunctionInput())
+    t = common.target_for(XR, spec(), FunctionInput())
     assert (t.cluster, t.helm_provider_config, t.kubernetes_provider_config) == (
         "fleet",
         "pc",
         "pc",
     )
     assert t.key_prefix == "model"
-    t = fleet.target_for(
+    t = common.target_for(
         XR,
         spec(target={"clusterName": "aws-east", "helmProviderConfigName": "helm-pc"}),
         FunctionInput(),
@@ -177,7 +179,7 @@ def test_readiness_policies() -> None:
 
 def test_namespace_name_and_labels_without_mesh() -> None:
     ns = manifests()["model-object-namespace"]
-    assert fleet.namespace_for(XR) == NS
+    assert common.namespace_for(XR) == NS
     assert ns["metadata"]["name"] == NS
     assert ns["metadata"]["labels"][naming.MODEL_NAMESPACE_LABEL] == "true"
     assert "istio-injection" not in ns["metadata"]["labels"]
@@ -197,9 +199,9 @@ def test_namespace_linkerd_annotation() -> None:
 
 
 def test_namespace_is_a_dns_label_for_long_names() -> None:
-    ns = fleet.namespace_for("x" * 200)
+    ns = common.namespace_for("x" * 200)
     assert naming.is_dns_label(ns)
-    assert ns == fleet.namespace_for("x" * 200)
+    assert ns == common.namespace_for("x" * 200)
 
 
 def test_every_object_is_in_the_namespace() -> None:
@@ -238,12 +240,12 @@ def test_pod_mounts_the_pvc_at_models() -> None:
         assert pod["volumes"] == [
             {
                 "name": "models",
-                "persistentVolumeClaim": {"claimName": fleet.PVC_NAME, "readOnly": False},
+                "persistentVolumeClaim": {"claimName": storage.PVC_NAME, "readOnly": False},
             }
         ]
         assert container(m)["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
     kn = manifests(spec(serving="knative"))["model-object-knative-service"]
-    assert pod_of(kn)["volumes"][0]["persistentVolumeClaim"]["claimName"] == fleet.PVC_NAME
+    assert pod_of(kn)["volumes"][0]["persistentVolumeClaim"]["claimName"] == storage.PVC_NAME
 
 
 # --------------------------------------------------------------------------- pod template
@@ -268,7 +270,7 @@ def test_image_is_pinned_everywhere() -> None:
 )
 def test_unpinned_images_are_refused(image: str) -> None:
     inputs = FunctionInput.model_validate({"spec": {"ollamaImage": image}})
-    errors = fleet.image_errors(inputs)
+    errors = checks.image_errors(inputs)
     assert [e.path for e in errors] == ["input.spec.ollamaImage"]
     with pytest.raises(ClaimError, match="not pinned"):
         fleet.build(XR, spec(), inputs)
@@ -284,14 +286,14 @@ def test_unpinned_images_are_refused(image: str) -> None:
 )
 def test_pinned_images_are_used(image: str) -> None:
     inputs = FunctionInput.model_validate({"spec": {"ollamaImage": image}})
-    assert fleet.image_errors(inputs) == []
+    assert checks.image_errors(inputs) == []
     dep = {c.key: c for c in fleet.build(XR, spec(), inputs)}["model-object-deployment"]
     assert container(dep.body["spec"]["forProvider"]["manifest"])["image"] == image
 
 
 def test_deployment_container_env_port_and_probes() -> None:
     c = container(manifests()["model-object-deployment"])
-    assert c["name"] == fleet.CONTAINER
+    assert c["name"] == workload.CONTAINER
     assert c["command"] == ["/bin/ollama", "serve"]
     assert c["ports"] == [{"name": "http", "containerPort": 11434, "protocol": "TCP"}]
     env = {e["name"]: e["value"] for e in c["env"]}
@@ -307,16 +309,16 @@ def test_deployment_pulls_the_model_in_an_init_container() -> None:
     pod = pod_of(manifests(spec(model="llama2:13b"))["model-object-deployment"])
     [init] = pod["initContainers"]
     assert init["image"] == DEFAULT_OLLAMA_IMAGE
-    assert init["command"] == ["/bin/sh", "-c", fleet.PULL_SCRIPT]
+    assert init["command"] == ["/bin/sh", "-c", workload.PULL_SCRIPT]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["OLLAMA_PULL_MODEL"] == "llama2:13b"
     assert env["OLLAMA_HOST"].startswith("127.0.0.1:")
     assert env["OLLAMA_MODELS"] == "/models"
     assert init["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
-    assert "ollama serve &" in fleet.PULL_SCRIPT
-    assert 'ollama pull "$OLLAMA_PULL_MODEL"' in fleet.PULL_SCRIPT
+    assert "ollama serve &" in workload.PULL_SCRIPT
+    assert 'ollama pull "$OLLAMA_PULL_MODEL"' in workload.PULL_SCRIPT
     # The model reaches the script through the environment only.
-    assert "llama2" not in fleet.PULL_SCRIPT
+    assert "llama2" not in workload.PULL_SCRIPT
 
 
 def test_knative_pulls_in_the_serving_container_then_serves() -> None:
@@ -324,15 +326,15 @@ def test_knative_pulls_in_the_serving_container_then_serves() -> None:
     pod = pod_of(m)
     assert "initContainers" not in pod
     [c] = pod["containers"]
-    assert c["command"] == ["/bin/sh", "-c", fleet.SERVE_AFTER_PULL_SCRIPT]
-    assert fleet.SERVE_AFTER_PULL_SCRIPT.rstrip().endswith("exec ollama serve")
-    assert f"127.0.0.1:{fleet.PULL_PORT}" in fleet.SERVE_AFTER_PULL_SCRIPT
+    assert c["command"] == ["/bin/sh", "-c", workload.SERVE_AFTER_PULL_SCRIPT]
+    assert workload.SERVE_AFTER_PULL_SCRIPT.rstrip().endswith("exec ollama serve")
+    assert f"127.0.0.1:{workload.PULL_PORT}" in workload.SERVE_AFTER_PULL_SCRIPT
     assert {e["name"]: e["value"] for e in c["env"]}["OLLAMA_PULL_MODEL"] == "mistral"
     # Knative: one port named http1 or h2c, probes name no port.
     assert c["ports"] == [{"name": "http1", "containerPort": 11434, "protocol": "TCP"}]
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert "port" not in c[probe]["httpGet"]
-    assert pod["timeoutSeconds"] == fleet.KNATIVE_TIMEOUT_SECONDS
+    assert pod["timeoutSeconds"] == workload.KNATIVE_TIMEOUT_SECONDS
 
 
 def test_pods_carry_the_model_pod_label_and_selectors_match() -> None:
@@ -394,7 +396,7 @@ def test_knative_pod_security_context_has_only_fields_knative_allows() -> None:
     ],
 )
 def test_cpu_limit_is_twice_the_request(cpu: str, limit: str) -> None:
-    assert fleet.double_cpu(cpu) == limit
+    assert workload.double_cpu(cpu) == limit
     assert is_quantity(limit)
     c = container(manifests(spec(resources={"cpu": cpu}))["model-object-deployment"])
     assert c["resources"]["requests"]["cpu"] == cpu
@@ -482,8 +484,8 @@ def test_service_is_cluster_ip_on_11434() -> None:
 
 
 def test_endpoint() -> None:
-    assert fleet.endpoint(XR, spec()) == f"http://ollama.{NS}.svc.cluster.local:11434"
-    assert fleet.endpoint(XR, spec(serving="knative")) == f"http://ollama.{NS}.svc.cluster.local"
+    assert routing.endpoint(XR, spec()) == f"http://ollama.{NS}.svc.cluster.local:11434"
+    assert routing.endpoint(XR, spec(serving="knative")) == f"http://ollama.{NS}.svc.cluster.local"
 
 
 # --------------------------------------------------------------------------- KEDA
@@ -561,7 +563,7 @@ def test_extra_triggers_pass_through_with_string_settings() -> None:
 def test_max_below_min_is_clamped_and_reported() -> None:
     s = spec(scaling={"minReplicas": 4, "maxReplicas": 2})
     assert manifests(s)["model-object-scaledobject"]["spec"]["maxReplicaCount"] == 4
-    errors = fleet.spec_errors(s)
+    errors = checks.spec_errors(s)
     assert [(e.path, e.message) for e in errors] == [
         ("spec.scaling.maxReplicas", "2 is less than minReplicas 4")
     ]
@@ -577,7 +579,7 @@ def test_spec_errors_for_bad_triggers() -> None:
             ]
         }
     )
-    paths = sorted(e.path for e in fleet.spec_errors(s))
+    paths = sorted(e.path for e in checks.spec_errors(s))
     assert paths == [
         "spec.scaling.metrics[0].type",
         "spec.scaling.metrics[1]",
@@ -585,7 +587,7 @@ def test_spec_errors_for_bad_triggers() -> None:
         "spec.scaling.metrics[2].metadata",
         "spec.scaling.metrics[2].metricType",
     ]
-    assert fleet.spec_errors(spec()) == []
+    assert checks.spec_errors(spec()) == []
 
 
 def test_spec_errors_for_duplicate_trigger_names() -> None:
@@ -598,7 +600,7 @@ def test_spec_errors_for_duplicate_trigger_names() -> None:
             ]
         }
     )
-    assert [str(e) for e in fleet.spec_errors(s)] == [
+    assert [str(e) for e in checks.spec_errors(s)] == [
         "spec.scaling.metrics[0].name: trigger name requests-per-second is already used",
         "spec.scaling.metrics[2].name: trigger name a is already used",
     ]
@@ -636,14 +638,14 @@ def test_knative_initial_scale_stays_within_bounds() -> None:
 
 def test_knative_features_cover_what_the_pod_uses() -> None:
     pod = pod_of(manifests(spec(serving="knative"))["model-object-knative-service"])
-    assert "kubernetes.podspec-persistent-volume-claim" in fleet.KNATIVE_FEATURES
-    assert "kubernetes.podspec-persistent-volume-write" in fleet.KNATIVE_FEATURES
+    assert "kubernetes.podspec-persistent-volume-claim" in KNATIVE_FEATURES
+    assert "kubernetes.podspec-persistent-volume-write" in KNATIVE_FEATURES
     if "securityContext" in pod:
-        assert "kubernetes.podspec-securitycontext" in fleet.KNATIVE_FEATURES
+        assert "kubernetes.podspec-securitycontext" in KNATIVE_FEATURES
     if "tolerations" in pod:
-        assert "kubernetes.podspec-tolerations" in fleet.KNATIVE_FEATURES
+        assert "kubernetes.podspec-tolerations" in KNATIVE_FEATURES
     if "nodeSelector" in pod:
-        assert "kubernetes.podspec-nodeselector" in fleet.KNATIVE_FEATURES
+        assert "kubernetes.podspec-nodeselector" in KNATIVE_FEATURES
     assert "initContainers" not in pod
 
 
@@ -713,20 +715,20 @@ STORAGE_MESSAGE = (
 
 
 def test_enforce_refuses_cpu_only_models() -> None:
-    errors = fleet.policy_errors(spec(policies="enforce", resources={"gpu": False}))
+    errors = checks.policy_errors(spec(policies="enforce", resources={"gpu": False}))
     assert [str(e) for e in errors] == [GPU_MESSAGE]
     assert errors[0].path == "spec.resources.gpu"
 
 
 def test_enforce_refuses_storage_above_the_limit() -> None:
-    errors = fleet.policy_errors(spec(policies="enforce", storage={"size": "200Gi"}))
+    errors = checks.policy_errors(spec(policies="enforce", storage={"size": "200Gi"}))
     assert [str(e) for e in errors] == [STORAGE_MESSAGE]
     assert errors[0].path == "spec.storage.size"
 
 
 def test_enforce_reports_both() -> None:
     s = spec(policies="enforce", resources={"gpu": False}, storage={"size": "200Gi"})
-    assert [str(e) for e in fleet.policy_errors(s)] == [GPU_MESSAGE, STORAGE_MESSAGE]
+    assert [str(e) for e in checks.policy_errors(s)] == [GPU_MESSAGE, STORAGE_MESSAGE]
 
 
 @pytest.mark.parametrize(
@@ -741,17 +743,17 @@ def test_enforce_reports_both() -> None:
 )
 def test_storage_comparison_uses_quantities(size: str, limit: str, refused: bool) -> None:
     s = spec(policies="enforce", storage={"size": size}, policy={"maxStorageRequest": limit})
-    assert bool(fleet.policy_errors(s)) == refused
+    assert bool(checks.policy_errors(s)) == refused
 
 
 @pytest.mark.parametrize("policies", ["audit", "none"])
 def test_audit_and_none_never_refuse(policies: str) -> None:
     s = spec(policies=policies, resources={"gpu": False}, storage={"size": "900Gi"})
-    assert fleet.policy_errors(s) == []
+    assert checks.policy_errors(s) == []
 
 
 def test_enforce_with_compliant_spec_has_no_errors() -> None:
-    assert fleet.policy_errors(spec(policies="enforce")) == []
+    assert checks.policy_errors(spec(policies="enforce")) == []
 
 
 # --------------------------------------------------------------------------- determinism
@@ -860,7 +862,7 @@ def test_knative_pod_is_a_valid_kubernetes_pod() -> None:
         pod_spec.pop("timeoutSeconds")  # a Knative field
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             # Knative's defaulting fills in the container port.
-            pod_spec["containers"][0][probe]["httpGet"]["port"] = fleet.PORT
+            pod_spec["containers"][0][probe]["httpGet"]["port"] = common.PORT
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",

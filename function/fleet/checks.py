@@ -1,0 +1,117 @@
+"""Render-time checks of a fleet: policy, replica bounds, KEDA triggers, the image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from function.errors import ClaimError
+from function.fleet.scaling import (
+    CPU_TRIGGER,
+    KEDA_METRIC_TYPES,
+    KEDA_TRIGGER_FIELDS,
+    REQUEST_RATE_TRIGGER,
+)
+from function.models.common import Policies
+from function.models.fleet import FleetSpec
+from function.models.input import FunctionInput
+from function.quantity import parse_quantity
+
+
+def policy_errors(spec: FleetSpec) -> list[ClaimError]:
+    """Find, at render time, what the cluster's enforced Kyverno policies would refuse.
+
+    Only under ``policies: enforce``; audit and none report in the cluster instead.
+    """
+    if spec.policies is not Policies.ENFORCE:
+        return []
+    errors: list[ClaimError] = []
+    if not spec.resources.gpu:
+        errors.append(
+            ClaimError(
+                "spec.resources.gpu",
+                "policy require-gpu-limits (enforce) needs GPU limits on model pods; "
+                "set resources.gpu: true or policies: audit",
+            )
+        )
+    size, limit = spec.storage.size, spec.policy.max_storage_request
+    if parse_quantity(size) > parse_quantity(limit):
+        errors.append(
+            ClaimError(
+                "spec.storage.size",
+                f"{size} is more than policy.maxStorageRequest {limit}, which policy "
+                "require-storage-quota (enforce) refuses; request at most "
+                f"{limit}, raise policy.maxStorageRequest, or set policies: audit",
+            )
+        )
+    return errors
+
+
+def spec_errors(spec: FleetSpec) -> list[ClaimError]:
+    """Find shape errors the schema cannot express: replica bounds, extra KEDA triggers."""
+    errors: list[ClaimError] = []
+    scaling = spec.scaling
+    if scaling.max_replicas < scaling.min_replicas:
+        errors.append(
+            ClaimError(
+                "spec.scaling.maxReplicas",
+                f"{scaling.max_replicas} is less than minReplicas {scaling.min_replicas}",
+            )
+        )
+    names: set[Any] = {REQUEST_RATE_TRIGGER, CPU_TRIGGER}
+    for i, item in enumerate(scaling.metrics):
+        path = f"spec.scaling.metrics[{i}]"
+        errors.extend(_trigger_errors(path, item))
+        name = item.get("name")
+        if name is not None and name in names:
+            errors.append(ClaimError(f"{path}.name", f"trigger name {name} is already used"))
+        names.add(name)
+    return errors
+
+
+def _trigger_errors(path: str, item: Mapping[str, Any]) -> list[ClaimError]:
+    errors: list[ClaimError] = []
+    unknown = sorted(set(item) - KEDA_TRIGGER_FIELDS)
+    if unknown:
+        errors.append(
+            ClaimError(
+                path,
+                f"unknown trigger field(s) {', '.join(unknown)}; a KEDA trigger has "
+                f"{', '.join(sorted(KEDA_TRIGGER_FIELDS))}",
+            )
+        )
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind:
+        errors.append(ClaimError(f"{path}.type", "a KEDA trigger type is required (e.g. cpu)"))
+    metadata = item.get("metadata")
+    if not isinstance(metadata, Mapping):
+        errors.append(ClaimError(f"{path}.metadata", "a map of trigger settings is required"))
+    else:
+        for name, value in metadata.items():
+            if not isinstance(value, str | int | float | bool):
+                errors.append(ClaimError(f"{path}.metadata.{name}", "trigger settings are strings"))
+    metric_type = item.get("metricType")
+    if metric_type is not None and metric_type not in KEDA_METRIC_TYPES:
+        errors.append(
+            ClaimError(
+                f"{path}.metricType",
+                f"must be one of {', '.join(sorted(KEDA_METRIC_TYPES))}",
+            )
+        )
+    return errors
+
+
+def image_errors(inputs: FunctionInput) -> list[ClaimError]:
+    """Refuse an Ollama image not pinned to a version tag or a digest (``latest`` is not)."""
+    image = inputs.spec.ollama_image
+    if "@" in image:
+        return []
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last and not last.endswith(":latest"):
+        return []
+    return [
+        ClaimError(
+            "input.spec.ollamaImage",
+            f"{image} is not pinned; name a version tag or a digest (not latest)",
+        )
+    ]
