@@ -67,7 +67,8 @@ class Rule(NamedTuple):
     ``field_path`` (relative to the schema node the rule sits on, e.g. ``.aws``)
     makes the API server report the field itself (``spec.clusters[0].aws``)
     instead of the object holding the rule. Kubernetes accepts no list index in
-    it; a rule over list items names them through ``message_expression``.
+    it. A ``message_expression`` must pass kube-apiserver's cost estimate, which
+    ``crossplane beta validate`` does not check: the end-to-end tests do.
     """
 
     rule: str

@@ -160,12 +160,13 @@ def test_cel_rules_reject_invalid_claims() -> None:
         "set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName",
         "minNodes must not exceed maxNodes",
         "minReplicas must not exceed maxReplicas",
+        "every models[].clusters entry must name a cluster in spec.clusters",
     ):
         assert message in log
     # fieldPath: the rule reports the field it judges, not the object holding it
     assert "spec.clusters[0].aws: Invalid value" in log, log[-3000:]
     assert "spec.clusters[0].gpuNodePool.minNodes: Invalid value" in log
-    assert "spec.models[0].clusters: unknown cluster nope" in log
+    assert "spec.models: Invalid value" in log
 
 
 def test_xrds_and_compositions_validate_against_crossplane_crds(tmp_path: Path) -> None:

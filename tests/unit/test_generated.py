@@ -105,7 +105,9 @@ def test_cel_rules_name_the_field_they_judge() -> None:
     assert by_message["minReplicas must not exceed maxReplicas"]["fieldPath"] == ".minReplicas"
     models = by_message["every models[].clusters entry must name a cluster in spec.clusters"]
     assert models["fieldPath"] == ".models"
-    assert "spec.models[" in models["messageExpression"]
+    # kube-apiserver 1.34 refused every messageExpression tried on this rule
+    # (estimated cost over budget); the e2e tests install the XRDs for real.
+    assert all("messageExpression" not in r for r in seen.values())
     # The one rule that judges two fields together names neither.
     exactly_one = by_message["set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName"]
     assert "fieldPath" not in exactly_one
