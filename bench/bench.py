@@ -32,6 +32,8 @@ from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import hardening  # noqa: E402  # bench/hardening.py, beside this script
+
 from scripts.render import request, run  # noqa: E402
 from scripts.stage import walk  # noqa: E402
 from tests.toolchain import free_port, wait_for_port  # noqa: E402
@@ -143,6 +145,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rss-requests", type=int, default=10000)
+    parser.add_argument(
+        "--hardening-only", action="store_true", help="only cache churn, responsiveness, shutdown"
+    )
     args = parser.parse_args()
     fn_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
     uncached_argv = [*fn_argv, "--cache-size", "0"]
@@ -151,6 +156,10 @@ def main() -> int:
         f"{platform.release()}, Python {platform.python_version()}, grpcio {grpc.__version__}"
     )
     small = steady_state(small_xr())
+    largest = steady_state(largest_xr())
+    if args.hardening_only:
+        hardening.report(small, largest)
+        return 0
     large = steady_state(large_xr())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,12 +206,13 @@ def main() -> int:
             f"(uncached {by_name[f'function {label} uncached']['p50_ms'] / floor:.2f}x)"
         )
     t0 = time.perf_counter()
-    rsp = run(steady_state(largest_xr()))
+    rsp = run(largest)
     print(
         f"largest claim (16 clusters x 32 models), steady state: {len(rsp.desired.resources)} "
         f"resources, {rsp.ByteSize()} bytes ({rsp.ByteSize() / GRPC_LIMIT * 100:.0f}% of the "
-        f"4 MiB gRPC limit), staged in {time.perf_counter() - t0:.1f}s"
+        f"4 MiB gRPC limit), planned in {time.perf_counter() - t0:.1f}s"
     )
+    hardening.report(small, largest)
     return 0
 
 

@@ -35,7 +35,13 @@ from function.codec import (
 )
 from function.errors import ClaimError, InvalidClaimError, bounded
 from function.plan import PROGRESSING, Plan, XrMeta, plan_fleet, plan_platform
-from function.validation import meta_errors, parse_fleet, parse_input, parse_platform
+from function.validation import (
+    is_label_value,
+    meta_errors,
+    parse_fleet,
+    parse_input,
+    parse_platform,
+)
 
 __all__ = ["DEFAULT_CACHE_SIZE", "FunctionRunner", "ResponseCache", "to_struct"]
 
@@ -49,6 +55,11 @@ CLAIM_NAMESPACE_LABEL = "crossplane.io/claim-namespace"
 # (16 clusters x 32 models, with status) is well under 256 KiB.
 MAX_COMPOSITE_BYTES = 1 << 20
 MAX_INPUT_BYTES = 256 << 10
+UNDECODABLE = (
+    "cannot decode the request: protobuf refuses messages nested more than 100 levels deep, "
+    "about 31 levels of JSON objects below the resource's root (spec, status or input); "
+    "flatten the deepest value"
+)
 # Every Fatal message is cut to this many characters.
 MAX_MESSAGE_CHARS = 4096
 # gRPC's default message limit; the server passes its own send limit.
@@ -226,6 +237,8 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         self.max_response_bytes = max_response_bytes
         self.cache = ResponseCache(cache_size, cache_bytes, max_item=max_response_bytes)
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan")
+        self.in_flight = 0  # calls being answered (counted on the event loop)
+        self.answered = 0  # calls answered (not cancelled)
 
     def limit_responses(self, max_bytes: int) -> None:
         """Answer with a Fatal (never cached) when a response would exceed ``max_bytes``."""
@@ -237,14 +250,28 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     ) -> fnv1.RunFunctionResponse:
         """Run the function off the event loop; always return a response."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.run, req)
+        self.in_flight += 1
+        try:
+            rsp = await loop.run_in_executor(self.executor, self.run, req)
+        finally:
+            self.in_flight -= 1
+        self.answered += 1  # not when cancelled
+        return rsp
+
+    def undecodable(self) -> fnv1.RunFunctionResponse:
+        """The answer to a request protobuf cannot decode (no tag, nothing to pass through)."""
+        self.log.info("refused an undecodable request")
+        rsp = fnv1.RunFunctionResponse()
+        _fatal(rsp, UNDECODABLE)
+        surface_fatal(rsp)
+        return rsp
 
     def run(self, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
         """Answer ``req`` from the cache or by composing it (blocking)."""
         key = self.cache.key(req) if self.cache.size > 0 else b""
         cached = self.cache.get(key) if key else None
         if cached is not None:
-            self.log.debug("answered from cache", tag=req.meta.tag)
+            self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
             return cached
         rsp, cacheable = self.compose(req)
         surface_fatal(rsp)
@@ -320,11 +347,16 @@ def surface_fatal(rsp: fnv1.RunFunctionResponse) -> None:
 
 
 def _identity(req: fnv1.RunFunctionRequest) -> tuple[str, str]:
-    """The observed XR's kind and name, bounded, for messages; never mutates ``req``."""
+    """The observed XR's kind and name for messages and logs; never mutates ``req``.
+
+    An unknown kind reads as ``composite``, a name that is no label value as
+    ``(invalid name)``: messages and logs never echo more than that.
+    """
     xr = req.observed.composite.resource
     kind = string_at(xr, "kind")
     name = string_at(xr, "metadata", "name")
-    return (
-        bounded(kind, 63) if kind else "composite",
-        bounded(name, 63) if name else "(unnamed)",
-    )
+    if name is None:
+        shown = "(unnamed)"
+    else:
+        shown = name if is_label_value(name) else "(invalid name)"
+    return (kind if kind in {PLATFORM_KIND, FLEET_KIND} else "composite"), shown

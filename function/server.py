@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import grpc
 from crossplane.function import runtime
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1beta1 import run_function_pb2 as fnv1beta1
+from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection
 
 from function import fn
@@ -27,10 +29,20 @@ from function import fn
 SERVICE = "apiextensions.fn.proto.{}.FunctionRunnerService"
 # Kubernetes waits 30 s by default between SIGTERM and SIGKILL.
 DEFAULT_GRACE_SECONDS = 20.0
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def _deterministic(message: Any) -> bytes:  # any protobuf message
     return bytes(message.SerializeToString(deterministic=True))
+
+
+def _decoder(data: bytes) -> fnv1.RunFunctionRequest | None:
+    """The request, or None when protobuf refuses it (nested beyond its depth limit)."""
+    try:
+        req: fnv1.RunFunctionRequest = fnv1.RunFunctionRequest.FromString(data)
+    except DecodeError:
+        return None
+    return req
 
 
 async def serve(
@@ -44,14 +56,18 @@ async def serve(
     """Serve ``runner`` on ``address`` (insecure when ``creds`` is None) until a signal."""
     server = grpc.aio.server(options=options)
     beta = runtime.BetaFunctionRunner(wrapped=runner)
-    for version, module, handler in (
-        ("v1", fnv1, runner.RunFunction),
-        ("v1beta1", fnv1beta1, beta.RunFunction),
+
+    async def v1(
+        req: fnv1.RunFunctionRequest | None, ctx: grpc.aio.ServicerContext
+    ) -> fnv1.RunFunctionResponse:
+        return runner.undecodable() if req is None else await runner.RunFunction(req, ctx)
+
+    for version, handler, decode in (
+        ("v1", v1, _decoder),
+        ("v1beta1", beta.RunFunction, fnv1beta1.RunFunctionRequest.FromString),
     ):
         method = grpc.unary_unary_rpc_method_handler(
-            handler,
-            request_deserializer=module.RunFunctionRequest.FromString,
-            response_serializer=_deterministic,
+            handler, request_deserializer=decode, response_serializer=_deterministic
         )
         server.add_generic_rpc_handlers(
             (
@@ -73,8 +89,10 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        runner.log.info("shutting down", grace_seconds=grace)
+        before = runner.answered
+        runner.log.info("shutting down", grace_seconds=grace, in_flight=runner.in_flight)
         await server.stop(grace)  # refuses new calls; lets those in flight finish
+        runner.log.info("stopped", answered=runner.answered - before, unfinished=runner.in_flight)
         runner.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -99,4 +117,7 @@ def run(  # the SDK's standard options
         raise ValueError(msg)
     creds = None if insecure else runtime.load_credentials(str(tls_certs_dir))
     runner.limit_responses(send)
+    # Planning threads hold the GIL; a shorter switch interval (default 5 ms) lets
+    # the event loop receive and answer other calls while a large claim plans.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     asyncio.run(serve(runner, address, creds=creds, options=options, grace=grace))

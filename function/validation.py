@@ -331,9 +331,9 @@ def meta_errors(name: str, labels: Mapping[str, str]) -> list[ClaimError]:
     errors = [
         ClaimError(f"metadata.labels[{key!r}]", f"{_shown(value)} {_LABEL_VALUE_HINT}")
         for key, value in sorted(labels.items())
-        if not _is_label_value(value)
+        if not is_label_value(value)
     ]
-    if not _is_label_value(name):
+    if not is_label_value(name):
         errors.append(
             ClaimError(
                 "metadata.name",
@@ -351,5 +351,6 @@ _LABEL_VALUE_HINT = (
 )
 
 
-def _is_label_value(value: str) -> bool:
+def is_label_value(value: str) -> bool:
+    """Tell whether ``value`` may be a Kubernetes label value."""
     return len(value) <= 63 and _LABEL_VALUE.match(value) is not None

@@ -32,6 +32,28 @@ from function.models.platform import ClusterName, ModelName
 Name = DnsSubdomain
 
 
+_SHORT: dict[str, Any] = {"type": "string", "maxLength": 253}
+KEDA_TRIGGER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "minLength": 1, "maxLength": 63},
+        "name": {"type": "string", "maxLength": 63},
+        "metricType": {"type": "string", "enum": ["AverageValue", "Utilization", "Value"]},
+        "useCachedMetrics": {"type": "boolean"},
+        "metadata": {
+            "type": "object",
+            "maxProperties": 32,
+            "additionalProperties": {"type": "string", "maxLength": 1024},
+        },
+        "authenticationRef": {
+            "type": "object",
+            "properties": {"name": _SHORT, "kind": _SHORT},
+        },
+    },
+}
+
+
 class FleetScaling(BaseScaling):
     """The seed's scaling block, with its free-form ``metrics`` list kept."""
 
@@ -39,6 +61,9 @@ class FleetScaling(BaseScaling):
         default_factory=list,
         max_length=8,
         description="Extra KEDA triggers (type and metadata), added beside the request-rate one.",
+        # A closed schema: the API server prunes unknown fields and bounds the depth,
+        # so no arbitrarily nested value reaches the function.
+        json_schema_extra={"items": KEDA_TRIGGER_SCHEMA},
     )
 
 

@@ -331,3 +331,30 @@ def test_earlier_desired_composite_is_kept_beside_status() -> None:
     out = to_dict(rsp.desired.composite.resource)
     assert out["metadata"] == {"labels": {"x": "y"}}
     assert {"clusters", "models"} <= set(out["status"])
+
+
+# ------------------------------------------------------------------ nesting bounded by the XRDs
+
+
+def _depth(schema: dict[str, Any]) -> int:
+    """Levels of JSON objects and lists a structural schema admits below this node."""
+    assert "x-kubernetes-preserve-unknown-fields" not in schema, schema
+    children = [*schema.get("properties", {}).values()]
+    if isinstance(schema.get("additionalProperties"), dict):
+        children.append(schema["additionalProperties"])
+    if "items" in schema:
+        children.append(schema["items"])
+    if schema.get("type") == "object":
+        assert children, f"an open object admits any depth: {schema}"
+    return 1 + max((_depth(c) for c in children), default=0)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "xrds").glob("*.yaml")), ids=lambda p: p.name)
+def test_xrd_schemas_are_closed_and_shallower_than_the_decoder_limit(path: Path) -> None:
+    import yaml
+
+    xrd = yaml.safe_load(path.read_text())
+    for version in xrd["spec"]["versions"]:
+        depth = _depth(version["schema"]["openAPIV3Schema"])
+        # protobuf decodes about 31 levels of JSON objects below the XR's root
+        assert depth < 20, depth

@@ -1,0 +1,251 @@
+"""Adversarial requests: garbage in every part of the request, through the real runner.
+
+Hypothesis (``derandomize=True``: the same cases on every run) puts arbitrary
+JSON (control characters, NaN and infinities, huge and deeply nested values, a
+secret marker in keys and values) into the spec, the XR's metadata and kind,
+the observed composed resources, the function input, the context, the desired
+state of earlier steps and the request tag. Every case must be answered
+
+- within 1 s of CPU time (the thread's own time, so a loaded machine does not
+  make it flaky);
+- with either no Fatal, or one Fatal ``cannot compose <kind> <name>: <path>: ...``
+  whose path starts at ``spec``, ``metadata``, ``kind``, ``input`` or
+  ``observed``: never an internal error;
+- garbage in observed resources, context, earlier desired state or the tag
+  never turns a valid XR into a Fatal;
+- and no log line (captured at INFO, as the server runs) carries the marker
+  outside the XR's name and the request tag, which are logged bounded.
+
+About 700 cases; the module takes about 30 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from function import logs
+from function.fn import FunctionRunner
+from scripts.render import composition_input, load_docs, observed_map
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKER = "SECRET-MARKER-91c2"
+CPU_LIMIT_S = 1.0
+FATAL = re.compile(
+    r"^cannot compose \S+ \S+: (spec|metadata|kind|input|observed)[^:]{0,400}: ", re.DOTALL
+)
+
+SETTINGS = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+texts = st.one_of(
+    st.text(max_size=12),
+    st.just(MARKER),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=4),
+    st.builds(lambda n: MARKER * n, st.integers(1, 20_000)),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**60), 2**60),
+    st.floats(allow_nan=True, allow_infinity=True),
+    texts,
+)
+garbage = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def deep(levels: int) -> Any:  # JSON
+    node: Any = MARKER
+    for _ in range(levels):
+        node = {MARKER: node}
+    return node
+
+
+# Deeper than about 31 levels no request decodes at all (see test_server.py).
+garbage_or_deep = st.one_of(garbage, st.integers(1, 20).map(deep))
+
+
+def case(name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    folder = ROOT / "examples" / name
+    xr = load_docs(folder / "xr.yaml")[0]
+    observed = observed_map(load_docs(sorted(folder.glob("observed-*.yaml"))[-1]))
+    return xr, observed
+
+
+BASES = {name: case(name) for name in ("existing", "fleet")}
+
+
+def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into ``node`` (dict keys and list indexes), the root included."""
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += paths(v, (*prefix, i))
+    return out
+
+
+def put(node: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    node[path[0]] = put(node[path[0]], path[1:], value)
+    return node
+
+
+def request(
+    xr: dict[str, Any], observed: dict[str, dict[str, Any]], tag: str = "adversarial"
+) -> fnv1.RunFunctionRequest:
+    """Like scripts.render.request, but Struct.update keeps NaN and infinities as they are."""
+    req = fnv1.RunFunctionRequest(meta=fnv1.RequestMeta(tag=tag))
+    req.observed.composite.resource.update(xr)
+    kind = xr.get("kind")
+    req.input.update(composition_input(kind if kind == "XOllamaFleet" else "XOllamaPlatform"))
+    for key, body in sorted(observed.items()):
+        req.observed.resources[key].resource.update(body)
+    return req
+
+
+def answer(
+    capsys: pytest.CaptureFixture[str], req: fnv1.RunFunctionRequest
+) -> tuple[fnv1.RunFunctionResponse, str]:
+    logs.configure()
+    capsys.readouterr()
+    t = time.thread_time()
+    rsp = FunctionRunner(cache_size=0).run(req)
+    cpu = time.thread_time() - t
+    out = capsys.readouterr().out
+    assert cpu < CPU_LIMIT_S, f"{cpu:.2f}s of CPU for one request"
+    for line in out.splitlines():
+        entry = json.loads(line)
+        # The XR's name and the request tag may be logged (bounded); nothing else may.
+        assert len(entry.pop("xr", "")) <= 100
+        assert len(entry.pop("tag", "")) <= 100
+        assert MARKER not in json.dumps(entry), line[:2000]
+    return rsp, out
+
+
+def fatals(rsp: fnv1.RunFunctionResponse) -> list[str]:
+    return [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+
+
+def check_fatal_or_valid(rsp: fnv1.RunFunctionResponse) -> None:
+    messages = fatals(rsp)
+    assert len(messages) <= 1, messages
+    for msg in messages:
+        assert "internal error" not in msg, msg
+        assert FATAL.match(msg), msg[:1000]
+        assert len(msg) <= 4200
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@SETTINGS
+@given(data=st.data())
+def test_garbage_in_the_spec(capsys: pytest.CaptureFixture[str], base: str, data: Any) -> None:
+    xr, observed = copy.deepcopy(BASES[base])
+    path = data.draw(st.sampled_from(paths(xr["spec"])))
+    xr["spec"] = put(xr["spec"], path, data.draw(garbage_or_deep))
+    req = request(xr, observed)
+    check_fatal_or_valid(answer(capsys, req)[0])
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@SETTINGS
+@given(data=st.data())
+def test_garbage_in_metadata_and_kind(
+    capsys: pytest.CaptureFixture[str], base: str, data: Any
+) -> None:
+    xr, observed = copy.deepcopy(BASES[base])
+    field = data.draw(st.sampled_from(["metadata", "kind", "apiVersion", "status"]))
+    if field == "metadata" and data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(["name", "labels", "uid", "annotations", MARKER]))
+        xr["metadata"][key] = data.draw(garbage)
+    else:
+        xr[field] = data.draw(garbage_or_deep)
+    check_fatal_or_valid(answer(capsys, request(xr, observed))[0])
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@SETTINGS
+@given(data=st.data())
+def test_garbage_in_observed_resources_never_fails_a_valid_xr(
+    capsys: pytest.CaptureFixture[str], base: str, data: Any
+) -> None:
+    xr, observed = copy.deepcopy(BASES[base])
+    key = data.draw(st.sampled_from(sorted(observed)))
+    body = observed[key]
+    path = data.draw(st.sampled_from([p for p in paths(body) if p][:200]))
+    observed[key] = put(body, path, data.draw(garbage_or_deep))
+    if data.draw(st.booleans()):
+        observed[MARKER] = {MARKER: data.draw(garbage)}
+    rsp, _ = answer(capsys, request(xr, observed))
+    assert not fatals(rsp), fatals(rsp)
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@SETTINGS
+@given(data=st.data())
+def test_garbage_in_the_input(capsys: pytest.CaptureFixture[str], base: str, data: Any) -> None:
+    xr, observed = copy.deepcopy(BASES[base])
+    req = request(xr, observed)
+    body = {"apiVersion": "ollama.fn.openhands.ai/v1beta1", "kind": "Input", "spec": {}}
+    spec_paths = [
+        (),
+        ("ollamaImage",),
+        ("charts",),
+        ("charts", "kyverno"),
+        ("charts", "kyverno", "version"),
+        ("aws",),
+        ("aws", "production"),
+        ("gcp", "development", "instanceType"),
+    ]
+    where = data.draw(st.sampled_from([("spec", *p) for p in spec_paths] + [("kind",), ()]))
+    node: Any = body
+    for part in where[:-1]:
+        node = node.setdefault(part, {})
+    if where:
+        node[where[-1]] = data.draw(garbage_or_deep)
+        req.input.Clear()
+        req.input.update(body)
+    else:
+        req.input.Clear()
+        req.input.update({MARKER: data.draw(garbage)})
+    check_fatal_or_valid(answer(capsys, req)[0])
+
+
+@pytest.mark.parametrize("base", sorted(BASES))
+@SETTINGS
+@given(data=st.data())
+def test_garbage_in_context_desired_and_tag_never_fails_a_valid_xr(
+    capsys: pytest.CaptureFixture[str], base: str, data: Any
+) -> None:
+    xr, observed = copy.deepcopy(BASES[base])
+    req = request(xr, observed, tag=data.draw(texts))
+    req.context.update({MARKER: data.draw(garbage_or_deep)})
+    desired = data.draw(st.dictionaries(texts, garbage_or_deep, max_size=3))
+    req.desired.composite.resource.update(desired)
+    req.desired.resources[MARKER].resource.update({"x": data.draw(garbage)})
+    rsp, _ = answer(capsys, req)
+    assert not fatals(rsp), fatals(rsp)
+    assert MARKER in rsp.desired.resources  # earlier steps' state passes through
+    assert rsp.context == req.context

@@ -1,0 +1,124 @@
+"""The real server process: undecodable requests, SIGTERM and SIGINT with calls in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import grpc
+import pytest
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+
+from function import fn
+from scripts.render import request
+from scripts.stage import walk
+from tests.toolchain import ROOT, free_port, wait_for_port
+from tests.unit.test_hardening import final
+
+OPTIONS = [("grpc.max_receive_message_length", 16 << 20)]
+
+
+def start(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "function.main", "--insecure", "--address", f"127.0.0.1:{port}", *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_port(port, timeout=30)
+    return proc, port
+
+
+async def call(port: int, req: fnv1.RunFunctionRequest) -> tuple[Any, float]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=OPTIONS) as channel:
+        stub = grpcv1.FunctionRunnerServiceStub(channel)
+        try:
+            rsp = await stub.RunFunction(req, timeout=60)
+        except grpc.RpcError as exc:
+            return exc.code(), time.monotonic()
+        return rsp, time.monotonic()
+
+
+def nested(levels: int) -> Any:
+    node: Any = "x"
+    for _ in range(levels):
+        node = {"a": node}
+    return node
+
+
+def test_too_deeply_nested_request_is_a_fatal_not_unknown() -> None:
+    proc, port = start()
+    try:
+        xr, _ = final("existing")
+        ok = request(xr)
+        ok.observed.composite.resource["spec"]["deep"] = nested(28)
+        rsp, _ = asyncio.run(call(port, ok))
+        assert isinstance(rsp, fnv1.RunFunctionResponse)
+        deep = request(xr)
+        deep.observed.composite.resource["spec"]["deep"] = nested(40)
+        rsp, _ = asyncio.run(call(port, deep))
+        assert isinstance(rsp, fnv1.RunFunctionResponse), rsp
+        assert [r.message for r in rsp.results] == [fn.UNDECODABLE]
+        assert rsp.results[0].severity == fnv1.SEVERITY_FATAL
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def large() -> fnv1.RunFunctionRequest:
+    from bench.bench import large_xr
+
+    xr = large_xr()
+    return request(xr, walk(xr)[-1])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_calls_in_flight_finish_after_a_signal(sig: signal.Signals, large: Any) -> None:
+    proc, port = start("--cache-size", "0")
+
+    async def go() -> tuple[list[tuple[Any, float]], float]:
+        reqs = []
+        for i in range(8):
+            req = fnv1.RunFunctionRequest()
+            req.CopyFrom(large)
+            req.meta.tag = f"in-flight-{i}"
+            reqs.append(req)
+        calls = [asyncio.ensure_future(call(port, r)) for r in reqs]
+        await asyncio.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        return await asyncio.gather(*calls), sent
+
+    results, sent = asyncio.run(go())
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"Aborted" not in err
+    lines = {e["msg"]: e for e in map(json.loads, out.decode().splitlines())}
+    in_flight = lines["shutting down"]["in_flight"]
+    assert in_flight >= 1  # the server was answering calls when the signal came
+    assert lines["stopped"]["unfinished"] == 0
+    assert lines["stopped"]["answered"] >= in_flight
+    answered = [r for r, done in results if isinstance(r, fnv1.RunFunctionResponse)]
+    assert all(not r.results for r in answered)
+    assert len([1 for r, done in results if done > sent and r in answered]) >= in_flight
+    # Calls that had not reached the server yet are refused, never left hanging.
+    refused = [r for r, _ in results if not isinstance(r, fnv1.RunFunctionResponse)]
+    assert set(refused) <= {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_idle_server_exits_cleanly_on_a_signal(sig: signal.Signals) -> None:
+    proc, _ = start()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert b"Aborted" not in err
+    assert b"Traceback" not in err
