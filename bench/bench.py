@@ -32,8 +32,6 @@ from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import hardening  # noqa: E402  # bench/hardening.py, beside this script
-
 from scripts.render import request, run  # noqa: E402
 from scripts.stage import walk  # noqa: E402
 from tests.toolchain import free_port, wait_for_port  # noqa: E402
@@ -149,6 +147,7 @@ def main() -> int:
         "--hardening-only", action="store_true", help="only cache churn, responsiveness, shutdown"
     )
     args = parser.parse_args()
+    import hardening  # noqa: PLC0415  # bench/hardening.py, beside this script
     fn_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
     uncached_argv = [*fn_argv, "--cache-size", "0"]
     print(
