@@ -150,7 +150,7 @@ def in_flight_exit(sig: signal.Signals, largest: fnv1.RunFunctionRequest) -> dic
         calls = [
             asyncio.ensure_future(_call(port, _tagged(largest, f"f-{i}"))) for i in range(IN_FLIGHT)
         ]
-        await asyncio.sleep(0.5)  # every call accepted, the first ones planning
+        await asyncio.sleep(1.0)  # calls received (1.9 MB each), the first ones planning
         t = time.perf_counter()
         proc.send_signal(sig)
         results = await asyncio.gather(*calls)
@@ -194,7 +194,7 @@ def report(small: fnv1.RunFunctionRequest, largest: fnv1.RunFunctionRequest) -> 
             f"{aborted}); {IN_FLIGHT} largest-claim calls sent: {f['server_in_flight']} in flight "
             f"at the server at the signal, {f['server_answered']} answered after it, "
             f"{f['server_unfinished']} cut off; the client got {f['completed']}/{IN_FLIGHT} "
-            f"(the rest had not reached the server and were refused); exit after "
+            f"answers (calls that had not reached the server are refused); exit after "
             f"{f['exit_s']:.2f} s (code {f['code']}, Aborted! printed: {f['aborted']})"
         )
 
