@@ -54,6 +54,10 @@ async def serve(
     grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
     """Serve ``runner`` on ``address`` (insecure when ``creds`` is None) until a signal."""
+    stop = asyncio.Event()  # handled before the port opens: no KeyboardInterrupt
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     server = grpc.aio.server(options=options)
     beta = runtime.BetaFunctionRunner(wrapped=runner)
 
@@ -81,10 +85,6 @@ async def serve(
         server.add_insecure_port(address)
     else:
         server.add_secure_port(address, creds)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await server.start()
     try:
         await stop.wait()
