@@ -24,10 +24,14 @@ lint: install
 generate: install
 	$(VENV)/bin/python scripts/generate.py
 
+# The pinned helm the chart tests render with (built once into ~/.cache/helm-from-source).
+HELM_INSTALLER ?= ../shared/tools/install-helm.sh
+
 test: check
 
 check: install lint
 	./scripts/install-crossplane.sh >/dev/null
+	if [ -f $(HELM_INSTALLER) ]; then bash $(HELM_INSTALLER) >/dev/null; fi
 	$(VENV)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider --ignore=tests/e2e
 
 bench: install

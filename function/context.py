@@ -14,6 +14,7 @@ from function.models.common import (
     BlockStorage,
     Cloud,
     Cni,
+    Distribution,
     Ingress,
     Mesh,
     ObjectStorage,
@@ -61,6 +62,8 @@ STORAGE_CLASSES = {
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 OTEL_COLLECTOR_HOST = "otel-collector.monitoring.svc"
+# The IngressClass Contour watches; the fleet's HTTPProxies carry it.
+CONTOUR_INGRESS_CLASS = "contour"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,11 @@ class ClusterContext:
     def cloud(self) -> Cloud:
         """The cluster's cloud."""
         return self.spec.cloud
+
+    @property
+    def distribution(self) -> Distribution:
+        """The Kubernetes distribution of an existing cluster (generic for cloud clusters)."""
+        return self.spec.distribution or Distribution.GENERIC
 
     def labels(self, role: str) -> dict[str, str]:
         """Labels for a composed resource of this cluster, used by selectors."""

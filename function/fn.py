@@ -22,7 +22,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2 as structpb
 
-from function import logs
+from function import exclusive, logs
 from function.codec import (
     BytesLRU,
     NonFiniteError,
@@ -131,8 +131,30 @@ def plan_request(req: fnv1.RunFunctionRequest) -> Plan:
     spec = _decoded(xr.fields["spec"], "spec") if "spec" in xr.fields else None
     observed = _observed(req)
     if kind == PLATFORM_KIND:
-        return plan_platform(meta, parse_platform(spec, inputs), inputs, observed)
+        platform = parse_platform(spec, inputs)
+        metadata = xr.fields["metadata"] if "metadata" in xr.fields else None
+        mine = {"metadata": _decoded(metadata, "metadata") if metadata else {}, "spec": spec}
+        shared = exclusive.conflicts(mine, _required(req, exclusive.REQUIREMENT))
+        if shared:
+            raise InvalidClaimError(shared)
+        return plan_platform(meta, platform, inputs, observed)
     return plan_fleet(meta, parse_fleet(spec), inputs, observed)
+
+
+def _required(req: fnv1.RunFunctionRequest, name: str) -> list[dict[str, Any]]:
+    """The resources Crossplane fetched for requirement ``name`` (none on a first call)."""
+    found = req.required_resources.get(name) or req.extra_resources.get(name)
+    if not found:
+        return []
+    return [_decoded(item.resource, f"required resource {name}") for item in found.items]
+
+
+def require_platforms(rsp: fnv1.RunFunctionResponse) -> None:
+    """Ask Crossplane for every XOllamaPlatform (one platform per cluster)."""
+    selector = rsp.requirements.resources[exclusive.REQUIREMENT]
+    selector.api_version = exclusive.PLATFORM_API
+    selector.kind = exclusive.PLATFORM_KIND
+    selector.match_labels.SetInParent()  # no labels: every XOllamaPlatform
 
 
 def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
@@ -302,6 +324,8 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         staged = response.to(req)
         try:
             write(plan, staged)
+            if kind == PLATFORM_KIND:
+                require_platforms(staged)
         except Exception as exc:  # keep earlier pipeline state intact
             log.error("unexpected error while writing the response", error=type(exc).__name__)
             _fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")

@@ -21,6 +21,8 @@ from function.models.common import (
     LABEL_VALUE_PATTERN,
     BlockStorage,
     Cloud,
+    Cni,
+    Distribution,
     Ingress,
     Mesh,
     ObjectStorage,
@@ -28,7 +30,7 @@ from function.models.common import (
 )
 from function.models.fleet import FleetSpec
 from function.models.input import INPUT_GROUP, INPUT_KIND, INPUT_VERSION, FunctionInput
-from function.models.platform import ModelSpec, PlatformSpec
+from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -145,6 +147,7 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
             errors.append(
                 ClaimError(f"{path}.region", f"required when cloud is {cluster.cloud.value}")
             )
+        errors.extend(_check_distribution(spec, path, cluster))
         if cluster.aws is not None:
             errors.extend(_unique(f"{path}.aws.subnetIds", cluster.aws.subnet_ids, "subnet"))
         kube = cluster.kubeconfig
@@ -165,6 +168,33 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
             )
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))
+    return errors
+
+
+def _check_distribution(spec: PlatformSpec, path: str, cluster: ClusterSpec) -> list[ClaimError]:
+    """Distribution rules: existing clusters only; Cilium on K3s only without flannel."""
+    errors: list[ClaimError] = []
+    if cluster.distribution is not None and cluster.cloud is not Cloud.EXISTING:
+        errors.append(
+            ClaimError(
+                f"{path}.distribution",
+                f"only for existing clusters; a {cluster.cloud.value} cluster's distribution "
+                "is its cloud's",
+            )
+        )
+    k3s = cluster.distribution is Distribution.K3S
+    if cluster.k3s is not None and not k3s:
+        errors.append(ClaimError(f"{path}.k3s", "only for distribution k3s"))
+    cni = ResolvedComponents.resolve(spec.profile, spec.components).cni
+    if k3s and cni is Cni.CILIUM and not (cluster.k3s and cluster.k3s.flannel_disabled):
+        errors.append(
+            ClaimError(
+                f"{path}.k3s.flannelDisabled",
+                "cni cilium on K3s needs flannel off: start the K3s servers with "
+                "--flannel-backend=none --disable-network-policy and set k3s.flannelDisabled: "
+                "true, or set spec.components.cni: none to keep flannel",
+            )
+        )
     return errors
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from function import naming
+from function import naming, overrides
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext, InClusterTarget
 
@@ -70,8 +70,11 @@ def release(  # the Release's knobs are all meaningful
     skip_crds: bool = False,
 ) -> Composed:
     """A provider-helm Release of the catalogue chart ``chart`` as ``component``."""
+    inputs = ctx.platform.inputs if isinstance(ctx, ClusterContext) else ctx.inputs
     ref = ctx.platform.inputs.chart(chart) if isinstance(ctx, ClusterContext) else ctx.chart(chart)
     target = target_of(ctx) if isinstance(ctx, ClusterContext) else ctx
+    if inputs is not None:
+        values = overrides.apply(component, values, inputs.spec.values)
     # provider-helm takes OCI registries (oci://...) in the same repository field.
     chart_spec = {"name": ref.chart, "repository": ref.repository, "version": ref.version}
     for_provider: dict[str, Any] = {"chart": chart_spec, "namespace": namespace}

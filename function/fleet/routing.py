@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from function.context import CONTOUR_INGRESS_CLASS
 from function.fleet.common import PORT, WORKLOAD, instance_for, meta, namespace_for, selector
 from function.models.common import Serving
 from function.models.fleet import FleetSpec
@@ -58,6 +59,8 @@ def http_proxy(ns: str, xr_name: str) -> dict[str, Any]:
         "kind": "HTTPProxy",
         "metadata": meta(WORKLOAD, ns, xr_name),
         "spec": {
+            # Contour serves only proxies of the class it watches.
+            "ingressClassName": CONTOUR_INGRESS_CLASS,
             "virtualhost": {"fqdn": fqdn_for(xr_name)},
             "routes": [
                 {

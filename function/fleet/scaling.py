@@ -15,6 +15,8 @@ COOLDOWN_PERIOD = 300
 RATE_WINDOW = "2m"
 REQUEST_RATE_TRIGGER = "requests-per-second"
 CPU_TRIGGER = "cpu-utilization"
+# Triggers that cannot scale from zero (KEDA needs a running pod to measure them).
+RESOURCE_TRIGGERS = frozenset({"cpu", "memory"})
 CPU_TARGET_UTILIZATION = "70"
 KNATIVE_PROGRESS_DEADLINE = "3600s"
 
@@ -84,6 +86,12 @@ def _primary_trigger(xr_name: str, spec: FleetSpec) -> dict[str, Any]:
     }
 
 
+def _min_replicas(wanted: int, triggers: list[dict[str, Any]]) -> int:
+    """KEDA's webhook refuses scale-to-zero when every trigger is CPU or memory."""
+    resource_only = all(t.get("type") in RESOURCE_TRIGGERS for t in triggers)
+    return max(wanted, 1) if resource_only else wanted
+
+
 def scaled_object(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any]:
     """Return the KEDA ScaledObject of the model's Deployment."""
     scaling = spec.scaling
@@ -97,7 +105,7 @@ def scaled_object(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any]:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": WORKLOAD},
             "pollingInterval": POLLING_INTERVAL,
             "cooldownPeriod": COOLDOWN_PERIOD,
-            "minReplicaCount": scaling.min_replicas,
+            "minReplicaCount": _min_replicas(scaling.min_replicas, triggers),
             "maxReplicaCount": max(scaling.max_replicas, scaling.min_replicas),
             "triggers": triggers,
         },

@@ -110,6 +110,13 @@ class Cloud(StrEnum):
     EXISTING = "existing"
 
 
+class Distribution(StrEnum):
+    """What Kubernetes an existing cluster runs (cloud clusters are EKS, GKE or AKS)."""
+
+    GENERIC = "generic"
+    K3S = "k3s"
+
+
 class Cni(StrEnum):
     """Cluster networking."""
 

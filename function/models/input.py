@@ -6,7 +6,7 @@ override only what it needs. ``package/input/`` holds the CRD generated from it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -17,6 +17,7 @@ from function.models.common import (
     Cloud,
     InstanceType,
     Profile,
+    Quantity,
 )
 
 INPUT_GROUP = "ollama.fn.openhands.ai"
@@ -74,6 +75,11 @@ DEFAULT_CHARTS: dict[str, tuple[str, str, str]] = {
     "loki": ("https://grafana-community.github.io/helm-charts", "loki", "18.11.0"),
     "jaeger": ("https://jaegertracing.github.io/helm-charts", "jaeger", "4.11.1"),
     "gpu-operator": ("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "v26.7.0"),
+    "ceph-csi-drivers": (
+        "https://ceph.github.io/ceph-csi-operator",
+        "ceph-csi-drivers",
+        "1.0.4",
+    ),
 }
 
 DEFAULT_OLLAMA_IMAGE = "docker.io/ollama/ollama:0.32.15"
@@ -106,6 +112,33 @@ class CloudDefaults(ApiModel):
     production: NodePoolDefaults | None = None
 
 
+class RookInput(ApiModel):
+    """Where the Rook-Ceph OSDs keep their data."""
+
+    osd_count: int = Field(
+        default=3,
+        alias="osdCount",
+        ge=1,
+        le=64,
+        description="OSDs per cloud cluster, each on its own volume (at least 3 for size-3 pools).",
+    )
+    osd_size: Quantity = Field(
+        default="100Gi", alias="osdSize", description="Size of each OSD's volume on clouds."
+    )
+    device_storage_class: Text | None = Field(
+        default=None,
+        alias="deviceStorageClass",
+        description="Block StorageClass of the OSD volumes on clouds; unset: the cloud's "
+        "(gp2 on EKS, standard-rwo on GKE, managed-csi on AKS).",
+    )
+    device_filter: Text | None = Field(
+        default=None,
+        alias="deviceFilter",
+        description="On existing clusters, a regular expression of the raw devices OSDs "
+        "may use (e.g. ^sd[b-z]); unset: every empty raw device.",
+    )
+
+
 class InputSpec(ApiModel):
     """Overrides for the built-in catalogue; every field is optional."""
 
@@ -117,6 +150,13 @@ class InputSpec(ApiModel):
     aws: CloudDefaults = Field(default_factory=CloudDefaults)
     gcp: CloudDefaults = Field(default_factory=CloudDefaults)
     azure: CloudDefaults = Field(default_factory=CloudDefaults)
+    rook: RookInput = Field(default_factory=RookInput)
+    values: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Helm values per component (Release name: cilium, contour, istiod, "
+        "kube-prometheus-stack, ...), deep-merged over the values the function computes: "
+        "maps merge key by key, anything else replaces the computed value.",
+    )
 
 
 class FunctionInput(ApiModel):

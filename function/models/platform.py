@@ -18,6 +18,7 @@ from function.models.common import (
     BlockStorage,
     Cloud,
     Cni,
+    Distribution,
     DnsLabel,
     DnsSubdomain,
     Ingress,
@@ -155,6 +156,17 @@ class Bucket(ApiModel):
     versioning: bool = True
 
 
+class K3sCluster(ApiModel):
+    """How the K3s cluster was started."""
+
+    flannel_disabled: bool = Field(
+        default=False,
+        alias="flannelDisabled",
+        description="The servers run with --flannel-backend=none (and --disable-network-policy), "
+        "so another CNI such as Cilium may be installed.",
+    )
+
+
 class ClusterSpec(ApiModel):
     """One Kubernetes cluster the platform spans."""
 
@@ -185,6 +197,16 @@ class ClusterSpec(ApiModel):
             "gpuNodePool is not supported when cloud is existing",
             ".gpuNodePool",
         ),
+        Rule(
+            "self.cloud == 'existing' || !has(self.distribution)",
+            "distribution is only for existing clusters",
+            ".distribution",
+        ),
+        Rule(
+            "!has(self.k3s) || (has(self.distribution) && self.distribution == 'k3s')",
+            "k3s is only for distribution k3s",
+            ".k3s",
+        ),
     )
 
     name: ClusterName
@@ -199,6 +221,13 @@ class ClusterSpec(ApiModel):
     azure: AzureCluster | None = None
     gpu_node_pool: GpuNodePool | None = Field(default=None, alias="gpuNodePool")
     bucket: Bucket = Field(default_factory=Bucket)
+    distribution: Distribution | None = Field(
+        default=None,
+        description="Existing clusters only: the Kubernetes distribution (generic when unset); "
+        "k3s changes the GPU toolkit's containerd paths, skips control-plane scraping and "
+        "allows Cilium only when flannel is disabled.",
+    )
+    k3s: K3sCluster | None = None
 
 
 class ModelSpec(ApiModel):

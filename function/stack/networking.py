@@ -43,12 +43,18 @@ provider-helm merges ``valuesFrom`` first and the inline values over them, so th
 ConfigMap supplies keys the function leaves unset and cannot override the
 function's own settings. It is optional except on GCP.
 
+With the Prometheus Operator installed, the agent's and operator's metrics
+Services are on and three ServiceMonitors (agent, operator, Hubble) are
+composed as Objects after kube-prometheus-stack, so the CNI does not wait for
+the monitoring stack (on AKS BYOCNI nothing runs before the CNI).
+
 Contour
 -------
-The projectcontour chart: Envoy behind a LoadBalancer Service, Envoy metrics
-exposed on the Service, and a ServiceMonitor for Contour and Envoy when the
-Prometheus Operator is installed (observability ``metrics`` or ``full``). The
-IngressClass is ``contour``; Knative's net-contour points at it.
+The projectcontour chart: Envoy behind a LoadBalancer Service, and a
+ServiceMonitor for Contour and Envoy when the Prometheus Operator is installed
+(observability ``metrics`` or ``full``), which scrapes Envoy through the chart's
+separate metrics Service. The IngressClass is ``contour`` and not the cluster
+default; Knative's net-contour and the fleet's HTTPProxies name it.
 """
 
 from __future__ import annotations
@@ -57,12 +63,11 @@ from typing import Any
 
 from function import wrap
 from function.composed import Composed, Gate, Need
-from function.context import ClusterContext
+from function.context import CONTOUR_INGRESS_CLASS, ClusterContext
 from function.models.common import Cloud, Cni, Ingress, Mesh, Observability, Profile
 
 CILIUM_NAMESPACE = "kube-system"
 CONTOUR_NAMESPACE = "projectcontour"
-CONTOUR_INGRESS_CLASS = "contour"
 # The chart names Envoy's Service "<release>-envoy"; the Release is "contour".
 CONTOUR_ENVOY_SERVICE = f"{CONTOUR_NAMESPACE}/contour-envoy"
 
@@ -72,6 +77,10 @@ VALUES_KEY = "values.yaml"
 
 # The component that installs the Prometheus Operator CRDs (stack.observability).
 PROMETHEUS_STACK = "kube-prometheus-stack"
+
+# The pod pool Cilium's install guide uses on AKS: clear of AKS's default
+# Service range (10.0.0.0/16) and of the default VNet (10.224.0.0/12).
+AKS_POD_CIDR = "192.168.0.0/16"
 
 # The seed's Hubble metrics, in its order.
 HUBBLE_METRICS = ["dns:query;ignoreAAAA", "drop", "tcp", "flow", "icmp", "http"]
@@ -95,11 +104,18 @@ def cilium_cloud_values(cloud: Cloud) -> dict[str, Any]:
             "gke": {"enabled": True},
             "ipam": {"mode": "kubernetes"},
             "routingMode": "native",
-            "nodeinit": {"enabled": True},
+            # node-init switches kubelet to CNI mode and removes kubenet's cbr0
+            # bridge (the chart's startup script does neither unless asked).
+            "nodeinit": {"enabled": True, "reconfigureKubelet": True, "removeCbrBridge": True},
             "cni": {"binPath": "/home/kubernetes/bin"},
         }
     if cloud is Cloud.AZURE:
-        return {"aksbyocni": {"enabled": True}}
+        # The chart's default pod pool, 10.0.0.0/8, contains AKS's default
+        # Service range (10.0.0.0/16): pods would shadow Services.
+        return {
+            "aksbyocni": {"enabled": True},
+            "ipam": {"operator": {"clusterPoolIPv4PodCIDRList": [AKS_POD_CIDR]}},
+        }
     return {"ipam": {"mode": "kubernetes"}}
 
 
@@ -115,8 +131,11 @@ def cilium_values(ctx: ClusterContext) -> dict[str, Any]:
         },
         "loadBalancer": {"algorithm": "maglev", "mode": "snat"},
         "bandwidthManager": {"enabled": True},
-        "prometheus": {"enabled": monitored},
-        "operator": {"prometheus": {"enabled": monitored}},
+        # Metrics Services only: the ServiceMonitors are separate Objects
+        # (``cilium_service_monitors``) created once the Prometheus Operator
+        # exists, so the CNI never waits for the monitoring stack.
+        "prometheus": {"enabled": monitored, "metricsService": monitored},
+        "operator": {"prometheus": {"enabled": monitored, "metricsService": monitored}},
         **cilium_cloud_values(ctx.cloud),
     }
     if ctx.components.mesh is not Mesh.NONE:
@@ -127,6 +146,47 @@ def cilium_values(ctx: ClusterContext) -> dict[str, Any]:
         # One operator fits single-node development clusters.
         values["operator"]["replicas"] = 1
     return values
+
+
+# (Object name, Service selector, port) of each Cilium metrics endpoint; the
+# Services are the chart's own (cilium-agent, cilium-operator, hubble-metrics).
+CILIUM_MONITORS = (
+    ("cilium-agent", {"app.kubernetes.io/name": "cilium-agent"}, "metrics"),
+    ("cilium-operator", {"app.kubernetes.io/name": "cilium-operator"}, "metrics"),
+    ("hubble", {"k8s-app": "hubble"}, "hubble-metrics"),
+)
+
+
+def cilium_service_monitor(name: str, selector: dict[str, str], port: str) -> dict[str, Any]:
+    """A ServiceMonitor for one of Cilium's metrics Services."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": name, "namespace": CILIUM_NAMESPACE},
+        "spec": {
+            "selector": {"matchLabels": dict(selector)},
+            "namespaceSelector": {"matchNames": [CILIUM_NAMESPACE]},
+            "endpoints": [{"port": port, "path": "/metrics", "honorLabels": True}],
+        },
+    }
+
+
+def _cilium_monitors(ctx: ClusterContext) -> list[Composed]:
+    after = (
+        Gate(wrap.release_key(ctx.name, "cilium"), Need.READY),
+        Gate(wrap.release_key(ctx.name, PROMETHEUS_STACK), Need.READY),
+    )
+    return [
+        wrap.k8s_object(
+            ctx,
+            f"servicemonitor-{name}",
+            cilium_service_monitor(name, selector, port),
+            after=after,
+            # The Prometheus Operator writes no status on ServiceMonitors.
+            readiness="SuccessfulCreate",
+        )
+        for name, selector, port in CILIUM_MONITORS
+    ]
 
 
 def _cilium(ctx: ClusterContext) -> Composed:
@@ -150,14 +210,22 @@ def _cilium(ctx: ClusterContext) -> Composed:
 
 
 def contour_values(ctx: ClusterContext) -> dict[str, Any]:
-    """Values of the Contour chart: Envoy on a LoadBalancer, metrics on."""
+    """Values of the Contour chart: Envoy on a LoadBalancer, metrics on.
+
+    Envoy's metrics port stays off the LoadBalancer Service (the chart's
+    ``exposeMetrics``): the ServiceMonitor scrapes the chart's separate
+    ``contour-envoy-metrics`` Service, so Envoy is scraped once and ``/stats``
+    (admin data) is not published on the internet-facing load balancer. The
+    IngressClass is not the cluster's default: only routes that name
+    ``contour`` (the fleet's HTTPProxies do) are Contour's.
+    """
     monitored = ctx.components.observability is not Observability.NONE
     return {
         "contour": {
-            "ingressClass": {"name": CONTOUR_INGRESS_CLASS, "create": True},
+            "ingressClass": {"name": CONTOUR_INGRESS_CLASS, "create": True, "default": False},
         },
         "envoy": {
-            "service": {"type": "LoadBalancer", "exposeMetrics": True},
+            "service": {"type": "LoadBalancer", "exposeMetrics": False},
         },
         "metrics": {"serviceMonitor": {"enabled": monitored}},
     }
@@ -184,6 +252,8 @@ def build(ctx: ClusterContext) -> list[Composed]:
     out: list[Composed] = []
     if ctx.components.cni is Cni.CILIUM:
         out.append(_cilium(ctx))
+        if ctx.components.observability is not Observability.NONE:
+            out.extend(_cilium_monitors(ctx))
     if ctx.components.ingress is Ingress.CONTOUR:
         out.append(_contour(ctx))
     return out

@@ -25,7 +25,7 @@ from function.context import (
     PROMETHEUS_ADDRESS,
     ClusterContext,
 )
-from function.models.common import Cloud, Cni, Mesh, Observability
+from function.models.common import Cloud, Cni, Distribution, Mesh, Observability
 
 OTEL_OPERATOR_NAMESPACE = "opentelemetry-operator-system"
 # The operator names the collector's Service ``<name>-collector``: otel-collector.
@@ -182,12 +182,14 @@ def kube_prometheus_stack_values(ctx: ClusterContext) -> dict[str, Any]:
             }
         },
     }
-    if ctx.cloud in MANAGED_CLOUDS:
+    if ctx.cloud in MANAGED_CLOUDS or ctx.distribution is Distribution.K3S:
+        # Managed control planes cannot be scraped; K3s runs its control plane
+        # in one process that exposes none of these endpoints by default.
         values["kubeControllerManager"] = {"enabled": False}
         values["kubeScheduler"] = {"enabled": False}
         values["kubeEtcd"] = {"enabled": False}
-    if ctx.components.cni is Cni.CILIUM:
-        # Cilium replaces kube-proxy.
+    if ctx.components.cni is Cni.CILIUM or ctx.distribution is Distribution.K3S:
+        # Cilium replaces kube-proxy; K3s's kube-proxy is in-process too.
         values["kubeProxy"] = {"enabled": False}
     return values
 
@@ -398,13 +400,13 @@ def loki_values() -> dict[str, Any]:
 
 
 def jaeger_values() -> dict[str, Any]:
-    """Values of the Jaeger chart: Jaeger v2 all-in-one (OTLP on 4317/4318), in memory."""
-    return {
-        "fullnameOverride": JAEGER_FULLNAME,
-        "jaeger": {"enabled": True},
-        "provisionDataStore": {"cassandra": False, "elasticsearch": False, "kafka": False},
-        "storage": {"type": "memory"},
-    }
+    """Values of the Jaeger chart: Jaeger v2 all-in-one (OTLP on 4317/4318), in memory.
+
+    Chart 4.x runs Jaeger v2, whose all-in-one keeps traces in memory unless a
+    ``userconfig`` says otherwise; its ``storage`` block only configures the
+    Spark and Elasticsearch maintenance jobs, and ``provisionDataStore`` is gone.
+    """
+    return {"fullnameOverride": JAEGER_FULLNAME, "jaeger": {"enabled": True}}
 
 
 def _logs_and_traces(ctx: ClusterContext) -> list[Composed]:

@@ -22,10 +22,10 @@ from typing import Any
 
 from function import wrap
 from function.composed import Composed, Gate, Need
-from function.context import ClusterContext
+from function.context import CONTOUR_INGRESS_CLASS, ClusterContext
 from function.models.common import Ingress, Mesh, Profile, Serving
 from function.stack.mesh import ISTIO_INGRESS_GATEWAY, ISTIO_INGRESS_NAMESPACE
-from function.stack.networking import CONTOUR_ENVOY_SERVICE, CONTOUR_INGRESS_CLASS
+from function.stack.networking import CONTOUR_ENVOY_SERVICE
 
 KEDA_NAMESPACE = "keda"
 KNATIVE_OPERATOR_NAMESPACE = "knative-operator"

@@ -2,14 +2,19 @@
 
 Block storage:
 
-- ``rook-ceph``: the ``rook-ceph`` operator chart, then the ``rook-ceph-cluster``
-  chart carrying the seed's CephCluster spec (three mons on distinct nodes, SSL
-  dashboard, every node, no automatic device claiming, one OSD per device) and a
+- ``rook-ceph``: the ``rook-ceph`` operator chart, the ``ceph-csi-drivers`` chart
+  (Rook v1.20 installs no CSI driver itself) with Rook's recommended values, then
+  the ``rook-ceph-cluster`` chart carrying the seed's CephCluster spec (three mons
+  on distinct nodes, SSL dashboard, one OSD per device) and a
   replicated (size 3) block pool whose StorageClass is ``rook-ceph-block``. The
   seed's ``storeType: bluestore`` is expressed the current way
   (``storage.store.type``); ``journalSizeMB`` is dropped because journals belonged
   to FileStore, which Rook no longer supports. ``databaseSizeMB`` is still a Rook
-  OSD setting and is kept.
+  OSD setting and is kept. On clouds the OSDs sit on ``storageClassDeviceSets``:
+  ``rook.osdCount`` volumes of ``rook.osdSize`` (function input) of the cloud's
+  block StorageClass, the mons on volumes of the same class. On existing
+  clusters they use the nodes' raw devices: those matching ``rook.deviceFilter``,
+  else every empty one.
 - ``longhorn``: the Longhorn chart; its StorageClass is ``longhorn``.
 
 Object storage:
@@ -33,7 +38,8 @@ from typing import Any
 from function import wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
-from function.models.common import BlockStorage, ObjectStorage, Observability, Profile
+from function.models.common import BlockStorage, Cloud, ObjectStorage, Observability, Profile
+from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
 ROOK_NAMESPACE = "rook-ceph"
 ROOK_BLOCK_POOL = "ceph-blockpool"
@@ -67,19 +73,98 @@ def _monitored(ctx: ClusterContext) -> bool:
     return ctx.components.observability is not Observability.NONE
 
 
-def ceph_cluster_spec() -> dict[str, Any]:
-    """Return the seed's CephCluster spec in the form current Rook takes."""
+# The block StorageClass each cloud provides out of the box, for OSD volumes.
+# EKS: ``gp2`` (EBS, needs the EBS CSI driver add-on); GKE: ``standard-rwo``
+# (PD CSI, on by default); AKS: ``managed-csi`` (Azure Disk CSI, on by default).
+CLOUD_BLOCK_STORAGE_CLASS = {
+    Cloud.AWS: "gp2",
+    Cloud.GCP: "standard-rwo",
+    Cloud.AZURE: "managed-csi",
+}
+# The provisioner behind each of those classes (the wiring tests check it).
+CLOUD_CSI_DRIVER = {
+    Cloud.AWS: "ebs.csi.aws.com",
+    Cloud.GCP: "pd.csi.storage.gke.io",
+    Cloud.AZURE: "disk.csi.azure.com",
+}
+MON_VOLUME_SIZE = "10Gi"
+
+
+def osd_storage_class(ctx: ClusterContext) -> str | None:
+    """The StorageClass of OSD volumes on a cloud cluster (None on existing clusters)."""
+    if ctx.cloud not in CLOUD_BLOCK_STORAGE_CLASS:
+        return None
+    rook = ctx.platform.inputs.spec.rook
+    return rook.device_storage_class or CLOUD_BLOCK_STORAGE_CLASS[ctx.cloud]
+
+
+def _ceph_storage(ctx: ClusterContext) -> dict[str, Any]:
+    """Where OSDs go: volumes of the cloud's block class, or the nodes' raw devices."""
+    rook = ctx.platform.inputs.spec.rook
+    common: dict[str, Any] = {
+        "store": {"type": "bluestore"},
+        "config": {"osdsPerDevice": "1", "databaseSizeMB": "1024"},
+    }
+    storage_class = osd_storage_class(ctx)
+    if storage_class is None:
+        # Bare metal: the raw devices of every node, those matching the filter
+        # when one is given, else every empty one (Rook never formats a device
+        # that holds a filesystem or partitions).
+        devices = (
+            {"useAllDevices": False, "deviceFilter": rook.device_filter}
+            if rook.device_filter
+            else {"useAllDevices": True}
+        )
+        return {"useAllNodes": True, **devices, **common}
     return {
+        "useAllNodes": False,
+        "useAllDevices": False,
+        **common,
+        "storageClassDeviceSets": [
+            {
+                "name": "set1",
+                "count": rook.osd_count,
+                # Volumes follow OSDs to another node when theirs goes away.
+                "portable": True,
+                "encrypted": False,
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "resources": {"requests": {"storage": rook.osd_size}},
+                            "storageClassName": storage_class,
+                            "volumeMode": "Block",
+                            "accessModes": ["ReadWriteOnce"],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def ceph_cluster_spec(ctx: ClusterContext) -> dict[str, Any]:
+    """Return the seed's CephCluster spec in the form current Rook takes.
+
+    On clouds the OSDs and mons live on volumes of the cloud's block
+    StorageClass (Rook's "cluster on PVC"): nodes of managed pools have no
+    spare raw devices. On existing clusters they use the nodes' raw devices.
+    """
+    spec: dict[str, Any] = {
         "dataDirHostPath": "/var/lib/rook",
         "mon": {"count": 3, "allowMultiplePerNode": False},
         "dashboard": {"enabled": True, "ssl": True},
-        "storage": {
-            "useAllNodes": True,
-            "useAllDevices": False,
-            "store": {"type": "bluestore"},
-            "config": {"osdsPerDevice": "1", "databaseSizeMB": "1024"},
-        },
+        "storage": _ceph_storage(ctx),
     }
+    storage_class = osd_storage_class(ctx)
+    if storage_class is not None:
+        spec["mon"]["volumeClaimTemplate"] = {
+            "spec": {
+                "storageClassName": storage_class,
+                "resources": {"requests": {"storage": MON_VOLUME_SIZE}},
+            }
+        }
+    return spec
 
 
 def ceph_block_pool_spec() -> dict[str, Any]:
@@ -111,7 +196,7 @@ def rook_cluster_values(ctx: ClusterContext) -> dict[str, Any]:
     """Values of the ``rook-ceph-cluster`` chart."""
     return {
         "operatorNamespace": ROOK_NAMESPACE,
-        "cephClusterSpec": ceph_cluster_spec(),
+        "cephClusterSpec": ceph_cluster_spec(ctx),
         "cephBlockPools": [
             {
                 "name": ROOK_BLOCK_POOL,
@@ -137,6 +222,34 @@ def rook_cluster_values(ctx: ClusterContext) -> dict[str, Any]:
     }
 
 
+def ceph_csi_drivers_values(ctx: ClusterContext) -> dict[str, Any]:
+    """Values of ``ceph-csi-drivers``: Rook's recommended values for Rook v1.20.
+
+    The driver names are the provisioners of Rook's StorageClasses
+    (``<operator namespace>.rbd.csi.ceph.com``); the node plugins run on the GPU
+    nodes too, where model volumes are mounted.
+    """
+    return {
+        "operatorConfig": {
+            "namespace": ROOK_NAMESPACE,
+            "driverSpecDefaults": {
+                "imageSet": {"name": "rook-csi-operator-image-set-configmap"},
+                "nodePlugin": {
+                    "priorityClassName": "system-node-critical",
+                    "tolerations": gpu_tolerations(ctx),
+                },
+                "controllerPlugin": {"priorityClassName": "system-cluster-critical"},
+            },
+        },
+        "drivers": {
+            "rbd": {"enabled": True, "name": f"{ROOK_NAMESPACE}.rbd.csi.ceph.com"},
+            "cephfs": {"enabled": True, "name": f"{ROOK_NAMESPACE}.cephfs.csi.ceph.com"},
+            "nfs": {"enabled": False, "name": f"{ROOK_NAMESPACE}.nfs.csi.ceph.com"},
+            "nvmeof": {"enabled": False, "name": f"{ROOK_NAMESPACE}.nvmeof.csi.ceph.com"},
+        },
+    }
+
+
 def _rook(ctx: ClusterContext) -> list[Composed]:
     monitored = _monitored(ctx)
     operator = wrap.release(
@@ -147,7 +260,18 @@ def _rook(ctx: ClusterContext) -> list[Composed]:
         values={"crds": {"enabled": True}, "monitoring": {"enabled": monitored}},
         wait=True,
     )
-    after = [_ready(ctx, "rook-ceph")]
+    # Rook v1.20 leaves the CSI drivers to this chart (its CRDs come with the
+    # operator chart's ceph-csi-operator); without it no volume provisions.
+    drivers = wrap.release(
+        ctx,
+        "ceph-csi-drivers",
+        chart="ceph-csi-drivers",
+        namespace=ROOK_NAMESPACE,
+        values=ceph_csi_drivers_values(ctx),
+        wait=True,
+        after=(_ready(ctx, "rook-ceph"),),
+    )
+    after = [_ready(ctx, "rook-ceph"), _ready(ctx, "ceph-csi-drivers")]
     if monitored:
         # ServiceMonitors need the Prometheus Operator CRDs.
         after.append(_ready(ctx, "kube-prometheus-stack"))
@@ -161,13 +285,21 @@ def _rook(ctx: ClusterContext) -> list[Composed]:
         wait_timeout="30m",
         after=after,
     )
-    return [operator, cluster]
+    return [operator, drivers, cluster]
 
 
 def longhorn_values(ctx: ClusterContext) -> dict[str, Any]:
-    """Values of the Longhorn chart."""
+    """Values of the Longhorn chart.
+
+    Volumes of model pods attach on GPU nodes, so the manager, the driver
+    deployer and the components Longhorn creates itself (CSI plugin, instance
+    managers: ``taintToleration``) tolerate the GPU pool's taints.
+    """
     replicas = 1 if ctx.platform.profile is Profile.DEVELOPMENT else CEPH_REPLICAS
+    tolerations = gpu_tolerations(ctx)
     return {
+        "longhornManager": {"tolerations": tolerations},
+        "longhornDriver": {"tolerations": tolerations},
         "persistence": {
             # The StorageClass is always named ``longhorn``; workloads name it
             # explicitly, so the cloud's default class stays the default.
@@ -175,7 +307,10 @@ def longhorn_values(ctx: ClusterContext) -> dict[str, Any]:
             "defaultClassReplicaCount": replicas,
             "reclaimPolicy": "Delete",
         },
-        "defaultSettings": {"defaultReplicaCount": replicas},
+        "defaultSettings": {
+            "defaultReplicaCount": replicas,
+            "taintToleration": taint_toleration_setting(ctx),
+        },
     }
 
 
@@ -230,7 +365,10 @@ def minio_tenant_values(ctx: ClusterContext) -> dict[str, Any]:
                 "secretKey": "",
             },
             "pools": [pool],
-            "prometheusOperator": _monitored(ctx),
+            # The operator's prometheusOperator mode edits the Prometheus
+            # resource (Helm owns it) and fails every reconcile without its
+            # own scrape config; MinIO's metrics need a bearer token anyway.
+            "prometheusOperator": False,
         }
     }
 

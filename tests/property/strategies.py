@@ -193,8 +193,15 @@ def _repair_cluster(draw: Draw, cluster: dict[str, Any]) -> None:
         cluster[cloud] = draw(at(f"clusters[].{cloud}"))
     if cloud == "existing":
         cluster.pop("gpuNodePool", None)
-    elif "region" not in cluster:
-        cluster["region"] = draw(at("clusters[].region"))
+    else:
+        cluster.pop("distribution", None)
+        if "region" not in cluster:
+            cluster["region"] = draw(at("clusters[].region"))
+    if cluster.get("distribution") == "k3s":
+        # Cilium (any profile may choose it) needs flannel off on K3s.
+        cluster["k3s"] = {"flannelDisabled": True}
+    else:
+        cluster.pop("k3s", None)
     kube = cluster["kubeconfig"]
     if ("secretRef" in kube) == ("providerConfigName" in kube):
         keep = draw(st.sampled_from(["secretRef", "providerConfigName"]))

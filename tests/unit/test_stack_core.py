@@ -108,7 +108,14 @@ def test_cilium_carries_the_seed_values_on_every_cloud(cloud: str) -> None:
             "gcp",
             {"gke": {"enabled": True}, "ipam": {"mode": "kubernetes"}, "routingMode": "native"},
         ),
-        ("azure", {"aksbyocni": {"enabled": True}}),
+        (
+            "azure",
+            {
+                "aksbyocni": {"enabled": True},
+                # not the chart's 10.0.0.0/8, which holds AKS's Service range
+                "ipam": {"operator": {"clusterPoolIPv4PodCIDRList": ["192.168.0.0/16"]}},
+            },
+        ),
         ("existing", {"ipam": {"mode": "kubernetes"}}),
     ],
 )
@@ -119,7 +126,12 @@ def test_cilium_datapath_per_cloud(cloud: str, expected: dict[str, Any]) -> None
         assert v[key] == want, key
     if cloud == "gcp":
         assert v["cni"] == {"binPath": "/home/kubernetes/bin"}
-        assert v["nodeinit"] == {"enabled": True}
+        # node-init switches kubelet to CNI and removes kubenet's bridge.
+        assert v["nodeinit"] == {
+            "enabled": True,
+            "reconfigureKubelet": True,
+            "removeCbrBridge": True,
+        }
     else:
         assert "gke" not in v
         assert "nodeinit" not in v
@@ -176,8 +188,12 @@ def test_contour_envoy_load_balancer_and_metrics() -> None:
     assert for_provider(contour)["chart"]["name"] == "contour"
     assert for_provider(contour)["wait"] is True
     assert v["envoy"]["service"]["type"] == "LoadBalancer"
-    assert v["envoy"]["service"]["exposeMetrics"] is True
+    # Metrics stay off the internet-facing Service: the ServiceMonitor scrapes the
+    # chart's separate metrics Service (scraped once, /stats not published).
+    assert v["envoy"]["service"]["exposeMetrics"] is False
     assert v["contour"]["ingressClass"]["name"] == networking.CONTOUR_INGRESS_CLASS
+    # Not the cluster's default IngressClass unless a platform team says so.
+    assert v["contour"]["ingressClass"]["default"] is False
     assert v["metrics"]["serviceMonitor"]["enabled"] is True
     assert ready(ctx, "kube-prometheus-stack") in contour.gates
 

@@ -35,6 +35,9 @@ CLUSTER = "aws-1"
 # --- helpers -----------------------------------------------------------------
 
 
+ROOK_RELEASES = {"rook-ceph", "ceph-csi-drivers", "rook-ceph-cluster"}
+
+
 def build(cloud: str = "aws", profile: str = "production", **components: str) -> list[Composed]:
     ctx = cluster_context(cloud, profile, components=components or None)
     return storage.build(ctx) + observability.build(ctx)
@@ -187,14 +190,17 @@ def test_in_cluster_wrapping_applies() -> None:
 
 def test_rook_ceph_releases_and_gates() -> None:
     items = build(blockStorage="rook-ceph", objectStorage="cloud", observability="none")
-    assert release_components(items) == {"rook-ceph", "rook-ceph-cluster"}
+    assert release_components(items) == ROOK_RELEASES
     operator = release(items, "rook-ceph")
+    drivers = release(items, "ceph-csi-drivers")
     cluster = release(items, "rook-ceph-cluster")
-    for r in (operator, cluster):
+    for r in (operator, drivers, cluster):
         assert r.body["spec"]["forProvider"]["namespace"] == "rook-ceph"
-    assert operator.body["spec"]["forProvider"]["wait"] is True
-    assert cluster.body["spec"]["forProvider"]["wait"] is True
+        assert r.body["spec"]["forProvider"]["wait"] is True
+    # Rook v1.20: the drivers chart after the operator (its CRDs), the cluster after both.
+    assert ready("rook-ceph") in drivers.gates
     assert ready("rook-ceph") in cluster.gates
+    assert ready("ceph-csi-drivers") in cluster.gates
     assert ready("kube-prometheus-stack") not in cluster.gates
     assert values(cluster)["monitoring"] == {"enabled": False}
 
@@ -210,10 +216,9 @@ def test_rook_ceph_monitoring_waits_for_prometheus_crds() -> None:
 def test_rook_ceph_carries_the_seed_cluster_spec() -> None:
     spec = values(release(build("aws", "production"), "rook-ceph-cluster"))["cephClusterSpec"]
     assert spec["dataDirHostPath"] == "/var/lib/rook"
-    assert spec["mon"] == {"count": 3, "allowMultiplePerNode": False}
+    assert spec["mon"]["count"] == 3
+    assert spec["mon"]["allowMultiplePerNode"] is False
     assert spec["dashboard"] == {"enabled": True, "ssl": True}
-    assert spec["storage"]["useAllNodes"] is True
-    assert spec["storage"]["useAllDevices"] is False
     assert spec["storage"]["config"]["osdsPerDevice"] == "1"
     # storeType moved to storage.store.type; FileStore journals are gone.
     assert "storeType" not in spec["storage"]["config"]
@@ -223,14 +228,15 @@ def test_rook_ceph_carries_the_seed_cluster_spec() -> None:
     assert "cephVersion" not in spec
 
 
-def test_rook_ceph_cluster_spec_is_valid_for_the_crd() -> None:
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "existing"])
+def test_rook_ceph_cluster_spec_is_valid_for_the_crd(cloud: str) -> None:
     validate_crd(
         "rook/ceph.rook.io_cephclusters.yaml",
         {
             "apiVersion": "ceph.rook.io/v1",
             "kind": "CephCluster",
             "metadata": {"name": "rook-ceph", "namespace": "rook-ceph"},
-            "spec": storage.ceph_cluster_spec(),
+            "spec": storage.ceph_cluster_spec(cluster_context(cloud)),
         },
     )
 
@@ -305,7 +311,8 @@ def test_minio_tenant_carries_the_seed_tenant() -> None:
     [pool] = tenant["pools"]
     assert (pool["servers"], pool["volumesPerServer"], pool["size"]) == (4, 4, "1Ti")
     assert pool["storageClassName"] == "rook-ceph-block"
-    assert tenant["prometheusOperator"] is True
+    # prometheusOperator mode edits the Helm-owned Prometheus and errors every reconcile.
+    assert tenant["prometheusOperator"] is False
 
 
 def test_minio_credentials_come_from_a_named_secret() -> None:
@@ -382,13 +389,13 @@ def test_ceph_object_store() -> None:
 @pytest.mark.parametrize("choice", ["cloud", "none"])
 def test_object_storage_cloud_or_none_adds_nothing(choice: str) -> None:
     items = build(blockStorage="rook-ceph", objectStorage=choice, observability="none")
-    assert release_components(items) == {"rook-ceph", "rook-ceph-cluster"}
+    assert release_components(items) == ROOK_RELEASES
     assert object_kinds(items) == []
 
 
 def test_existing_clusters_have_no_cloud_object_storage() -> None:
     items = build("existing", "production", observability="none")
-    assert release_components(items) == {"rook-ceph", "rook-ceph-cluster"}
+    assert release_components(items) == ROOK_RELEASES
 
 
 # --- observability -----------------------------------------------------------
@@ -592,7 +599,10 @@ def test_loki_values_are_valid_for_the_chart_schema() -> None:
 def test_jaeger_all_in_one_takes_otlp() -> None:
     v = values(release(only_observability(), "jaeger"))
     assert v["jaeger"] == {"enabled": True}
-    assert v["storage"] == {"type": "memory"}
+    # Chart 4.x: no provisionDataStore; storage.* configures only the Spark and
+    # Elasticsearch jobs (cassandra | elasticsearch), the all-in-one keeps traces in memory.
+    assert "provisionDataStore" not in v
+    assert "storage" not in v
     assert observability.JAEGER_OTLP_ENDPOINT == (
         f"{v['fullnameOverride']}.{MONITORING_NAMESPACE}.svc:4317"
     )
@@ -600,7 +610,7 @@ def test_jaeger_all_in_one_takes_otlp() -> None:
 
 def test_crd_check_rejects_unknown_fields() -> None:
     # The seed's storeType, placed as a storage field, is not a CephCluster field.
-    seed = storage.ceph_cluster_spec()
+    seed = storage.ceph_cluster_spec(cluster_context("existing"))
     seed["storage"]["storeType"] = "bluestore"
     with pytest.raises(AssertionError, match="storeType"):
         validate_crd(
