@@ -29,15 +29,15 @@ PLATFORM_KIND = "XOllamaPlatform"
 def identities(cluster: Mapping[str, Any]) -> set[str]:
     """Every way this cluster entry identifies its cluster."""
     out: set[str] = set()
-    kube = cluster.get("kubeconfig") or {}
-    ref = kube.get("secretRef") or {}
+    kube = _map(cluster.get("kubeconfig"))
+    ref = _map(kube.get("secretRef"))
     if ref.get("name"):
         key = ref.get("key") or "kubeconfig"
         out.add(f"kubeconfig Secret {ref.get('namespace', '')}/{ref['name']} key {key}")
     if kube.get("providerConfigName"):
         out.add(f"ProviderConfig {kube['providerConfigName']}")
     cloud = cluster.get("cloud")
-    aws, gcp, azure = (cluster.get(c) or {} for c in ("aws", "gcp", "azure"))
+    aws, gcp, azure = (_map(cluster.get(c)) for c in ("aws", "gcp", "azure"))
     if cloud == "aws" and aws.get("clusterName"):
         out.add(f"EKS cluster {cluster.get('region', '')}/{aws['clusterName']}")
     if cloud == "gcp" and gcp.get("clusterName"):
@@ -48,10 +48,15 @@ def identities(cluster: Mapping[str, Any]) -> set[str]:
     return out
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a map, else an empty one (other platforms are untrusted input)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _claim(xr: Mapping[str, Any]) -> str:
     """``claim <namespace>/<name> (XOllamaPlatform <xr>)`` or the XR alone."""
-    meta = xr.get("metadata") or {}
-    labels = meta.get("labels") or {}
+    meta = _map(xr.get("metadata"))
+    labels = _map(meta.get("labels"))
     name = labels.get("crossplane.io/claim-name")
     namespace = labels.get("crossplane.io/claim-namespace")
     xr_name = meta.get("name", "?")
@@ -60,21 +65,25 @@ def _claim(xr: Mapping[str, Any]) -> str:
     return f"XOllamaPlatform {xr_name}"
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _age(xr: Mapping[str, Any]) -> tuple[str, str]:
-    meta = xr.get("metadata") or {}
+    meta = _map(xr.get("metadata"))
     # RFC 3339 UTC timestamps sort as strings; a platform not yet created sorts last.
     return (str(meta.get("creationTimestamp") or "9999"), str(meta.get("name") or ""))
 
 
 def conflicts(xr: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> list[ClaimError]:
     """Errors for each cluster of ``xr`` an older platform among ``others`` already targets."""
-    me = (xr.get("metadata") or {}).get("name")
-    mine = [c for c in ((xr.get("spec") or {}).get("clusters") or []) if isinstance(c, Mapping)]
+    me = _map(xr.get("metadata")).get("name")
+    mine = [c for c in _list(_map(xr.get("spec")).get("clusters")) if isinstance(c, Mapping)]
     errors: list[ClaimError] = []
-    for other in sorted(others, key=_age):
-        if (other.get("metadata") or {}).get("name") == me or _age(other) > _age(xr):
+    for other in sorted((_map(o) for o in others), key=_age):
+        if _map(other.get("metadata")).get("name") == me or _age(other) > _age(xr):
             continue
-        theirs = (other.get("spec") or {}).get("clusters") or []
+        theirs = _list(_map(other.get("spec")).get("clusters"))
         for i, cluster in enumerate(mine):
             for their in theirs:
                 if not isinstance(their, Mapping):
