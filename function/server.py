@@ -3,10 +3,11 @@
 The SDK's ``runtime.serve`` registers the servicer with protobuf's default
 serializer, whose map order (every ``Struct`` is a map) changes from process to
 process; we promise the same bytes for the same request, so the two services
-(v1, and v1beta1 through the SDK's adapter) are registered here with
-deterministic serialization. Shutdown differs from the SDK's too: SIGTERM and
-SIGINT both stop the server, calls in flight get ``grace`` seconds to finish,
-and an idle server exits at once.
+(v1 and v1beta1) are registered here with deterministic serialization. A
+request protobuf cannot decode (nested too deeply) gets a Fatal, not
+``UNKNOWN``. Shutdown differs from the SDK's too: SIGTERM and SIGINT both stop
+the server, calls in flight get ``grace`` seconds to finish, and an idle server
+exits at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 import grpc
 from crossplane.function import runtime
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
-from crossplane.function.proto.v1beta1 import run_function_pb2 as fnv1beta1
 from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection
 
@@ -59,20 +59,18 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = grpc.aio.server(options=options)
-    beta = runtime.BetaFunctionRunner(wrapped=runner)
 
-    async def v1(
+    async def answer(
         req: fnv1.RunFunctionRequest | None, ctx: grpc.aio.ServicerContext
     ) -> fnv1.RunFunctionResponse:
         return runner.undecodable() if req is None else await runner.RunFunction(req, ctx)
 
-    for version, handler, decode in (
-        ("v1", v1, _decoder),
-        ("v1beta1", beta.RunFunction, fnv1beta1.RunFunctionRequest.FromString),
-    ):
-        method = grpc.unary_unary_rpc_method_handler(
-            handler, request_deserializer=decode, response_serializer=_deterministic
-        )
+    # v1beta1 messages are wire-identical to v1's (the SDK's adapter converts them by
+    # serialising and parsing again), so one handler answers both services.
+    method = grpc.unary_unary_rpc_method_handler(
+        answer, request_deserializer=_decoder, response_serializer=_deterministic
+    )
+    for version in ("v1", "v1beta1"):
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(

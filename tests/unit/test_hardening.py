@@ -358,3 +358,20 @@ def test_xrd_schemas_are_closed_and_shallower_than_the_decoder_limit(path: Path)
         depth = _depth(version["schema"]["openAPIV3Schema"])
         # protobuf decodes about 31 levels of JSON objects below the XR's root
         assert depth < 20, depth
+
+
+def test_bytes_lru_is_bounded_in_entries_and_bytes() -> None:
+    from function.codec import BytesLRU
+
+    lru = BytesLRU(entries=3, max_bytes=100, max_item=40)
+    assert not lru.put(b"big", b"x" * 41)  # larger than one item may be
+    for i in range(5):
+        assert lru.put(i, b"x" * 10)
+    assert len(lru) == 3
+    assert lru.get(0) is None
+    assert lru.get(4) == b"x" * 10
+    lru.put("k" * 10, b"y" * 30)  # string keys count too: 40 bytes
+    lru.put(5, b"z" * 35)
+    assert lru.bytes <= 100
+    assert lru.get(5) == b"z" * 35
+    assert BytesLRU(entries=0, max_bytes=100).put(1, b"x") is False

@@ -122,3 +122,36 @@ def test_idle_server_exits_cleanly_on_a_signal(sig: signal.Signals) -> None:
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Aborted" not in err
     assert b"Traceback" not in err
+
+
+def test_v1beta1_gets_the_same_bytes_as_v1() -> None:
+    from crossplane.function.proto.v1beta1 import run_function_pb2 as fnv1beta1
+    from crossplane.function.proto.v1beta1 import run_function_pb2_grpc as grpcv1beta1
+
+    xr, observed = final("existing")
+    req = request(xr, observed)
+    beta_req = fnv1beta1.RunFunctionRequest.FromString(req.SerializeToString())
+    proc, port = start()
+
+    async def go() -> tuple[bytes, bytes, Any]:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=OPTIONS) as channel:
+            v1 = await grpcv1.FunctionRunnerServiceStub(channel).RunFunction(req)
+            beta = grpcv1beta1.FunctionRunnerServiceStub(channel)
+            got = await beta.RunFunction(beta_req)
+            deep = fnv1beta1.RunFunctionRequest()
+            deep.observed.composite.resource.update({"spec": nested(40)})
+            undecodable = await beta.RunFunction(deep)
+        return (
+            v1.SerializeToString(deterministic=True),
+            got.SerializeToString(deterministic=True),
+            undecodable,
+        )
+
+    try:
+        v1_bytes, beta_bytes, undecodable = asyncio.run(go())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert v1_bytes == beta_bytes
+    assert len(fnv1.RunFunctionResponse.FromString(v1_bytes).desired.resources) > 5
+    assert [r.message for r in undecodable.results] == [fn.UNDECODABLE]
