@@ -4,20 +4,22 @@ Hypothesis (``derandomize=True``: the same cases on every run) puts arbitrary
 JSON (control characters, NaN and infinities, huge and deeply nested values, a
 secret marker in keys and values) into the spec, the XR's metadata and kind,
 the observed composed resources, the function input, the context, the desired
-state of earlier steps and the request tag. Every case must be answered
+state of earlier steps, the request tag and the other XOllamaPlatforms Crossplane
+sends for the one-platform-per-cluster requirement. Every case must be answered
 
 - within 1 s of CPU time (the thread's own time, so a loaded machine does not
   make it flaky);
 - with either no Fatal, or one Fatal ``cannot compose <kind> <name>: <path>: ...``
   whose path starts at ``spec``, ``metadata``, ``kind``, ``input`` or
   ``observed``: never an internal error;
-- garbage in observed resources, context, earlier desired state or the tag
-  never turns a valid XR into a Fatal;
+- garbage in observed resources, context, earlier desired state, the tag or
+  other platforms never turns a valid XR into a Fatal;
 - and no log line (captured at INFO, as the server runs) carries the marker
   outside the XR's name and the request tag, which are logged bounded.
 
 100 cases per test and base (XOllamaPlatform ``existing``, XOllamaFleet
-``fleet``): 1,000 cases; the module takes about 60 s on a 2-core machine.
+``fleet``; other platforms: the platform only): 1,100 cases; the module takes
+about 70 s on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -68,9 +70,7 @@ scalars = st.one_of(
 )
 garbage = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
     max_leaves=12,
 )
 
@@ -251,3 +251,54 @@ def test_garbage_in_context_desired_and_tag_never_fails_a_valid_xr(
     assert not fatals(rsp), fatals(rsp)
     assert MARKER in rsp.desired.resources  # earlier steps' state passes through
     assert rsp.context == req.context
+
+
+finite = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**60), 2**60),
+        st.floats(allow_nan=False, allow_infinity=False),
+        texts,
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_garbage_in_other_platforms_never_fails_a_valid_xr(
+    capsys: pytest.CaptureFixture[str], data: Any
+) -> None:
+    """Other XOllamaPlatforms (the one-platform-per-cluster requirement) are untrusted too."""
+    xr, observed = copy.deepcopy(BASES["existing"])
+    req = request(xr, observed)
+    other = copy.deepcopy(xr)
+    other["metadata"] = {"name": "other", "creationTimestamp": "2000-01-01T00:00:00Z"}
+    other["spec"]["clusters"][0]["name"] = "elsewhere"
+    other["spec"]["clusters"][0]["kubeconfig"] = {"providerConfigName": "elsewhere"}
+    path = data.draw(st.sampled_from([p for p in paths(other) if p]))
+    other = put(other, path, data.draw(finite))
+    where = req.required_resources if data.draw(st.booleans()) else req.extra_resources
+    for body in (other, data.draw(finite)):
+        item = where["other-xollamaplatforms"].items.add()
+        if isinstance(body, dict):
+            item.resource.update(body)
+    rsp, _ = answer(capsys, req)
+    assert not fatals(rsp), fatals(rsp)
+
+
+def test_the_other_platforms_requirement_is_read(capsys: pytest.CaptureFixture[str]) -> None:
+    """The case above would pass vacuously if nobody read the requirement: a true conflict."""
+    xr, observed = copy.deepcopy(BASES["existing"])
+    req = request(xr, observed)
+    older = {
+        **copy.deepcopy(xr),
+        "metadata": {"name": "older", "creationTimestamp": "2000-01-01T00:00:00Z"},
+    }
+    req.required_resources["other-xollamaplatforms"].items.add().resource.update(older)
+    rsp, _ = answer(capsys, req)
+    [msg] = fatals(rsp)
+    assert "spec.clusters[0]" in msg
+    assert "already served by" in msg
