@@ -276,7 +276,7 @@ def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Obs
     name), so namespaces stay readable; else after the XR.
     """
     base = spec.name or xr.name
-    candidates = fleet.build(base, spec, inputs)
+    candidates = fleet.build(base, spec, inputs, observed)
     selection = select(candidates, observed)
     ready = _readiness(selection, observed)
     composite_ready = not selection.held and all(ready.values())

@@ -246,16 +246,22 @@ def _model_policy_errors(
     as_fleet = FleetSpec.model_validate(
         {
             **model.model_dump(
-                by_alias=True, mode="json", include={"model", "resources", "storage"}
+                by_alias=True,
+                mode="json",
+                include={"model", "replicas", "resources", "storage", "scaling"},
             ),
             "target": {"providerConfigName": "unused"},
+            "serving": components.serving.value,
             "policies": components.policies.value,
             "policy": {"maxStorageRequest": spec.policy.max_storage_request},
         }
     )
     return [
         ClaimError(path + e.path.removeprefix("spec"), e.message)
-        for e in fleet_checks.policy_errors(as_fleet)
+        for e in [
+            *fleet_checks.scale_to_zero_errors(as_fleet),
+            *fleet_checks.policy_errors(as_fleet),
+        ]
     ]
 
 

@@ -2,39 +2,39 @@
 
 Every object is a provider-kubernetes ``Object`` on the fleet's target cluster,
 keyed ``model-object-<name>``. One module per concern: ``checks`` (render-time
-refusals), ``workload`` (Namespace, pod, Deployment or Knative Service),
+refusals), ``workload`` (Namespace, pod, StatefulSet or Knative Service),
 ``storage`` (the model's volume), ``scaling`` (KEDA or Knative autoscaling),
 ``routing`` (Service, HTTPProxy, endpoint), ``monitoring`` (PodMonitor); this
 module puts them together:
 
 - ``namespace``: Namespace ``ollama-<xr name>``, always;
-- ``pvc``: the PersistentVolumeClaim the model is kept on, always;
-- ``deployment``, ``service``, ``scaledobject``: Deployment, ClusterIP Service
-  and KEDA ScaledObject ``ollama``, for ``serving: deployment``;
+- ``statefulset``, ``service``, ``scaledobject``: StatefulSet (one model
+  volume per replica), ClusterIP Service and KEDA ScaledObject ``ollama``, for
+  ``serving: deployment``;
 - ``knative-service``: Knative Service ``ollama``, for ``serving: knative``;
 - ``httpproxy``: Contour HTTPProxy to the Service, for deployment + contour;
 - ``podmonitor``: PodMonitor of the mesh sidecars, with observability and a mesh.
 
 Objects in the namespace wait until the Namespace exists; the ScaledObject
-waits until the Deployment exists.
+waits until the StatefulSet exists.
 
 Decisions
 ---------
 Hand-built objects, not the otwld ``ollama`` Helm chart. One pod template
-serves both the Deployment and the Knative Service; every manifest validates
+serves both the StatefulSet and the Knative Service; every manifest validates
 offline against the Kubernetes and CRD schemas; the step that pulls the model
 is explicit and ours; and the chart has no Knative mode, while its values
 (and so our mapping to them) change with each chart version.
 
 The pod runs as UID/GID 1000 (the image's ``ubuntu`` user), not root: the
 upstream image defaults to root but runs unchanged as any user whose ``HOME``
-is writable, so ``HOME`` is ``/models`` (the PVC, made group-writable with
-``fsGroup``). No privilege escalation, all capabilities dropped, seccomp
+is writable, so ``HOME`` is ``/models`` (the model volume, made group-writable
+with ``fsGroup``). No privilege escalation, all capabilities dropped, seccomp
 ``RuntimeDefault``: the pod meets the ``restricted`` Pod Security Standard.
 
-The model is pulled once per pod start onto the PVC (a re-pull of a model that
-is already there only checks the manifest). Deployment mode pulls in an init
-container, so the serving container starts only with the model present.
+The model is pulled once per pod start onto the replica's volume (a re-pull of
+a model that is already there only checks the manifest). StatefulSet pods pull
+in an init container, so the serving container starts only with the model present.
 Knative rejects init containers unless ``kubernetes.podspec-init-containers``
 is on, so Knative mode pulls in the serving container itself: ``ollama serve``
 on a private loopback port, ``ollama pull``, then ``exec ollama serve`` on
@@ -43,11 +43,9 @@ probe gives the first pull up to an hour. Both meshes capture init-container
 traffic before their proxy runs, so pods exclude outbound port 443 (the model
 registry) from the mesh.
 
-``spec.replicas`` is not written into the Deployment: KEDA's HPA owns the
-replica count, and provider-kubernetes would otherwise reset it on every
-update (the Kubernetes guidance for HPA-managed Deployments). The Deployment
-starts at one replica and KEDA keeps it within [minReplicas, maxReplicas].
-In Knative mode ``spec.replicas`` is the revision's initial scale.
+``spec.replicas`` is the StatefulSet's starting count (within the scaling
+bounds); once it exists the observed count is written back, since KEDA's HPA
+owns it (see ``workload``). In Knative mode it is the revision's initial scale.
 
 GPU scheduling: with ``resources.gpu`` the container limits ``nvidia.com/gpu``
 to ``target.acceleratorCount`` and tolerates the ``nvidia.com/gpu`` taint. On
@@ -59,7 +57,7 @@ advertise GPUs and a label there (even GPU feature discovery's
 
 KEDA's request-rate query follows the mesh, since Ollama has no ``/metrics``:
 Istio's ``istio_requests_total`` as reported by the model pods' sidecars,
-Linkerd's inbound ``request_total`` (its ``deployment`` label comes from the
+Linkerd's inbound ``request_total`` (its ``statefulset`` label comes from the
 PodMonitor's relabelling, as in Linkerd's own scrape config), and without a
 mesh Contour's Envoy ``envoy_cluster_upstream_rq_total`` for the Service's
 cluster, whose stat name Contour sets to ``<namespace>_<service>_<port>``
@@ -73,8 +71,8 @@ PodMonitor: Istio's ``http-envoy-prom`` (15090, ``/stats/prometheus``) or
 Linkerd's ``linkerd-admin`` (4191, ``/metrics``). No mesh, nothing to scrape.
 
 Knative mode needs these KnativeServing features
-(``function.stack.serving.KNATIVE_FEATURES``; the stack sets them): PVC
-volumes and writes, pod security context, tolerations and node selectors.
+(``function.stack.serving.KNATIVE_FEATURES``; the stack sets them): emptyDir
+volumes, pod security context, tolerations and node selectors.
 Its port is named ``http1`` and its probes name no port (Knative rules). No
 KEDA object: Knative scales on its own rps target.
 
@@ -82,24 +80,25 @@ Ingress: a Contour HTTPProxy for ``<xr name>.ollama.local`` (an in-cluster
 placeholder host, to be made configurable) with a 15 minute response timeout,
 since generations stream for longer than Envoy's 15 s default. Knative mode
 uses Knative's own ingress instead.
-
-Replicas share one ReadWriteOnce PVC, hence the Recreate strategy. Replicas
-scheduled on different nodes cannot attach it; per-replica volumes (a
-StatefulSet's claim templates) or a ReadWriteMany class would lift that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from function.composed import Composed, Gate, Need
-from function.fleet import checks, monitoring, routing, scaling, storage, workload
+from function.fleet import checks, monitoring, routing, scaling, workload
 from function.fleet.common import key, namespace_for, target_for, wrap
 from function.models.common import Ingress, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 
-_CEL_DEPLOYMENT_AVAILABLE = (
-    "has(object.status) && has(object.status.conditions) && "
-    "object.status.conditions.exists(c, c.type == 'Available' && c.status == 'True')"
+# Serving once one replica is ready, or when scaled to zero on purpose.
+_CEL_STATEFULSET_SERVING = (
+    "has(object.spec.replicas) && (object.spec.replicas == 0 || "
+    "(has(object.status) && has(object.status.readyReplicas) && "
+    "object.status.readyReplicas >= 1))"
 )
 _CEL_HTTPPROXY_VALID = (
     "has(object.status) && has(object.status.conditions) && "
@@ -107,8 +106,16 @@ _CEL_HTTPPROXY_VALID = (
 )
 
 
-def build(xr_name: str, spec: FleetSpec, inputs: FunctionInput) -> list[Composed]:
+def build(
+    xr_name: str,
+    spec: FleetSpec,
+    inputs: FunctionInput,
+    observed: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Composed]:
     """Build every object one fleet composes on its cluster, in a fixed order.
+
+    ``observed`` (composed resources by key) gives the StatefulSet's live replica
+    count once it exists.
 
     Raises:
         ClaimError: the function input's Ollama image is not pinned.
@@ -120,10 +127,7 @@ def build(xr_name: str, spec: FleetSpec, inputs: FunctionInput) -> list[Composed
     ns = namespace_for(xr_name)
     in_namespace = (Gate(key("namespace"), Need.EXISTS),)
 
-    out = [
-        wrap(target, "namespace", workload.namespace(ns, xr_name, spec)),
-        wrap(target, "pvc", storage.pvc(ns, xr_name, spec), after=in_namespace),
-    ]
+    out = [wrap(target, "namespace", workload.namespace(ns, xr_name, spec))]
     if spec.serving is Serving.KNATIVE:
         out.append(
             wrap(
@@ -138,17 +142,19 @@ def build(xr_name: str, spec: FleetSpec, inputs: FunctionInput) -> list[Composed
         out += [
             wrap(
                 target,
-                "deployment",
-                workload.deployment(ns, xr_name, spec, inputs),
+                "statefulset",
+                workload.statefulset(
+                    ns, xr_name, spec, inputs, (observed or {}).get(key("statefulset"))
+                ),
                 after=in_namespace,
-                cel=_CEL_DEPLOYMENT_AVAILABLE,
+                cel=_CEL_STATEFULSET_SERVING,
             ),
             wrap(target, "service", routing.service(ns, xr_name), after=in_namespace),
             wrap(
                 target,
                 "scaledobject",
                 scaling.scaled_object(ns, xr_name, spec),
-                after=(*in_namespace, Gate(key("deployment"), Need.EXISTS)),
+                after=(*in_namespace, Gate(key("statefulset"), Need.EXISTS)),
                 readiness="DeriveFromObject",
             ),
         ]

@@ -10,9 +10,10 @@ from function.fleet.scaling import (
     CPU_TRIGGER,
     KEDA_METRIC_TYPES,
     KEDA_TRIGGER_FIELDS,
+    POD_METRIC_TRIGGERS,
     REQUEST_RATE_TRIGGER,
 )
-from function.models.common import Policies
+from function.models.common import Policies, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.quantity import parse_quantity
@@ -58,6 +59,7 @@ def spec_errors(spec: FleetSpec) -> list[ClaimError]:
                 f"{scaling.max_replicas} is less than minReplicas {scaling.min_replicas}",
             )
         )
+    errors.extend(scale_to_zero_errors(spec))
     names: set[Any] = {REQUEST_RATE_TRIGGER, CPU_TRIGGER}
     for i, item in enumerate(scaling.metrics):
         path = f"spec.scaling.metrics[{i}]"
@@ -67,6 +69,32 @@ def spec_errors(spec: FleetSpec) -> list[ClaimError]:
             errors.append(ClaimError(f"{path}.name", f"trigger name {name} is already used"))
         names.add(name)
     return errors
+
+
+def can_wake(spec: FleetSpec) -> bool:
+    """Return whether something brings a model scaled to zero back (see ``scaling``)."""
+    if spec.serving is Serving.KNATIVE:
+        return True
+    return any(
+        isinstance(t.get("type"), str) and t["type"] not in POD_METRIC_TRIGGERS
+        for t in spec.scaling.metrics
+    )
+
+
+def scale_to_zero_errors(spec: FleetSpec) -> list[ClaimError]:
+    """Refuse ``minReplicas: 0`` where nothing could wake the model up again."""
+    if spec.scaling.min_replicas > 0 or can_wake(spec):
+        return []
+    return [
+        ClaimError(
+            "spec.scaling.minReplicas",
+            "0 would scale the model to zero with nothing to wake it: in deployment serving "
+            "the request-rate metric comes from the model's own pods (and KEDA's cpu and "
+            "memory scalers cannot scale from zero); set minReplicas to 1 or more, use "
+            "serving knative, or add a scaling.metrics trigger whose metric exists with no "
+            "pods (not cpu or memory)",
+        )
+    ]
 
 
 def _trigger_errors(path: str, item: Mapping[str, Any]) -> list[ClaimError]:

@@ -26,8 +26,8 @@ def pod_monitor(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any] | None
             "relabelings": [
                 {
                     "action": "replace",
-                    "sourceLabels": ["__meta_kubernetes_pod_label_linkerd_io_proxy_deployment"],
-                    "targetLabel": "deployment",
+                    "sourceLabels": ["__meta_kubernetes_pod_label_linkerd_io_proxy_statefulset"],
+                    "targetLabel": "statefulset",
                 }
             ],
         }

@@ -1,4 +1,13 @@
-"""How a model scales: KEDA's ScaledObject (deployment) or Knative's autoscaler annotations."""
+"""How a model scales: KEDA's ScaledObject (deployment) or Knative's autoscaler annotations.
+
+Scale to zero needs something that can wake the model again. Knative can (its
+activator holds the request). KEDA can only through a trigger whose metric
+exists while no pod runs: the request-rate metrics here come from the model
+pods' mesh sidecars or from Envoy's upstream requests, none of which exist or
+grow with zero pods, and KEDA's cpu and memory scalers cannot scale from zero.
+So ``minReplicas: 0`` in deployment serving needs an extra trigger of another
+type (a queue, a cron, an external metric); see ``checks``.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +33,8 @@ KEDA_TRIGGER_FIELDS = frozenset(
     {"type", "metadata", "name", "metricType", "authenticationRef", "useCachedMetrics"}
 )
 KEDA_METRIC_TYPES = frozenset({"AverageValue", "Value", "Utilization"})
+# KEDA scalers whose metric comes from the pods themselves: no wake from zero.
+POD_METRIC_TRIGGERS = frozenset({"cpu", "memory"})
 
 
 def request_rate_query(xr_name: str, spec: FleetSpec) -> str:
@@ -36,7 +47,7 @@ def request_rate_query(xr_name: str, spec: FleetSpec) -> str:
         )
         return f"sum(rate(istio_requests_total{{{selector}}}[{RATE_WINDOW}]))"
     if spec.mesh is Mesh.LINKERD:
-        selector = f'direction="inbound",namespace="{ns}",deployment="{WORKLOAD}"'
+        selector = f'direction="inbound",namespace="{ns}",statefulset="{WORKLOAD}"'
         return f"sum(rate(request_total{{{selector}}}[{RATE_WINDOW}]))"
     cluster = f"{ns}_{WORKLOAD}_{PORT}"
     return (
@@ -93,7 +104,7 @@ def _min_replicas(wanted: int, triggers: list[dict[str, Any]]) -> int:
 
 
 def scaled_object(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any]:
-    """Return the KEDA ScaledObject of the model's Deployment."""
+    """Return the KEDA ScaledObject of the model's StatefulSet."""
     scaling = spec.scaling
     triggers: list[dict[str, Any]] = [_primary_trigger(xr_name, spec)]
     triggers += [_extra_trigger(item) for item in scaling.metrics]
@@ -102,7 +113,7 @@ def scaled_object(ns: str, xr_name: str, spec: FleetSpec) -> dict[str, Any]:
         "kind": "ScaledObject",
         "metadata": meta(WORKLOAD, ns, xr_name),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": WORKLOAD},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": WORKLOAD},
             "pollingInterval": POLLING_INTERVAL,
             "cooldownPeriod": COOLDOWN_PERIOD,
             "minReplicaCount": _min_replicas(scaling.min_replicas, triggers),

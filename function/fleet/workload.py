@@ -1,7 +1,17 @@
-"""What runs a model: its Namespace, the pod, and the Deployment or Knative Service."""
+"""What runs a model: its Namespace, the pod, and the StatefulSet or Knative Service.
+
+``serving: deployment`` runs a StatefulSet: each replica owns its model volume
+(see ``storage``). Pods start in parallel (a pull is slow and replicas do not
+depend on each other) and roll one at a time, so an update never takes more than
+one replica down. ``spec.replicas`` is the claim's ``replicas`` (clamped to the
+scaling bounds) when the StatefulSet is created, and after that the count
+observed on the cluster: KEDA's HPA owns it, and writing the claim's count again
+would undo every scaling decision.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_CEILING
 from typing import Any
 
@@ -179,8 +189,10 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
         "enableServiceLinks": False,
         "securityContext": _pod_security(knative=knative),
         "containers": [serving],
-        "volumes": [storage.volume()],
     }
+    volumes = storage.pod_volumes(spec, knative=knative)
+    if volumes:
+        pod["volumes"] = volumes
     if not knative:
         pod["initContainers"] = [
             {
@@ -225,21 +237,48 @@ def _pod_metadata(xr_name: str, spec: FleetSpec, **annotations: str) -> dict[str
     return metadata
 
 
-def deployment(ns: str, xr_name: str, spec: FleetSpec, inputs: FunctionInput) -> dict[str, Any]:
-    """Return the model's Deployment (no spec.replicas: KEDA's HPA owns it)."""
+def starting_replicas(spec: FleetSpec) -> int:
+    """Return the claim's ``replicas`` within the scaling bounds."""
+    scaling = spec.scaling
+    upper = max(scaling.max_replicas, scaling.min_replicas, 1)
+    return min(max(spec.replicas, scaling.min_replicas), upper)
+
+
+def live_replicas(observed: Mapping[str, Any] | None) -> int | None:
+    """Return the replica count observed on the cluster (what KEDA set), if known."""
+    manifest = (((observed or {}).get("status") or {}).get("atProvider") or {}).get("manifest")
+    replicas = ((manifest or {}).get("spec") or {}).get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 0:
+        return replicas
+    return None
+
+
+def statefulset(
+    ns: str,
+    xr_name: str,
+    spec: FleetSpec,
+    inputs: FunctionInput,
+    observed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the model's StatefulSet: one volume per replica, rolled one replica at a time."""
+    live = live_replicas(observed)
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "metadata": meta(WORKLOAD, ns, xr_name),
         "spec": {
+            "replicas": starting_replicas(spec) if live is None else live,
+            "serviceName": WORKLOAD,
             "selector": {"matchLabels": selector(xr_name)},
-            "strategy": {"type": "Recreate"},
-            "progressDeadlineSeconds": STARTUP_PROBE_PERIOD * STARTUP_PROBE_FAILURES,
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "persistentVolumeClaimRetentionPolicy": dict(storage.RETENTION),
             "revisionHistoryLimit": 3,
             "template": {
                 "metadata": _pod_metadata(xr_name, spec),
                 "spec": pod_spec(spec, inputs, knative=False),
             },
+            "volumeClaimTemplates": [storage.claim_template(xr_name, spec)],
         },
     }
 

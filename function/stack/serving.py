@@ -35,10 +35,9 @@ KNATIVE_SERVING_NAMESPACE = "knative-serving"
 # config.features (all disabled by default); the fleet's pods rely on them.
 KNATIVE_FEATURES: dict[str, str] = {
     "kubernetes.podspec-nodeselector": "enabled",
-    "kubernetes.podspec-persistent-volume-claim": "enabled",
-    "kubernetes.podspec-persistent-volume-write": "enabled",
     "kubernetes.podspec-securitycontext": "enabled",
     "kubernetes.podspec-tolerations": "enabled",
+    "kubernetes.podspec-volumes-emptydir": "enabled",
 }
 
 INGRESS_CLASSES = {

@@ -127,7 +127,7 @@ def test_wrapped_core_manifests_validate_against_kubernetes_schemas(
         d for name in sorted(rendered) for d in composed(rendered[name])
     )
     kinds = {m["kind"] for m in core}
-    assert {"Namespace", "Deployment", "Service", "PersistentVolumeClaim"} <= kinds
+    assert {"Namespace", "StatefulSet", "Service"} <= kinds
     for manifest in core:
         kubernetes_validate.validate(manifest, "1.33", strict=True)
     print(f"\nwrapped core objects validated: {len(core)}")

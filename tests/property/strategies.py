@@ -275,8 +275,19 @@ def repair(draw: Draw, spec: dict[str, Any]) -> dict[str, Any]:
     for model in spec.get("models", []):
         _repair_model(draw, model, names)
     _repair_components(spec)
+    _repair_scale_to_zero(spec)
     _repair_policies(draw, spec)
     return spec
+
+
+def _repair_scale_to_zero(spec: dict[str, Any]) -> None:
+    """Only Knative can wake a model scaled to zero; elsewhere minReplicas is at least 1."""
+    if _effective(spec, "serving") == "knative":
+        return
+    for model in spec.get("models", []):
+        scaling = model.get("scaling")
+        if scaling is not None and scaling.get("minReplicas") == 0:
+            scaling["minReplicas"] = 1
 
 
 def _filled(path: str) -> st.SearchStrategy[Any]:

@@ -14,7 +14,7 @@ from function import fleet, naming
 from function.composed import Composed, Gate, Need
 from function.context import PROMETHEUS_ADDRESS
 from function.errors import ClaimError
-from function.fleet import checks, common, routing, storage, workload
+from function.fleet import checks, common, routing, workload
 from function.models.fleet import FleetSpec
 from function.models.input import DEFAULT_OLLAMA_IMAGE, FunctionInput
 from function.quantity import is_quantity
@@ -72,8 +72,7 @@ def trigger_query(s: FleetSpec) -> str:
 def test_deployment_mode_keys() -> None:
     assert [c.key for c in build()] == [
         "model-object-namespace",
-        "model-object-pvc",
-        "model-object-deployment",
+        "model-object-statefulset",
         "model-object-service",
         "model-object-scaledobject",
     ]
@@ -81,7 +80,7 @@ def test_deployment_mode_keys() -> None:
 
 def test_knative_mode_has_no_deployment_service_keda_or_httpproxy() -> None:
     keys = [c.key for c in build(spec(serving="knative", ingress="contour"))]
-    assert keys == ["model-object-namespace", "model-object-pvc", "model-object-knative-service"]
+    assert keys == ["model-object-namespace", "model-object-knative-service"]
 
 
 def test_every_variant_uses_only_the_documented_keys() -> None:
@@ -89,8 +88,7 @@ def test_every_variant_uses_only_the_documented_keys() -> None:
         common.key(n)
         for n in (
             "namespace",
-            "pvc",
-            "deployment",
+            "statefulset",
             "service",
             "scaledobject",
             "knative-service",
@@ -157,9 +155,9 @@ def test_namespaced_objects_wait_for_the_namespace() -> None:
                 assert ns_gate in c.gates
 
 
-def test_scaledobject_waits_for_the_deployment() -> None:
+def test_scaledobject_waits_for_the_statefulset() -> None:
     gates = by_key()["model-object-scaledobject"].gates
-    assert Gate("model-object-deployment", Need.EXISTS) in gates
+    assert Gate("model-object-statefulset", Need.EXISTS) in gates
 
 
 def test_readiness_policies() -> None:
@@ -167,8 +165,8 @@ def test_readiness_policies() -> None:
     policy = {k: c.body["spec"]["readiness"] for k, c in keyed.items()}
     assert policy["model-object-namespace"] == {"policy": "SuccessfulCreate"}
     assert policy["model-object-scaledobject"] == {"policy": "DeriveFromObject"}
-    assert policy["model-object-deployment"]["policy"] == "DeriveFromCelQuery"
-    assert "'Available'" in policy["model-object-deployment"]["celQuery"]
+    assert policy["model-object-statefulset"]["policy"] == "DeriveFromCelQuery"
+    assert "readyReplicas >= 1" in policy["model-object-statefulset"]["celQuery"]
     assert "'Valid'" in policy["model-object-httpproxy"]["celQuery"]
     knative = by_key(spec(serving="knative"))["model-object-knative-service"]
     assert knative.body["spec"]["readiness"] == {"policy": "DeriveFromObject"}
@@ -223,29 +221,45 @@ def test_every_object_is_in_the_namespace() -> None:
         ({"size": "40Gi", "class": ""}, "", None),
     ],
 )
-def test_pvc_storage_class_fallback(
+def test_claim_template_storage_class_fallback(
     storage: dict[str, str], default: str, want: str | None
 ) -> None:
-    pvc = manifests(spec(storage=storage, defaultStorageClass=default))["model-object-pvc"]
+    sts = manifests(spec(storage=storage, defaultStorageClass=default))["model-object-statefulset"]
+    [pvc] = sts["spec"]["volumeClaimTemplates"]
     assert pvc["kind"] == "PersistentVolumeClaim"
+    assert pvc["metadata"]["name"] == "models"
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert pvc["spec"]["resources"]["requests"]["storage"] == "40Gi"
     assert pvc["spec"].get("storageClassName") == want
 
 
-def test_pod_mounts_the_pvc_at_models() -> None:
-    for key in ("model-object-deployment",):
-        m = manifests()[key]
-        pod = pod_of(m)
-        assert pod["volumes"] == [
-            {
-                "name": "models",
-                "persistentVolumeClaim": {"claimName": storage.PVC_NAME, "readOnly": False},
-            }
-        ]
-        assert container(m)["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
-    kn = manifests(spec(serving="knative"))["model-object-knative-service"]
-    assert pod_of(kn)["volumes"][0]["persistentVolumeClaim"]["claimName"] == storage.PVC_NAME
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "existing"])
+def test_one_volume_per_replica(cloud: str) -> None:
+    """Each replica owns its claim: a template, no shared PVC, no pod-level claim."""
+    out = manifests(spec(replicas=3, target={"cloud": cloud}, scaling={"maxReplicas": 5}))
+    assert all(m["kind"] != "PersistentVolumeClaim" for m in out.values())
+    sts = out["model-object-statefulset"]
+    assert sts["kind"] == "StatefulSet"
+    assert sts["spec"]["replicas"] == 3
+    [template] = sts["spec"]["volumeClaimTemplates"]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
+    pod = pod_of(sts)
+    assert "volumes" not in pod  # the template is the only source of the models volume
+    assert container(sts)["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
+    assert pod["initContainers"][0]["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
+    # Deleting the model frees its disks; scaling down keeps them for the next scale-up.
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
+
+
+def test_knative_pods_keep_the_model_on_their_own_node() -> None:
+    kn = manifests(spec(serving="knative", storage={"size": "30Gi"}))[
+        "model-object-knative-service"
+    ]
+    assert pod_of(kn)["volumes"] == [{"name": "models", "emptyDir": {"sizeLimit": "30Gi"}}]
+    assert container(kn)["volumeMounts"] == [{"name": "models", "mountPath": "/models"}]
 
 
 # --------------------------------------------------------------------------- pod template
@@ -287,12 +301,12 @@ def test_unpinned_images_are_refused(image: str) -> None:
 def test_pinned_images_are_used(image: str) -> None:
     inputs = FunctionInput.model_validate({"spec": {"ollamaImage": image}})
     assert checks.image_errors(inputs) == []
-    dep = {c.key: c for c in fleet.build(XR, spec(), inputs)}["model-object-deployment"]
+    dep = {c.key: c for c in fleet.build(XR, spec(), inputs)}["model-object-statefulset"]
     assert container(dep.body["spec"]["forProvider"]["manifest"])["image"] == image
 
 
 def test_deployment_container_env_port_and_probes() -> None:
-    c = container(manifests()["model-object-deployment"])
+    c = container(manifests()["model-object-statefulset"])
     assert c["name"] == workload.CONTAINER
     assert c["command"] == ["/bin/ollama", "serve"]
     assert c["ports"] == [{"name": "http", "containerPort": 11434, "protocol": "TCP"}]
@@ -306,7 +320,7 @@ def test_deployment_container_env_port_and_probes() -> None:
 
 
 def test_deployment_pulls_the_model_in_an_init_container() -> None:
-    pod = pod_of(manifests(spec(model="llama2:13b"))["model-object-deployment"])
+    pod = pod_of(manifests(spec(model="llama2:13b"))["model-object-statefulset"])
     [init] = pod["initContainers"]
     assert init["image"] == DEFAULT_OLLAMA_IMAGE
     assert init["command"] == ["/bin/sh", "-c", workload.PULL_SCRIPT]
@@ -339,11 +353,11 @@ def test_knative_pulls_in_the_serving_container_then_serves() -> None:
 
 def test_pods_carry_the_model_pod_label_and_selectors_match() -> None:
     m = manifests(spec(ingress="contour"))
-    labels = m["model-object-deployment"]["spec"]["template"]["metadata"]["labels"]
+    labels = m["model-object-statefulset"]["spec"]["template"]["metadata"]["labels"]
     assert labels[naming.MODEL_POD_LABEL] == naming.MODEL_POD_LABEL_VALUE
     assert labels["app.kubernetes.io/name"] == "ollama"
     assert labels["app.kubernetes.io/instance"] == XR
-    selector = m["model-object-deployment"]["spec"]["selector"]["matchLabels"]
+    selector = m["model-object-statefulset"]["spec"]["selector"]["matchLabels"]
     assert selector.items() <= labels.items()
     assert m["model-object-service"]["spec"]["selector"].items() <= labels.items()
     kn = manifests(spec(serving="knative"))["model-object-knative-service"]
@@ -353,7 +367,7 @@ def test_pods_carry_the_model_pod_label_and_selectors_match() -> None:
 
 def test_pod_runs_restricted_as_non_root() -> None:
     for s, key in (
-        (spec(), "model-object-deployment"),
+        (spec(), "model-object-statefulset"),
         (spec(serving="knative"), "model-object-knative-service"),
     ):
         pod = pod_of(manifests(s)[key])
@@ -398,20 +412,20 @@ def test_knative_pod_security_context_has_only_fields_knative_allows() -> None:
 def test_cpu_limit_is_twice_the_request(cpu: str, limit: str) -> None:
     assert workload.double_cpu(cpu) == limit
     assert is_quantity(limit)
-    c = container(manifests(spec(resources={"cpu": cpu}))["model-object-deployment"])
+    c = container(manifests(spec(resources={"cpu": cpu}))["model-object-statefulset"])
     assert c["resources"]["requests"]["cpu"] == cpu
     assert c["resources"]["limits"]["cpu"] == limit
 
 
 def test_memory_limit_equals_request() -> None:
-    c = container(manifests(spec(resources={"memory": "24Gi"}))["model-object-deployment"])
+    c = container(manifests(spec(resources={"memory": "24Gi"}))["model-object-statefulset"])
     assert c["resources"]["requests"]["memory"] == "24Gi"
     assert c["resources"]["limits"]["memory"] == "24Gi"
 
 
 def test_gpu_limit_toleration_and_node_selector_on_cloud() -> None:
     s = spec(target={"cloud": "gcp", "acceleratorCount": 2}, resources={"gpu": True})
-    for key in ("model-object-deployment",):
+    for key in ("model-object-statefulset",):
         pod = pod_of(manifests(s)[key])
         assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
         assert pod["tolerations"] == [
@@ -428,7 +442,7 @@ def test_gpu_limit_toleration_and_node_selector_on_cloud() -> None:
 
 
 def test_gpu_on_existing_cluster_has_no_node_selector() -> None:
-    pod = pod_of(manifests(spec(target={"cloud": "existing"}))["model-object-deployment"])
+    pod = pod_of(manifests(spec(target={"cloud": "existing"}))["model-object-statefulset"])
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["tolerations"][0]["key"] == naming.GPU_TAINT_KEY
     assert "nodeSelector" not in pod
@@ -436,7 +450,7 @@ def test_gpu_on_existing_cluster_has_no_node_selector() -> None:
 
 def test_cpu_only_model_has_no_gpu_limit_toleration_or_selector() -> None:
     for s, key in (
-        (spec(resources={"gpu": False}), "model-object-deployment"),
+        (spec(resources={"gpu": False}), "model-object-statefulset"),
         (spec(serving="knative", resources={"gpu": False}), "model-object-knative-service"),
     ):
         pod = pod_of(manifests(s)[key])
@@ -446,7 +460,7 @@ def test_cpu_only_model_has_no_gpu_limit_toleration_or_selector() -> None:
 
 
 def test_init_container_has_no_gpu() -> None:
-    pod = pod_of(manifests()["model-object-deployment"])
+    pod = pod_of(manifests()["model-object-statefulset"])
     assert "nvidia.com/gpu" not in pod["initContainers"][0]["resources"]["limits"]
 
 
@@ -461,18 +475,60 @@ def test_init_container_has_no_gpu() -> None:
 def test_pull_bypasses_the_mesh_for_the_registry(
     mesh: str, annotation: dict[str, str] | None
 ) -> None:
-    meta = manifests(spec(mesh=mesh))["model-object-deployment"]["spec"]["template"]["metadata"]
+    meta = manifests(spec(mesh=mesh))["model-object-statefulset"]["spec"]["template"]["metadata"]
     assert meta.get("annotations") == annotation
 
 
 # --------------------------------------------------------------------------- deployment
 
 
-def test_deployment_leaves_replicas_to_keda_and_recreates() -> None:
-    d = manifests(spec(replicas=3))["model-object-deployment"]
-    assert "replicas" not in d["spec"]
-    assert d["spec"]["strategy"] == {"type": "Recreate"}
+@pytest.mark.parametrize(
+    ("replicas", "scaling", "want"),
+    [
+        (3, {"minReplicas": 1, "maxReplicas": 5}, 3),
+        (1, {"minReplicas": 2, "maxReplicas": 5}, 2),  # raised to KEDA's floor
+        (9, {"minReplicas": 1, "maxReplicas": 4}, 4),  # capped at KEDA's ceiling
+    ],
+)
+def test_replicas_is_the_starting_count_within_kedas_bounds(
+    replicas: int, scaling: dict[str, int], want: int
+) -> None:
+    s = spec(replicas=replicas, scaling=scaling, observability="metrics")
+    out = manifests(s)
+    assert out["model-object-statefulset"]["spec"]["replicas"] == want
+    so = out["model-object-scaledobject"]["spec"]
+    assert so["minReplicaCount"] <= want <= so["maxReplicaCount"]
+
+
+def test_live_replica_count_wins_once_the_statefulset_exists() -> None:
+    """KEDA's HPA owns the count after creation; the function writes back what it observes."""
+    observed = {
+        "model-object-statefulset": {
+            "status": {"atProvider": {"manifest": {"spec": {"replicas": 7}}}}
+        }
+    }
+    out = fleet.build(XR, spec(replicas=2), FunctionInput(), observed)
+    sts = {c.key: c for c in out}["model-object-statefulset"]
+    assert sts.body["spec"]["forProvider"]["manifest"]["spec"]["replicas"] == 7
+    # Without an observed count (not created yet, or nothing reported) the claim's count.
+    for seen in ({}, {"model-object-statefulset": {"status": {}}}):
+        out = fleet.build(XR, spec(replicas=2), FunctionInput(), seen)
+        sts = {c.key: c for c in out}["model-object-statefulset"]
+        assert sts.body["spec"]["forProvider"]["manifest"]["spec"]["replicas"] == 2
+
+
+def test_rolling_updates_take_one_replica_at_a_time() -> None:
+    d = manifests(spec(replicas=3))["model-object-statefulset"]
     assert d["metadata"]["name"] == "ollama"
+    # RollingUpdate replaces one pod at a time and waits for it to be Ready (never
+    # every replica at once); Parallel only affects scaling.
+    assert d["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"partition": 0},
+    }
+    assert d["spec"]["podManagementPolicy"] == "Parallel"
+    assert d["spec"]["serviceName"] == "ollama"
+    assert "strategy" not in d["spec"]
 
 
 def test_service_is_cluster_ip_on_11434() -> None:
@@ -491,7 +547,7 @@ def test_endpoint() -> None:
 # --------------------------------------------------------------------------- KEDA
 
 
-def test_scaledobject_targets_the_deployment() -> None:
+def test_scaledobject_targets_the_statefulset() -> None:
     s = spec(
         scaling={"minReplicas": 2, "maxReplicas": 6, "targetRequestsPerSecond": 40},
         observability="metrics",
@@ -500,7 +556,7 @@ def test_scaledobject_targets_the_deployment() -> None:
     assert so["apiVersion"] == "keda.sh/v1alpha1"
     assert so["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "name": "ollama",
     }
     assert so["spec"]["pollingInterval"] == 15
@@ -528,7 +584,7 @@ def test_istio_query() -> None:
 
 def test_linkerd_query() -> None:
     assert trigger_query(spec(mesh="linkerd", observability="metrics")) == (
-        f'sum(rate(request_total{{direction="inbound",namespace="{NS}",deployment="ollama"}}[2m]))'
+        f'sum(rate(request_total{{direction="inbound",namespace="{NS}",statefulset="ollama"}}[2m]))'
     )
 
 
@@ -606,6 +662,29 @@ def test_spec_errors_for_duplicate_trigger_names() -> None:
     ]
 
 
+def test_scale_to_zero_without_a_wake_up_is_refused() -> None:
+    """minReplicas 0 in deployment serving: nothing would bring the model back."""
+    for metrics in ([], [{"type": "cpu", "metadata": {"value": "50"}}]):
+        s = spec(scaling={"minReplicas": 0, "maxReplicas": 3, "metrics": metrics})
+        [error] = checks.spec_errors(s)
+        assert error.path == "spec.scaling.minReplicas"
+        assert "nothing to wake it" in error.message
+        assert "serving knative" in error.message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"serving": "knative"},
+        {"scaling": {"minReplicas": 0, "metrics": [{"type": "cron", "metadata": {"start": "x"}}]}},
+        {"scaling": {"minReplicas": 1}},
+    ],
+)
+def test_scale_to_zero_with_a_wake_up_is_allowed(overrides: dict[str, Any]) -> None:
+    s = spec(**{"scaling": {"minReplicas": 0}, **overrides})
+    assert checks.scale_to_zero_errors(s) == []
+
+
 # --------------------------------------------------------------------------- knative
 
 
@@ -638,8 +717,8 @@ def test_knative_initial_scale_stays_within_bounds() -> None:
 
 def test_knative_features_cover_what_the_pod_uses() -> None:
     pod = pod_of(manifests(spec(serving="knative"))["model-object-knative-service"])
-    assert "kubernetes.podspec-persistent-volume-claim" in KNATIVE_FEATURES
-    assert "kubernetes.podspec-persistent-volume-write" in KNATIVE_FEATURES
+    assert "kubernetes.podspec-volumes-emptydir" in KNATIVE_FEATURES
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
     if "securityContext" in pod:
         assert "kubernetes.podspec-securitycontext" in KNATIVE_FEATURES
     if "tolerations" in pod:
@@ -680,11 +759,14 @@ def test_istio_podmonitor_scrapes_envoy() -> None:
     }
 
 
-def test_linkerd_podmonitor_scrapes_the_proxy_with_deployment_label() -> None:
+def test_linkerd_podmonitor_scrapes_the_proxy_with_statefulset_label() -> None:
     pm = manifests(spec(mesh="linkerd", observability="metrics"))["model-object-podmonitor"]
     [ep] = pm["spec"]["podMetricsEndpoints"]
     assert (ep["port"], ep["path"]) == ("linkerd-admin", "/metrics")
-    assert ep["relabelings"][0]["targetLabel"] == "deployment"
+    assert ep["relabelings"][0]["targetLabel"] == "statefulset"
+    assert ep["relabelings"][0]["sourceLabels"] == [
+        "__meta_kubernetes_pod_label_linkerd_io_proxy_statefulset"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -765,10 +847,10 @@ def test_build_is_deterministic_and_does_not_share_state() -> None:
         again = [(c.key, json.dumps(c.body, sort_keys=True), c.gates) for c in build(s)]
         assert first == again
     a, b = build(), build()
-    a[2].body["spec"]["forProvider"]["manifest"]["spec"]["template"]["spec"]["containers"][0][
+    a[1].body["spec"]["forProvider"]["manifest"]["spec"]["template"]["spec"]["containers"][0][
         "env"
     ].clear()
-    assert b[2].body == build()[2].body
+    assert b[1].body == build()[1].body
 
 
 def test_build_does_not_mutate_the_spec() -> None:
@@ -806,7 +888,16 @@ def all_variants() -> list[FleetSpec]:
                     "minReplicas": 0,
                     "maxReplicas": 3,
                     "metrics": [
-                        {"type": "cpu", "metricType": "Utilization", "metadata": {"value": 80}}
+                        {"type": "cpu", "metricType": "Utilization", "metadata": {"value": 80}},
+                        {
+                            "type": "cron",
+                            "metadata": {
+                                "timezone": "Etc/UTC",
+                                "start": "0 8 * * 1-5",
+                                "end": "0 18 * * 1-5",
+                                "desiredReplicas": 1,
+                            },
+                        },
                     ],
                 },
             )
@@ -838,8 +929,7 @@ def test_core_manifests_validate_against_kubernetes_schemas() -> None:
     _, core, _ = variant_objects()
     assert {m["kind"] for m in core} == {
         "Namespace",
-        "PersistentVolumeClaim",
-        "Deployment",
+        "StatefulSet",
         "Service",
     }
     for m in core:
@@ -888,7 +978,7 @@ def test_without_prometheus_keda_scales_on_cpu() -> None:
 
 def test_azure_pods_tolerate_spot_pools() -> None:
     s = spec(target={"cloud": "azure"})
-    pod = manifests(s)["model-object-deployment"]["spec"]["template"]["spec"]
+    pod = manifests(s)["model-object-statefulset"]["spec"]["template"]["spec"]
     assert {
         "key": "kubernetes.azure.com/scalesetpriority",
         "operator": "Equal",

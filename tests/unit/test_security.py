@@ -43,7 +43,7 @@ def test_buckets_are_private_encrypted_and_versioned() -> None:
 def test_model_pods_run_as_non_root() -> None:
     xr, observed = final("fleet")
     out = desired(run(request(xr, observed)))
-    pod = out["model-object-deployment"]["spec"]["forProvider"]["manifest"]["spec"]["template"]["spec"]
+    pod = out["model-object-statefulset"]["spec"]["forProvider"]["manifest"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     for container in [*pod["containers"], *pod.get("initContainers", [])]:
         ctx = container["securityContext"]

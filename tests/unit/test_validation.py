@@ -212,6 +212,17 @@ def test_invalid_fleet_gets_fatal() -> None:
     assert "spec.model: required field is missing" in rsp.results[0].message
 
 
+def test_platform_scale_to_zero_needs_knative() -> None:
+    spec = mutate("models.0.scaling", {"minReplicas": 0, "maxReplicas": 2})
+    fatals = [r for r in run(xr(spec)).results if r.severity == fnv1.SEVERITY_FATAL]
+    assert len(fatals) == 1
+    assert "spec.models[0].scaling.minReplicas: 0 would scale the model to zero" in (
+        fatals[0].message
+    )
+    spec["components"] = {"serving": "knative", "ingress": "contour"}
+    assert not [r for r in run(xr(spec)).results if r.severity == fnv1.SEVERITY_FATAL]
+
+
 def test_every_error_is_reported_at_once() -> None:
     spec = mutate("clusters.0.aws", DELETE)
     spec["models"] = [{"name": "a", "model": "x", "clusters": ["zzz"]}]
