@@ -113,7 +113,9 @@ class InClusterTarget:
 
     ``key_prefix`` starts every composition resource name (the cluster's name
     for a platform, empty-free ``fleet`` for a fleet). ``charts`` resolves chart
-    names for fleets, which have no PlatformContext.
+    names for fleets, which have no PlatformContext. ``deletable`` adds ``Delete``
+    to the management policies: a fleet's objects always, the shared stack only
+    when the claim asks for it (``stackDeletionPolicy: Delete``).
     """
 
     cluster: str
@@ -124,6 +126,7 @@ class InClusterTarget:
     kubernetes_gates: tuple[Any, ...] = ()
     key_prefix_override: str | None = None
     inputs: FunctionInput | None = None
+    deletable: bool = False
 
     @property
     def key_prefix(self) -> str:
@@ -173,6 +176,8 @@ class ClusterContext:
     ``helm_provider_config`` and ``kubernetes_provider_config`` are the names of
     the ProviderConfigs in-cluster resources use: the user's, or the observed
     names of the ones the platform composed (None until those exist).
+    ``public_sources`` are the CIDRs allowed to call the cluster's publicly exposed
+    models; empty (no public model) keeps the ingress load balancer internal.
     """
 
     platform: PlatformContext
@@ -181,6 +186,7 @@ class ClusterContext:
     node_pool: NodePool | None
     helm_provider_config: str | None = None
     kubernetes_provider_config: str | None = None
+    public_sources: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

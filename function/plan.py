@@ -102,9 +102,18 @@ def _cluster_context(
         k8s_pc = _observed_name(observed, provider_config_key(cluster.name, "kubernetes"))
     else:
         helm_pc = k8s_pc = cluster.kubeconfig.provider_config_name
+    sources = sorted(
+        {
+            cidr
+            for m in spec.models
+            if m.exposure is not None and cluster in model_targets(spec, m)
+            for cidr in m.exposure.allowed_source_ranges
+        }
+    )
     return ClusterContext(
         platform=platform,
         spec=cluster,
+        public_sources=tuple(sources),
         components=effective_components(platform.components, cluster),
         node_pool=resolve_node_pool(spec, cluster, platform.inputs),
         helm_provider_config=helm_pc,
@@ -121,7 +130,10 @@ def fleet_spec(ctx: ClusterContext, model: ModelSpec) -> dict[str, Any]:
     """The spec of the XOllamaFleet serving ``model`` on ``ctx``'s cluster."""
     c = ctx.components
     body = model.model_dump(
-        by_alias=True, mode="json", include={"model", "replicas", "resources", "storage", "scaling"}
+        by_alias=True,
+        mode="json",
+        include={"model", "replicas", "resources", "storage", "scaling", "exposure"},
+        exclude_none=True,
     )
     target: dict[str, Any] = {
         "providerConfigName": ctx.kubernetes_provider_config or "",
@@ -247,7 +259,7 @@ def plan_platform(
     for ctx in contexts:
         per_cluster = [*_provider_configs(ctx), *clouds.build(ctx), *stack.build(ctx)]
         per_cluster += [_fleet(ctx, m) for m in spec.models if ctx.spec in model_targets(spec, m)]
-        per_cluster += usages.build(ctx, per_cluster)
+        per_cluster += usages.build(ctx, per_cluster, observed)
         owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster
     errors = _key_collisions(spec, owned)

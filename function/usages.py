@@ -1,20 +1,33 @@
 """ClusterUsages: what must not be deleted before what depends on it.
 
-ProviderConfigs need no Usage here: provider-helm and provider-kubernetes track
-their own ProviderConfigUsages and hold a ProviderConfig while anything uses it.
-What they do not know is that a model's pods need the GPU node pool, and that
-an EKS node group needs its IAM role; those two edges are declared here.
+provider-helm and provider-kubernetes track their own ProviderConfigUsages and
+hold a ProviderConfig while anything uses it. What they do not know:
+
+- an EKS node group needs its IAM role;
+- a model's objects need the GPU node pool (and, when the stack is uninstalled,
+  the components the model runs on: GPU operator, mesh, KEDA or Knative) until
+  they are gone from the cluster. An XOllamaFleet disappears as soon as it is
+  deleted (background deletion) while its Objects still delete, so the edge
+  names the fleet's Namespace Object, the last of them to go, by the
+  ``crossplane.io/composite`` label Crossplane puts on a fleet's resources;
+- with ``stackDeletionPolicy: Delete``, every stack component is kept until
+  what waits for it at creation is gone: the reverse dependency order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from function import naming
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
+from function.models.common import StackDeletionPolicy
 
 USAGE_API = "protection.crossplane.io/v1beta1"
+COMPOSITE_LABEL = "crossplane.io/composite"
+IN_CLUSTER_KINDS = frozenset({"Release", "Object"})
+FLEET_NAMESPACE_ROLE = "object-namespace"
 
 
 def _ref(item: Composed) -> dict[str, object]:
@@ -26,31 +39,94 @@ def _ref(item: Composed) -> dict[str, object]:
     }
 
 
-def usage(ctx: ClusterContext, of: Composed, by: Composed, reason: str) -> Composed:
+def usage(
+    ctx: ClusterContext,
+    of: Composed,
+    by: Composed,
+    reason: str,
+    *,
+    by_ref: dict[str, Any] | None = None,
+    suffix: str = "",
+) -> Composed:
     """A ClusterUsage that keeps ``of`` until ``by`` is gone, emitted once both exist."""
-    suffix = by.key.removeprefix(f"{ctx.name}-")
+    name = by.key.removeprefix(f"{ctx.name}-") + (f"-{suffix}" if suffix else "")
     return Composed(
-        key=naming.key(of.key, "used-by", suffix),
+        key=naming.key(of.key, "used-by", name),
         body={
             "apiVersion": USAGE_API,
             "kind": "ClusterUsage",
             "metadata": {"labels": ctx.labels("usage")},
-            "spec": {"of": _ref(of), "by": _ref(by), "reason": reason, "replayDeletion": True},
+            "spec": {
+                "of": _ref(of),
+                "by": by_ref or _ref(by),
+                "reason": reason,
+                "replayDeletion": True,
+            },
         },
         gates=(Gate(of.key, Need.EXISTS), Gate(by.key, Need.EXISTS)),
     )
 
 
-def build(ctx: ClusterContext, composed: Sequence[Composed]) -> list[Composed]:
+def fleet_namespace_ref(fleet_name: str) -> dict[str, Any]:
+    """Select the Namespace Object of the XOllamaFleet named ``fleet_name``."""
+    return {
+        "apiVersion": "kubernetes.crossplane.io/v1alpha2",
+        "kind": "Object",
+        "resourceSelector": {
+            "matchLabels": {COMPOSITE_LABEL: fleet_name, naming.LABEL_ROLE: FLEET_NAMESPACE_ROLE}
+        },
+    }
+
+
+def _observed_name(observed: Mapping[str, Mapping[str, Any]], key: str) -> str | None:
+    name = ((observed.get(key) or {}).get("metadata") or {}).get("name")
+    return str(name) if name else None
+
+
+def build(
+    ctx: ClusterContext,
+    composed: Sequence[Composed],
+    observed: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Composed]:
     """The Usages between this cluster's composed resources."""
+    observed = observed or {}
     by_key = {c.key: c for c in composed}
     out: list[Composed] = []
     pool = by_key.get(naming.key(ctx.name, "nodepool"))
     role = by_key.get(naming.key(ctx.name, "node-role"))
+    uninstall = ctx.spec.stack_deletion_policy is StackDeletionPolicy.DELETE
     if pool is not None and role is not None:
         out.append(usage(ctx, role, pool, "the GPU node group runs with this IAM role"))
-    if pool is not None:
-        for item in composed:
-            if item.kind == "XOllamaFleet":
-                out.append(usage(ctx, pool, item, "model pods run on the GPU node pool"))
+    for item in composed:
+        if item.kind != "XOllamaFleet":
+            continue
+        if pool is not None:
+            out.append(usage(ctx, pool, item, "model pods run on the GPU node pool"))
+        name = _observed_name(observed, item.key)
+        if name is None:
+            continue  # the fleet's objects do not exist before the fleet does
+        needs = [pool] if pool is not None else []
+        if uninstall:  # what the fleet waited for: GPU operator, mesh, KEDA or Knative
+            needs += [
+                by_key[g.key]
+                for g in item.gates
+                if g.key in by_key and by_key[g.key].kind in IN_CLUSTER_KINDS
+            ]
+        ref = fleet_namespace_ref(name)
+        reason = "the model's objects must be gone from the cluster first"
+        out += [usage(ctx, of, item, reason, by_ref=ref, suffix="objects") for of in needs]
+    if uninstall:
+        out += stack_order(ctx, composed)
+    return out
+
+
+def stack_order(ctx: ClusterContext, composed: Sequence[Composed]) -> list[Composed]:
+    """Uninstall in reverse dependency order: keep what a component waited for until it is gone."""
+    by_key = {c.key: c for c in composed if c.kind in IN_CLUSTER_KINDS}
+    out: list[Composed] = []
+    for item in by_key.values():
+        for gate in item.gates:
+            of = by_key.get(gate.key)
+            if of is not None and of is not item:
+                out.append(usage(ctx, of, item, f"{item.key} is uninstalled first"))
     return out

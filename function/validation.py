@@ -248,10 +248,12 @@ def _model_policy_errors(
             **model.model_dump(
                 by_alias=True,
                 mode="json",
-                include={"model", "replicas", "resources", "storage", "scaling"},
+                include={"model", "replicas", "resources", "storage", "scaling", "exposure"},
+                exclude_none=True,
             ),
             "target": {"providerConfigName": "unused"},
             "serving": components.serving.value,
+            "ingress": components.ingress.value,
             "policies": components.policies.value,
             "policy": {"maxStorageRequest": spec.policy.max_storage_request},
         }
@@ -260,6 +262,7 @@ def _model_policy_errors(
         ClaimError(path + e.path.removeprefix("spec"), e.message)
         for e in [
             *fleet_checks.scale_to_zero_errors(as_fleet),
+            *fleet_checks.exposure_errors(as_fleet),
             *fleet_checks.policy_errors(as_fleet),
         ]
     ]

@@ -12,15 +12,25 @@ from typing import Any
 from function import naming, overrides
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext, InClusterTarget
+from function.models.common import StackDeletionPolicy
 
 HELM_API = "helm.crossplane.io/v1beta1"
 KUBERNETES_API = "kubernetes.crossplane.io/v1alpha2"
 
-# In-cluster resources are never deleted through the provider: when a claim is
-# deleted after its cluster is gone, a Delete would wait forever for an API
-# server that no longer answers (the stuck-Terminating failure). The cluster
-# is not ours to tear down; see the README's teardown section.
+# The shared stack is not deleted through the provider unless the claim asks
+# (stackDeletionPolicy: Delete): the cluster is not ours to tear down, and a
+# Delete waits for an API server that may be gone; see the README's removal
+# section. A model's own objects are always deleted with it (``DELETABLE``).
 IN_CLUSTER_MANAGEMENT_POLICIES = ["Observe", "Create", "Update", "LateInitialize"]
+DELETABLE_MANAGEMENT_POLICIES = [*IN_CLUSTER_MANAGEMENT_POLICIES, "Delete"]
+
+
+def management_policies(target: InClusterTarget) -> list[str]:
+    """The management policies of an in-cluster resource on ``target``."""
+    if target.deletable:
+        return list(DELETABLE_MANAGEMENT_POLICIES)
+    return list(IN_CLUSTER_MANAGEMENT_POLICIES)
+
 
 # provider-helm retries a failed install or upgrade only with a rollback limit.
 ROLLBACK_LIMIT = 3
@@ -53,6 +63,7 @@ def target_of(ctx: ClusterContext) -> InClusterTarget:
         kubernetes_gates=(
             (Gate(provider_config_key(ctx.name, "kubernetes"), Need.EXISTS),) if composes else ()
         ),
+        deletable=ctx.spec.stack_deletion_policy is StackDeletionPolicy.DELETE,
     )
 
 
@@ -97,7 +108,7 @@ def release(  # the Release's knobs are all meaningful
         },
         "spec": {
             "forProvider": for_provider,
-            "managementPolicies": list(IN_CLUSTER_MANAGEMENT_POLICIES),
+            "managementPolicies": management_policies(target),
             "rollbackLimit": ROLLBACK_LIMIT,
             "providerConfigRef": {"name": target.helm_provider_config},
         },
@@ -129,7 +140,7 @@ def k8s_object(
         "metadata": {"labels": target.role_labels(f"object-{name}")},
         "spec": {
             "forProvider": {"manifest": dict(manifest)},
-            "managementPolicies": list(IN_CLUSTER_MANAGEMENT_POLICIES),
+            "managementPolicies": management_policies(target),
             "readiness": (
                 {"policy": "DeriveFromCelQuery", "celQuery": cel_query}
                 if cel_query

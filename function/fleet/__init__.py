@@ -12,8 +12,14 @@ module puts them together:
   volume per replica), ClusterIP Service and KEDA ScaledObject ``ollama``, for
   ``serving: deployment``;
 - ``knative-service``: Knative Service ``ollama``, for ``serving: knative``;
-- ``httpproxy``: Contour HTTPProxy to the Service, for deployment + contour;
-- ``podmonitor``: PodMonitor of the mesh sidecars, with observability and a mesh.
+- ``httpproxy``: Contour HTTPProxy to the Service, for an exposed model
+  (deployment + contour + ``exposure``; see ``routing``);
+- ``podmonitor``: PodMonitor of the mesh sidecars, with observability and a mesh;
+- ``model-usage-providerconfig``: a ClusterUsage that keeps the ProviderConfig
+  until the model's objects are gone (``removal``).
+
+Every Object has ``Delete`` in its management policies: removing the model
+removes its objects from the cluster.
 
 Objects in the namespace wait until the Namespace exists; the ScaledObject
 waits until the StatefulSet exists.
@@ -76,10 +82,10 @@ volumes, pod security context, tolerations and node selectors.
 Its port is named ``http1`` and its probes name no port (Knative rules). No
 KEDA object: Knative scales on its own rps target.
 
-Ingress: a Contour HTTPProxy for ``<xr name>.ollama.local`` (an in-cluster
-placeholder host, to be made configurable) with a 15 minute response timeout,
-since generations stream for longer than Envoy's 15 s default. Knative mode
-uses Knative's own ingress instead.
+Ingress: private by default (``routing``). An exposed model gets a Contour
+HTTPProxy for the claim's host, with TLS, an IP allow list and a 15 minute
+response timeout, since generations stream for longer than Envoy's 15 s
+default. Knative Services are ``cluster-local``.
 """
 
 from __future__ import annotations
@@ -88,9 +94,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from function.composed import Composed, Gate, Need
-from function.fleet import checks, monitoring, routing, scaling, workload
+from function.fleet import checks, monitoring, removal, routing, scaling, workload
 from function.fleet.common import key, namespace_for, target_for, wrap
-from function.models.common import Ingress, Serving
+from function.models.common import Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 
@@ -158,12 +164,12 @@ def build(
                 readiness="DeriveFromObject",
             ),
         ]
-        if spec.ingress is Ingress.CONTOUR:
+        if spec.exposure is not None and routing.exposed(spec):
             out.append(
                 wrap(
                     target,
                     "httpproxy",
-                    routing.http_proxy(ns, xr_name),
+                    routing.http_proxy(ns, xr_name, spec.exposure),
                     after=in_namespace,
                     cel=_CEL_HTTPPROXY_VALID,
                 )
@@ -171,4 +177,5 @@ def build(
     monitor = monitoring.pod_monitor(ns, xr_name, spec)
     if monitor is not None:
         out.append(wrap(target, "podmonitor", monitor, after=in_namespace))
+    out += removal.usages(target)
     return out

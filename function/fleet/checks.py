@@ -13,7 +13,7 @@ from function.fleet.scaling import (
     POD_METRIC_TRIGGERS,
     REQUEST_RATE_TRIGGER,
 )
-from function.models.common import Policies, Serving
+from function.models.common import Ingress, Policies, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.quantity import parse_quantity
@@ -60,6 +60,7 @@ def spec_errors(spec: FleetSpec) -> list[ClaimError]:
             )
         )
     errors.extend(scale_to_zero_errors(spec))
+    errors.extend(exposure_errors(spec))
     names: set[Any] = {REQUEST_RATE_TRIGGER, CPU_TRIGGER}
     for i, item in enumerate(scaling.metrics):
         path = f"spec.scaling.metrics[{i}]"
@@ -95,6 +96,29 @@ def scale_to_zero_errors(spec: FleetSpec) -> list[ClaimError]:
             "pods (not cpu or memory)",
         )
     ]
+
+
+def exposure_errors(spec: FleetSpec) -> list[ClaimError]:
+    """Refuse an exposure nothing would serve: it needs deployment serving behind Contour."""
+    if spec.exposure is None:
+        return []
+    if spec.ingress is not Ingress.CONTOUR:
+        return [
+            ClaimError(
+                "spec.exposure",
+                "public exposure is served by Contour; set ingress contour, or remove "
+                "exposure to keep the model private",
+            )
+        ]
+    if spec.serving is not Serving.DEPLOYMENT:
+        return [
+            ClaimError(
+                "spec.exposure",
+                "public exposure is supported for serving deployment only (Knative Services "
+                "stay cluster-local); use serving deployment, or remove exposure",
+            )
+        ]
+    return []
 
 
 def _trigger_errors(path: str, item: Mapping[str, Any]) -> list[ClaimError]:

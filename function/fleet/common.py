@@ -43,6 +43,7 @@ def target_for(xr_name: str, spec: FleetSpec, inputs: FunctionInput) -> InCluste
         labels={naming.LABEL_FLEET: label_value(xr_name)},
         key_prefix_override=KEY_PREFIX,
         inputs=inputs,
+        deletable=True,  # removing a model removes its objects from the cluster
     )
 
 

@@ -1,21 +1,25 @@
-"""How a model is reached: its Service, the Contour HTTPProxy, and the endpoint it reports."""
+"""How a model is reached: its Service, the Contour HTTPProxy, and the endpoint it reports.
+
+Private by default: without ``exposure`` a model has a ClusterIP Service (and, in
+Knative mode, a ``cluster-local`` Knative Service) and nothing else, so it is
+reachable only inside its cluster and mesh. With ``exposure`` (deployment serving
+behind Contour) an HTTPProxy serves the claim's host over TLS with the Secret the
+claim names, and Contour's IP allow list admits only the claim's CIDRs, matched
+on the peer address (Envoy's Service keeps client addresses with
+``externalTrafficPolicy: Local``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from function.context import CONTOUR_INGRESS_CLASS
-from function.fleet.common import PORT, WORKLOAD, instance_for, meta, namespace_for, selector
-from function.models.common import Serving
+from function.fleet.common import PORT, WORKLOAD, meta, namespace_for, selector
+from function.models.common import Exposure, Ingress, Serving
 from function.models.fleet import FleetSpec
 
 RESPONSE_TIMEOUT = "15m"
-FQDN_SUFFIX = "ollama.local"
-
-
-def fqdn_for(xr_name: str) -> str:
-    """Return the HTTPProxy's virtual host (a placeholder domain until it is configurable)."""
-    return f"{instance_for(xr_name)}.{FQDN_SUFFIX}"
+KNATIVE_VISIBILITY_LABEL = "networking.knative.dev/visibility"
 
 
 def endpoint(xr_name: str, spec: FleetSpec) -> str:
@@ -52,8 +56,17 @@ def service(ns: str, xr_name: str) -> dict[str, Any]:
     }
 
 
-def http_proxy(ns: str, xr_name: str) -> dict[str, Any]:
-    """Return the Contour HTTPProxy routing the model's host to its Service."""
+def exposed(spec: FleetSpec) -> bool:
+    """Return whether the model gets an HTTPProxy (exposure, Contour, deployment serving)."""
+    return (
+        spec.exposure is not None
+        and spec.ingress is Ingress.CONTOUR
+        and spec.serving is Serving.DEPLOYMENT
+    )
+
+
+def http_proxy(ns: str, xr_name: str, exposure: Exposure) -> dict[str, Any]:
+    """Return the Contour HTTPProxy: the claim's host, TLS, and its callers only."""
     return {
         "apiVersion": "projectcontour.io/v1",
         "kind": "HTTPProxy",
@@ -61,7 +74,13 @@ def http_proxy(ns: str, xr_name: str) -> dict[str, Any]:
         "spec": {
             # Contour serves only proxies of the class it watches.
             "ingressClassName": CONTOUR_INGRESS_CLASS,
-            "virtualhost": {"fqdn": fqdn_for(xr_name)},
+            "virtualhost": {
+                "fqdn": exposure.host,
+                "tls": {"secretName": exposure.tls_secret_name},
+                "ipAllowPolicy": [
+                    {"source": "Peer", "cidr": cidr} for cidr in exposure.allowed_source_ranges
+                ],
+            },
             "routes": [
                 {
                     "conditions": [{"prefix": "/"}],

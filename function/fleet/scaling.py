@@ -17,7 +17,7 @@ from typing import Any
 
 from function.context import PROMETHEUS_ADDRESS
 from function.fleet.common import POLLING_INTERVAL, PORT, WORKLOAD, meta, namespace_for
-from function.models.common import Mesh, Observability
+from function.models.common import Ingress, Mesh, Observability
 from function.models.fleet import FleetSpec
 
 COOLDOWN_PERIOD = 300
@@ -74,12 +74,20 @@ def _setting(value: Any) -> str:  # free-form trigger metadata
 
 
 def _primary_trigger(xr_name: str, spec: FleetSpec) -> dict[str, Any]:
-    """The request-rate trigger, or CPU utilisation when no Prometheus is there to ask.
+    """The request-rate trigger, or CPU utilisation when no request metric exists.
 
     Without observability and without a prometheusAddress, a Prometheus trigger
-    would never become active and the ScaledObject never Ready.
+    would never become active and the ScaledObject never Ready; without a mesh
+    and without an HTTPProxy no proxy counts the model's requests.
     """
-    if spec.target.prometheus_address is None and spec.observability is Observability.NONE:
+    no_prometheus = (
+        spec.target.prometheus_address is None and spec.observability is Observability.NONE
+    )
+    # Without a mesh the request count is Envoy's, and Envoy routes only an exposed model.
+    unrouted = spec.mesh is Mesh.NONE and not (
+        spec.exposure is not None and spec.ingress is Ingress.CONTOUR
+    )
+    if no_prometheus or unrouted:
         return {
             "type": "cpu",
             "name": CPU_TRIGGER,

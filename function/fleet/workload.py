@@ -289,10 +289,16 @@ def knative_service(
     """Return the model's Knative Service, scaled by Knative's own autoscaler."""
     pod = pod_spec(spec, inputs, knative=True)
     pod["timeoutSeconds"] = KNATIVE_TIMEOUT_SECONDS
+    metadata = meta(WORKLOAD, ns, xr_name)
+    # Private: reachable on the cluster-local gateway only, never on Knative's ingress.
+    metadata["labels"] = {
+        **metadata["labels"],
+        "networking.knative.dev/visibility": "cluster-local",
+    }
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
-        "metadata": meta(WORKLOAD, ns, xr_name),
+        "metadata": metadata,
         "spec": {
             "template": {
                 "metadata": _pod_metadata(xr_name, spec, **knative_annotations(spec)),

@@ -179,6 +179,47 @@ class Policies(StrEnum):
     NONE = "none"
 
 
+# An IPv4 or IPv6 address or CIDR block (Contour's ipAllowPolicy takes both).
+CIDR_PATTERN = (
+    r"^([0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?)$"
+)
+Cidr = Annotated[str, StringConstraints(pattern=CIDR_PATTERN, min_length=2, max_length=49)]
+# A TLS Secret: ``name`` in the model's namespace, or ``namespace/name`` (delegated).
+TLS_SECRET_PATTERN = f"^({_SUBDOMAIN}/)?{_SUBDOMAIN}$"
+
+
+class Exposure(ApiModel):
+    """Reach a model from outside its cluster: the claim's host, over TLS, its callers only.
+
+    Without it a model is reachable only inside its cluster and mesh.
+    """
+
+    host: DnsSubdomain = Field(description="The host name the model answers on (Contour).")
+    tls_secret_name: Annotated[
+        str, StringConstraints(pattern=TLS_SECRET_PATTERN, min_length=1, max_length=317)
+    ] = Field(
+        alias="tlsSecretName",
+        description="kubernetes.io/tls Secret with the host's certificate: a name in the "
+        "model's namespace (ollama-<model>), or namespace/name delegated with a Contour "
+        "TLSCertificateDelegation.",
+    )
+    allowed_source_ranges: list[Cidr] = Field(
+        alias="allowedSourceRanges",
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Callers allowed (CIDRs): Contour's IP allow list on the model's host, "
+        "and the load balancer's source ranges.",
+    )
+
+
+class StackDeletionPolicy(StrEnum):
+    """What deleting the claim does to a cluster's shared stack."""
+
+    ORPHAN = "Orphan"
+    DELETE = "Delete"
+
+
 class Resources(ApiModel):
     """CPU, memory and GPU of one model replica."""
 

@@ -16,6 +16,7 @@ from function.models.common import (
     ApiModel,
     Cloud,
     DnsSubdomain,
+    Exposure,
     Ingress,
     Mesh,
     Observability,
@@ -120,6 +121,11 @@ class FleetSpec(ApiModel):
     serving: Serving = Serving.DEPLOYMENT
     mesh: Mesh = Mesh.NONE
     ingress: Ingress = Ingress.NONE
+    exposure: Exposure | None = Field(
+        default=None,
+        description="Public exposure through Contour (host, TLS, allowed callers); absent "
+        "means the model is reachable only inside its cluster and mesh.",
+    )
     observability: Observability = Observability.NONE
     policies: Policies = Policies.NONE
     policy: Policy = Field(default_factory=Policy)

@@ -21,6 +21,7 @@ from function.models.common import (
     Distribution,
     DnsLabel,
     DnsSubdomain,
+    Exposure,
     Ingress,
     InstanceType,
     Mesh,
@@ -34,6 +35,7 @@ from function.models.common import (
     Scaling,
     SecretKey,
     Serving,
+    StackDeletionPolicy,
     Storage,
     cel,
 )
@@ -228,6 +230,13 @@ class ClusterSpec(ApiModel):
         "allows Cilium only when flannel is disabled.",
     )
     k3s: K3sCluster | None = None
+    stack_deletion_policy: StackDeletionPolicy = Field(
+        default=StackDeletionPolicy.ORPHAN,
+        alias="stackDeletionPolicy",
+        description="Orphan (default) leaves the shared stack (CNI, mesh, storage, "
+        "observability, ...) on the cluster when the claim is deleted; Delete uninstalls "
+        "it, after the models and in reverse dependency order. Models are always removed.",
+    )
 
 
 class ModelSpec(ApiModel):
@@ -245,6 +254,11 @@ class ModelSpec(ApiModel):
         default_factory=list,
         max_length=16,
         description="Names of target clusters; empty means every cluster.",
+    )
+    exposure: Exposure | None = Field(
+        default=None,
+        description="Public exposure (host, TLS, allowed callers); absent means the model "
+        "is reachable only inside its clusters and mesh.",
     )
 
 

@@ -60,6 +60,7 @@ from function import wrap
 from function.composed import Composed, Gate, Need
 from function.context import OTEL_COLLECTOR_HOST, ClusterContext
 from function.models.common import Mesh, Observability, Profile
+from function.stack.networking import ingress_service
 
 ISTIO_NAMESPACE = "istio-system"
 ISTIO_INGRESS_NAMESPACE = "istio-ingress"
@@ -124,7 +125,7 @@ def istiod_values(ctx: ClusterContext) -> dict[str, Any]:
 
 def ingress_gateway_values(ctx: ClusterContext) -> dict[str, Any]:
     """Values of the ingress ``gateway`` Release (checked against the chart's schema)."""
-    values: dict[str, Any] = {"service": {"type": "LoadBalancer"}}
+    values: dict[str, Any] = {"service": ingress_service(ctx)}
     if ctx.platform.profile is Profile.PRODUCTION:
         values["autoscaling"] = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
     return values

@@ -50,11 +50,13 @@ the monitoring stack (on AKS BYOCNI nothing runs before the CNI).
 
 Contour
 -------
-The projectcontour chart: Envoy behind a LoadBalancer Service, and a
-ServiceMonitor for Contour and Envoy when the Prometheus Operator is installed
-(observability ``metrics`` or ``full``), which scrapes Envoy through the chart's
-separate metrics Service. The IngressClass is ``contour`` and not the cluster
-default; Knative's net-contour and the fleet's HTTPProxies name it.
+The projectcontour chart: Envoy behind an internal load balancer (a public one,
+limited to the callers the claim lists, only when a model is exposed; no load
+balancer on existing clusters; see ``ingress_service``), and a ServiceMonitor
+for Contour and Envoy when the Prometheus Operator is installed (observability
+``metrics`` or ``full``), which scrapes Envoy through the chart's separate
+metrics Service. The IngressClass is ``contour`` and not the cluster default;
+Knative's net-contour and the fleet's HTTPProxies name it.
 """
 
 from __future__ import annotations
@@ -209,13 +211,41 @@ def _cilium(ctx: ClusterContext) -> Composed:
     )
 
 
+# Each cloud's annotations for a load balancer inside the VPC/VNet only.
+INTERNAL_LB_ANNOTATIONS: dict[Cloud, dict[str, str]] = {
+    # AWS Load Balancer Controller, and the in-tree cloud provider.
+    Cloud.AWS: {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    },
+    Cloud.GCP: {"networking.gke.io/load-balancer-type": "Internal"},
+    Cloud.AZURE: {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+}
+
+
+def ingress_service(ctx: ClusterContext) -> dict[str, Any]:
+    """The Service of an ingress proxy (Envoy, Istio's gateway): private unless a model is public.
+
+    Private: an internal load balancer on aws, gcp and azure; on an existing
+    cluster, whose load balancers we know nothing about, no load balancer
+    (ClusterIP). Public (some model on the cluster has ``exposure``): a public
+    load balancer that admits only the exposed models' callers.
+    """
+    if ctx.public_sources:
+        return {"type": "LoadBalancer", "loadBalancerSourceRanges": list(ctx.public_sources)}
+    annotations = INTERNAL_LB_ANNOTATIONS.get(ctx.cloud)
+    if annotations is None:
+        return {"type": "ClusterIP"}
+    return {"type": "LoadBalancer", "annotations": dict(annotations)}
+
+
 def contour_values(ctx: ClusterContext) -> dict[str, Any]:
-    """Values of the Contour chart: Envoy on a LoadBalancer, metrics on.
+    """Values of the Contour chart: Envoy private unless a model is public, metrics on.
 
     Envoy's metrics port stays off the LoadBalancer Service (the chart's
     ``exposeMetrics``): the ServiceMonitor scrapes the chart's separate
     ``contour-envoy-metrics`` Service, so Envoy is scraped once and ``/stats``
-    (admin data) is not published on the internet-facing load balancer. The
+    (admin data) is not published on the load balancer. The
     IngressClass is not the cluster's default: only routes that name
     ``contour`` (the fleet's HTTPProxies do) are Contour's.
     """
@@ -225,7 +255,7 @@ def contour_values(ctx: ClusterContext) -> dict[str, Any]:
             "ingressClass": {"name": CONTOUR_INGRESS_CLASS, "create": True, "default": False},
         },
         "envoy": {
-            "service": {"type": "LoadBalancer", "exposeMetrics": False},
+            "service": {**ingress_service(ctx), "exposeMetrics": False},
         },
         "metrics": {"serviceMonitor": {"enabled": monitored}},
     }

@@ -276,8 +276,17 @@ def repair(draw: Draw, spec: dict[str, Any]) -> dict[str, Any]:
         _repair_model(draw, model, names)
     _repair_components(spec)
     _repair_scale_to_zero(spec)
+    _repair_exposure(spec)
     _repair_policies(draw, spec)
     return spec
+
+
+def _repair_exposure(spec: dict[str, Any]) -> None:
+    """Public exposure needs Contour and deployment serving; drop it elsewhere."""
+    if _effective(spec, "ingress") == "contour" and _effective(spec, "serving") == "deployment":
+        return
+    for model in spec.get("models", []):
+        model.pop("exposure", None)
 
 
 def _repair_scale_to_zero(spec: dict[str, Any]) -> None:

@@ -48,7 +48,18 @@ def by_key(s: FleetSpec | None = None, xr: str = XR) -> dict[str, Composed]:
 
 
 def manifests(s: FleetSpec | None = None, xr: str = XR) -> dict[str, dict[str, Any]]:
-    return {k: c.body["spec"]["forProvider"]["manifest"] for k, c in by_key(s, xr).items()}
+    return {
+        k: c.body["spec"]["forProvider"]["manifest"]
+        for k, c in by_key(s, xr).items()
+        if c.kind == "Object"
+    }
+
+
+EXPOSURE = {
+    "host": "llama2.models.example.com",
+    "tlsSecretName": "llama2-tls",
+    "allowedSourceRanges": ["203.0.113.0/24", "2001:db8::/32"],
+}
 
 
 def pod_of(m: dict[str, Any]) -> dict[str, Any]:
@@ -75,12 +86,17 @@ def test_deployment_mode_keys() -> None:
         "model-object-statefulset",
         "model-object-service",
         "model-object-scaledobject",
+        "model-usage-providerconfig",
     ]
 
 
 def test_knative_mode_has_no_deployment_service_keda_or_httpproxy() -> None:
     keys = [c.key for c in build(spec(serving="knative", ingress="contour"))]
-    assert keys == ["model-object-namespace", "model-object-knative-service"]
+    assert keys == [
+        "model-object-namespace",
+        "model-object-knative-service",
+        "model-usage-providerconfig",
+    ]
 
 
 def test_every_variant_uses_only_the_documented_keys() -> None:
@@ -95,7 +111,7 @@ def test_every_variant_uses_only_the_documented_keys() -> None:
             "httpproxy",
             "podmonitor",
         )
-    }
+    } | {"model-usage-providerconfig"}
     for s in all_variants():
         keys = [c.key for c in build(s)]
         assert len(keys) == len(set(keys))
@@ -104,6 +120,8 @@ def test_every_variant_uses_only_the_documented_keys() -> None:
 
 def test_objects_use_the_target_provider_config_and_fleet_label() -> None:
     for c in build(spec(mesh="istio", ingress="contour", observability="full")):
+        if c.kind == "ClusterUsage":
+            continue
         assert c.body["apiVersion"] == "kubernetes.crossplane.io/v1alpha2"
         assert c.body["kind"] == "Object"
         assert c.body["spec"]["providerConfigRef"] == {"name": "pc"}
@@ -137,6 +155,8 @@ def test_long_xr_name_gives_valid_label_values() -> None:
     for c in build(xr=xr):
         value = c.body["metadata"]["labels"][naming.LABEL_FLEET]
         assert naming.is_dns_label(value)
+        if c.kind != "Object":
+            continue
         manifest = c.body["spec"]["forProvider"]["manifest"]
         for v in manifest["metadata"]["labels"].values():
             assert len(v) <= 63
@@ -161,8 +181,10 @@ def test_scaledobject_waits_for_the_statefulset() -> None:
 
 
 def test_readiness_policies() -> None:
-    keyed = by_key(spec(mesh="linkerd", ingress="contour", observability="metrics"))
-    policy = {k: c.body["spec"]["readiness"] for k, c in keyed.items()}
+    keyed = by_key(
+        spec(mesh="linkerd", ingress="contour", observability="metrics", exposure=EXPOSURE)
+    )
+    policy = {k: c.body["spec"]["readiness"] for k, c in keyed.items() if c.kind == "Object"}
     assert policy["model-object-namespace"] == {"policy": "SuccessfulCreate"}
     assert policy["model-object-scaledobject"] == {"policy": "DeriveFromObject"}
     assert policy["model-object-statefulset"]["policy"] == "DeriveFromCelQuery"
@@ -551,6 +573,7 @@ def test_scaledobject_targets_the_statefulset() -> None:
     s = spec(
         scaling={"minReplicas": 2, "maxReplicas": 6, "targetRequestsPerSecond": 40},
         observability="metrics",
+        mesh="istio",
     )
     so = manifests(s)["model-object-scaledobject"]
     assert so["apiVersion"] == "keda.sh/v1alpha1"
@@ -570,7 +593,7 @@ def test_scaledobject_targets_the_statefulset() -> None:
 
 
 def test_prometheus_address_override() -> None:
-    s = spec(target={"prometheusAddress": "http://prom.obs.svc:9090"})
+    s = spec(target={"prometheusAddress": "http://prom.obs.svc:9090"}, mesh="linkerd")
     so = manifests(s)["model-object-scaledobject"]
     assert so["spec"]["triggers"][0]["metadata"]["serverAddress"] == "http://prom.obs.svc:9090"
 
@@ -589,9 +612,17 @@ def test_linkerd_query() -> None:
 
 
 def test_no_mesh_query_reads_contour_envoy() -> None:
-    assert trigger_query(spec(mesh="none", observability="metrics")) == (
+    exposed = spec(mesh="none", observability="metrics", ingress="contour", exposure=EXPOSURE)
+    assert trigger_query(exposed) == (
         f'sum(rate(envoy_cluster_upstream_rq_total{{envoy_cluster_name="{NS}_ollama_11434"}}[2m]))'
     )
+
+
+def test_no_mesh_and_no_route_scales_on_cpu() -> None:
+    """A private model without a mesh: no proxy counts its requests, so KEDA uses CPU."""
+    for s in (spec(mesh="none", observability="metrics", ingress="contour"), spec(mesh="none")):
+        first = manifests(s)["model-object-scaledobject"]["spec"]["triggers"][0]
+        assert first["type"] == "cpu"
 
 
 def test_extra_triggers_pass_through_with_string_settings() -> None:
@@ -732,16 +763,17 @@ def test_knative_features_cover_what_the_pod_uses() -> None:
 
 
 def test_contour_httpproxy_routes_to_the_service() -> None:
-    hp = manifests(spec(ingress="contour"))["model-object-httpproxy"]
+    hp = manifests(spec(ingress="contour", exposure=EXPOSURE))["model-object-httpproxy"]
     assert hp["apiVersion"] == "projectcontour.io/v1"
-    assert hp["spec"]["virtualhost"]["fqdn"] == f"{XR}.ollama.local"
+    assert hp["spec"]["virtualhost"]["fqdn"] == "llama2.models.example.com"
     [route] = hp["spec"]["routes"]
     assert route["services"] == [{"name": "ollama", "port": 11434}]
     assert route["timeoutPolicy"]["response"] == "15m"
 
 
-def test_no_httpproxy_without_contour() -> None:
+def test_no_httpproxy_without_contour_or_exposure() -> None:
     assert "model-object-httpproxy" not in manifests(spec(ingress="none"))
+    assert "model-object-httpproxy" not in manifests(spec(ingress="contour"))
 
 
 # --------------------------------------------------------------------------- observability
@@ -884,6 +916,7 @@ def all_variants() -> list[FleetSpec]:
                 target={"cloud": cloud, "acceleratorCount": 2},
                 storage={"size": "40Gi", "class": storage_class},
                 defaultStorageClass="rook-ceph-block" if cloud == "aws" else "",
+                exposure=EXPOSURE if (ingress, serving) == ("contour", "deployment") else None,
                 scaling={
                     "minReplicas": 0,
                     "maxReplicas": 3,
@@ -915,6 +948,8 @@ def variant_objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[
     custom: dict[str, dict[str, Any]] = {}
     for i, s in enumerate(all_variants()):
         for c in build(s):
+            if c.kind != "Object":
+                continue
             body = copy.deepcopy(c.body)
             body["metadata"]["name"] = f"v{i}-{c.key}"
             wrappers.append(body)
@@ -969,7 +1004,9 @@ def test_without_prometheus_keda_scales_on_cpu() -> None:
     assert first["metricType"] == "Utilization"
     assert first["metadata"] == {"value": "70"}
     with_address = spec(
-        observability="none", target={"prometheusAddress": "http://prom.example:9090"}
+        observability="none",
+        target={"prometheusAddress": "http://prom.example:9090"},
+        mesh="istio",
     )
     first = manifests(with_address)["model-object-scaledobject"]["spec"]["triggers"][0]
     assert first["type"] == "prometheus"

@@ -1,0 +1,219 @@
+"""Clean removal: what is deleted with a model or a claim, and in which order."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from function import fleet, naming, stack, usages
+from function.models.fleet import FleetSpec
+from function.models.input import FunctionInput
+from function.usages import COMPOSITE_LABEL
+from function.wrap import DELETABLE_MANAGEMENT_POLICIES, IN_CLUSTER_MANAGEMENT_POLICIES
+from scripts.render import desired, load_docs, request, run
+from scripts.stage import walk
+from tests.factories import cluster_context
+
+ROOT = Path(__file__).resolve().parents[2]
+CLOUDS = ("aws", "gcp", "azure", "existing")
+
+
+def xr_of(case: str) -> dict[str, Any]:
+    return load_docs(ROOT / "examples" / case / "xr.yaml")[0]
+
+
+def fleet_spec(cloud: str, **extra: Any) -> FleetSpec:
+    return FleetSpec.model_validate(
+        {"model": "llama2", "target": {"providerConfigName": "pc-k8s", "cloud": cloud}, **extra}
+    )
+
+
+@pytest.fixture(scope="module")
+def uninstall_walk() -> list[dict[str, dict[str, Any]]]:
+    """The aws example with stackDeletionPolicy: Delete, walked to its ready state."""
+    xr = xr_of("aws")
+    xr["spec"]["clusters"][0]["stackDeletionPolicy"] = "Delete"
+    return walk(xr)
+
+
+@pytest.fixture(scope="module")
+def aws_walk() -> list[dict[str, dict[str, Any]]]:
+    return walk(xr_of("aws"))
+
+
+# --------------------------------------------------------------------------- a model's objects
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+@pytest.mark.parametrize("serving", ["deployment", "knative"])
+def test_every_fleet_object_is_deleted_with_the_model(cloud: str, serving: str) -> None:
+    """Workload, Service, scaler, route, monitor and Namespace all carry Delete."""
+    exposure = {
+        "host": "m.example.com",
+        "tlsSecretName": "m-tls",
+        "allowedSourceRanges": ["203.0.113.0/24"],
+    }
+    spec = fleet_spec(
+        cloud,
+        serving=serving,
+        mesh="istio",
+        ingress="contour",
+        observability="full",
+        exposure=exposure if serving == "deployment" else None,
+    )
+    objects = [c for c in fleet.build("m", spec, FunctionInput()) if c.kind == "Object"]
+    kinds = {c.body["spec"]["forProvider"]["manifest"]["kind"] for c in objects}
+    want = {"Namespace", "PodMonitor"} | (
+        {"Service"} if serving == "knative" else {"StatefulSet", "Service", "ScaledObject"}
+    )
+    if serving == "deployment":
+        want.add("HTTPProxy")
+    assert want <= kinds
+    for c in objects:
+        assert c.body["spec"]["managementPolicies"] == DELETABLE_MANAGEMENT_POLICIES, c.key
+    assert "Delete" in DELETABLE_MANAGEMENT_POLICIES
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_provider_config_stays_until_the_models_namespace_is_gone(cloud: str) -> None:
+    out = {c.key: c for c in fleet.build("m", fleet_spec(cloud), FunctionInput())}
+    usage = out["model-usage-providerconfig"]
+    assert usage.kind == "ClusterUsage"
+    spec = usage.body["spec"]
+    assert spec["of"] == {
+        "apiVersion": "kubernetes.crossplane.io/v1alpha1",
+        "kind": "ProviderConfig",
+        "resourceRef": {"name": "pc-k8s"},
+    }
+    # The Namespace Object is the last to go: Kubernetes empties the namespace first.
+    namespace = out["model-object-namespace"]
+    assert spec["by"]["resourceSelector"] == {
+        "matchControllerRef": True,
+        "matchLabels": namespace.body["metadata"]["labels"],
+    }
+    assert spec["replayDeletion"] is True
+    assert [g.key for g in usage.gates] == ["model-object-namespace"]
+
+
+def test_statefulset_volumes_go_with_the_model() -> None:
+    out = {c.key: c for c in fleet.build("m", fleet_spec("aws"), FunctionInput())}
+    sts = out["model-object-statefulset"].body["spec"]["forProvider"]["manifest"]
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+
+
+# --------------------------------------------------------------------------- platform order
+
+
+def test_node_pool_stays_until_the_models_objects_are_gone(aws_walk) -> None:
+    final = aws_walk[-1]
+    fleet_key = "aws-east-fleet-llama2"
+    fleet_name = final[fleet_key]["metadata"]["name"]
+    usage = final["aws-east-nodepool-used-by-fleet-llama2-objects"]
+    assert usage["spec"]["of"]["kind"] == "NodeGroup"
+    assert usage["spec"]["by"] == {
+        "apiVersion": "kubernetes.crossplane.io/v1alpha2",
+        "kind": "Object",
+        "resourceSelector": {
+            "matchLabels": {COMPOSITE_LABEL: fleet_name, naming.LABEL_ROLE: "object-namespace"}
+        },
+    }
+    # The fleet XR itself also uses the pool (it goes first, its objects after).
+    assert final["aws-east-nodepool-used-by-fleet-llama2"]["spec"]["by"]["kind"] == "XOllamaFleet"
+
+
+def test_removing_a_model_removes_its_fleet_and_its_usages(aws_walk) -> None:
+    xr = xr_of("aws")
+    xr["spec"]["models"] = []
+    wanted = desired(run(request(xr, aws_walk[-1])))
+    assert not [k for k in wanted if "fleet-llama2" in k]
+    # Crossplane deletes what is no longer desired; the fleet's Objects then delete
+    # their cluster objects (Delete policy) while the ClusterUsages above hold the
+    # pool and the ProviderConfig.
+    assert "aws-east-nodepool" in wanted
+
+
+def test_the_shared_stack_stays_by_default(aws_walk) -> None:
+    final = aws_walk[-1]
+    in_cluster = [b for b in final.values() if b["kind"] in {"Release", "Object"}]
+    assert in_cluster
+    for body in in_cluster:
+        assert body["spec"]["managementPolicies"] == IN_CLUSTER_MANAGEMENT_POLICIES
+    assert not [k for k in final if k.endswith("-objects") and "release" in k]
+
+
+def test_stack_uninstall_deletes_every_component(uninstall_walk) -> None:
+    final = uninstall_walk[-1]
+    in_cluster = [b for b in final.values() if b["kind"] in {"Release", "Object"}]
+    assert len(in_cluster) > 10
+    for body in in_cluster:
+        assert body["spec"]["managementPolicies"] == DELETABLE_MANAGEMENT_POLICIES
+
+
+def test_stack_uninstall_runs_in_reverse_dependency_order(uninstall_walk) -> None:
+    """Creation edges (a component waits for another) become deletion edges."""
+    final = uninstall_walk[-1]
+    found = {k: b for k, b in final.items() if b["kind"] == "ClusterUsage"}
+    edges = {
+        (
+            b["spec"]["of"]["resourceSelector"]["matchLabels"][naming.LABEL_ROLE],
+            b["spec"]["by"]
+            .get("resourceSelector", {})
+            .get("matchLabels", {})
+            .get(naming.LABEL_ROLE),
+        )
+        for b in found.values()
+    }
+    # istiod is installed after istio-base, so it is uninstalled before it.
+    assert ("release-istio-base", "release-istiod") in edges
+    # The model's objects go before what they run on: GPU operator, mesh, KEDA.
+    fleet_edges = {of for of, by in edges if by == "object-namespace"}
+    assert {"release-gpu-operator", "release-istiod", "release-keda", "nodepool"} <= fleet_edges
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_every_creation_edge_of_the_stack_is_a_deletion_edge(cloud: str) -> None:
+    ctx = cluster_context(cloud, stackDeletionPolicy="Delete")
+    composed = stack.build(ctx)
+    by_key = {c.key: c for c in composed}
+
+    def role(body: dict[str, Any]) -> str:
+        return str(body["resourceSelector"]["matchLabels"][naming.LABEL_ROLE])
+
+    edges = [
+        (role(u.body["spec"]["of"]), role(u.body["spec"]["by"]))
+        for u in usages.stack_order(ctx, composed)
+    ]
+    expected = [
+        (
+            by_key[g.key].body["metadata"]["labels"][naming.LABEL_ROLE],
+            item.body["metadata"]["labels"][naming.LABEL_ROLE],
+        )
+        for item in composed
+        for g in item.gates
+        if g.key in by_key and g.key != item.key
+    ]
+    assert expected
+    assert sorted(edges) == sorted(expected)
+    # Orphan (the default) adds no stack ordering: nothing of the stack is deleted.
+    assert usages.build(cluster_context(cloud), stack.build(cluster_context(cloud))) == []
+
+
+def test_stack_uninstall_usages_only_name_this_clusters_resources(uninstall_walk) -> None:
+    final = uninstall_walk[-1]
+    for key, body in final.items():
+        if body["kind"] != "ClusterUsage":
+            continue
+        assert key.startswith("aws-east-")
+        of = body["spec"]["of"]["resourceSelector"]
+        assert of["matchControllerRef"] is True
+        assert of["matchLabels"][naming.LABEL_CLUSTER] == "aws-east"
+
+
+def test_unchanged_claims_keep_their_objects(aws_walk) -> None:
+    """Rendering the final stage again wants exactly what is observed (nothing deleted)."""
+    final = aws_walk[-1]
+    wanted = desired(run(request(xr_of("aws"), copy.deepcopy(final))))
+    assert set(wanted) == set(final)
