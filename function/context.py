@@ -178,6 +178,8 @@ class ClusterContext:
     names of the ones the platform composed (None until those exist).
     ``public_sources`` are the CIDRs allowed to call the cluster's publicly exposed
     models; empty (no public model) keeps the ingress load balancer internal.
+    ``gpu_models`` says whether any model on the cluster asks for a GPU: without
+    one there is no GPU operator, and the pool's default minimum is zero.
     """
 
     platform: PlatformContext
@@ -187,6 +189,7 @@ class ClusterContext:
     helm_provider_config: str | None = None
     kubernetes_provider_config: str | None = None
     public_sources: tuple[str, ...] = ()
+    gpu_models: bool = True
 
     @property
     def name(self) -> str:

@@ -179,6 +179,14 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
         composite.connection_details[key] = plan.connection_details[key].encode()
     if not plan.composite_ready:
         composite.ready = fnv1.READY_FALSE
+    for message in plan.warnings:
+        rsp.results.append(
+            fnv1.Result(
+                severity=fnv1.SEVERITY_WARNING,
+                message=bounded(message, MAX_MESSAGE_CHARS),
+                target=fnv1.TARGET_COMPOSITE_AND_CLAIM,
+            )
+        )
     for cond in plan.conditions:
         rsp.conditions.append(
             fnv1.Condition(

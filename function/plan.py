@@ -7,10 +7,10 @@ two planners, and encodes the Plan.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from function import clouds, fleet, naming, stack, status, usages
+from function import clouds, fit, fleet, naming, stack, status, usages
 from function.composed import Composed, Gate, Need
 from function.context import (
     PROMETHEUS_ADDRESS,
@@ -47,6 +47,7 @@ class Plan:
     conditions: list[Condition] = field(default_factory=list)
     connection_details: dict[str, str] = field(default_factory=dict)
     composite_ready: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +111,19 @@ def _cluster_context(
             for cidr in m.exposure.allowed_source_ranges
         }
     )
+    targeting = [m for m in spec.models if cluster in model_targets(spec, m)]
+    gpu_models = any(m.resources.gpu for m in targeting)
+    pool = resolve_node_pool(spec, cluster, platform.inputs)
+    explicit_min = cluster.gpu_node_pool is not None and cluster.gpu_node_pool.min_nodes is not None
+    if pool is not None and not gpu_models and not explicit_min:
+        pool = replace(pool, min_nodes=0)  # no idle GPU nodes for nothing
     return ClusterContext(
         platform=platform,
         spec=cluster,
+        gpu_models=gpu_models,
         public_sources=tuple(sources),
         components=effective_components(platform.components, cluster),
-        node_pool=resolve_node_pool(spec, cluster, platform.inputs),
+        node_pool=pool,
         helm_provider_config=helm_pc,
         kubernetes_provider_config=k8s_pc,
     )
@@ -278,6 +286,7 @@ def plan_platform(
         conditions=conditions,
         connection_details=report.connection_details,
         composite_ready=composite_ready,
+        warnings=fit.warnings(spec, inputs),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from function import fit
 from function.context import ResolvedComponents, resolve_node_pool
 from function.errors import ClaimError, InvalidClaimError, bounded, format_path
 from function.fleet import checks as fleet_checks
@@ -168,6 +169,8 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
             )
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))
+    if not errors:  # the fit check needs well-formed models and clusters
+        errors.extend(fit.errors(spec, inputs))
     return errors
 
 

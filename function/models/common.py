@@ -224,8 +224,11 @@ class Resources(ApiModel):
     """CPU, memory and GPU of one model replica."""
 
     gpu: bool = Field(default=True, description="Request one or more nvidia.com/gpu.")
-    memory: Quantity = Field(default="16Gi", description="Memory request and limit.")
-    cpu: Quantity = Field(default="4", description="CPU request; the limit is twice this.")
+    memory: Quantity = Field(
+        default="12Gi",
+        description="Memory request and limit; the default fits one node of every default pool.",
+    )
+    cpu: Quantity = Field(default="3", description="CPU request; the limit is twice this.")
 
 
 class Storage(ApiModel):

@@ -16,6 +16,9 @@ What each cloud's GPU nodes already have, and so what the operator adds:
   under ``/var/lib/rancher/k3s`` and its socket under ``/run/k3s``), read from
   the file rather than from a ``containerd`` binary K3s does not put on the path.
 
+Only where needed: a cluster none of whose models asks for a GPU gets no
+operator (and its GPU pool's default minimum drops to zero, see ``plan``).
+
 The operand DaemonSets and the Node Feature Discovery worker tolerate every
 taint the composed GPU pool carries: ``nvidia.com/gpu`` (any value and effect)
 and, on AKS spot pools, ``kubernetes.azure.com/scalesetpriority``. With the
@@ -102,8 +105,12 @@ def gpu_operator_values(ctx: ClusterContext) -> dict[str, Any]:
 
 
 def build(ctx: ClusterContext) -> list[Composed]:
-    """Build the GPU operator Release of one cluster ([] where the cloud manages GPUs)."""
-    if ctx.cloud in NO_OPERATOR:
+    """Build the GPU operator Release of one cluster.
+
+    None where the cloud manages GPUs, and none where no model on the cluster asks
+    for a GPU.
+    """
+    if ctx.cloud in NO_OPERATOR or not ctx.gpu_models:
         return []
     return [
         wrap.release(

@@ -278,7 +278,28 @@ def repair(draw: Draw, spec: dict[str, Any]) -> dict[str, Any]:
     _repair_scale_to_zero(spec)
     _repair_exposure(spec)
     _repair_policies(draw, spec)
+    _repair_fit(spec)
     return spec
+
+
+def _repair_fit(spec: dict[str, Any]) -> None:
+    """Models must fit one node of their pools (the render-time fit check)."""
+    from function import fit  # the same check the function runs
+    from function.models.input import FunctionInput
+    from function.models.platform import PlatformSpec
+
+    errors = fit.errors(PlatformSpec.model_validate(spec), FunctionInput())
+    for error in errors:
+        index = int(error.path.split("[", 1)[1].split("]", 1)[0])
+        model = spec["models"][index]
+        if error.path.endswith(".gpu"):
+            for cluster in spec["clusters"]:
+                accelerator = (cluster.get("gpuNodePool") or {}).get("accelerator")
+                if accelerator:
+                    accelerator["count"] = 1
+        else:
+            resources = model.setdefault("resources", {})
+            resources["memory"], resources["cpu"] = "1Gi", "500m"
 
 
 def _repair_exposure(spec: dict[str, Any]) -> None:

@@ -1,0 +1,131 @@
+"""Fit check at render time: a model must fit one node of its pool's instance type."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function import fit, instances
+from function.fn import FunctionRunner, to_struct
+from function.models.common import Cloud, Profile, Resources
+from function.models.input import DEFAULT_NODE_POOLS, FunctionInput
+from function.models.platform import PlatformSpec
+from tests.factories import cluster_dict
+
+CLOUDS = ("aws", "gcp", "azure")
+DEFAULT_TYPES = {"aws": "g6.xlarge", "gcp": "g2-standard-8", "azure": "Standard_NC8as_T4_v3"}
+
+
+def platform(
+    cloud: str, model: dict[str, Any], pool: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    cluster = cluster_dict(f"{cloud}-1", cloud)
+    if pool is not None:
+        cluster["gpuNodePool"] = pool
+    return {"clusters": [cluster], "models": [{"name": "big", "model": "llama3.1:70b", **model}]}
+
+
+def run(spec: dict[str, Any]) -> fnv1.RunFunctionResponse:
+    req = fnv1.RunFunctionRequest()
+    xr = {
+        "apiVersion": "openhands.ai/v1alpha1",
+        "kind": "XOllamaPlatform",
+        "metadata": {"name": "demo-x1"},
+        "spec": spec,
+    }
+    req.observed.composite.resource.CopyFrom(to_struct(xr))
+    return asyncio.run(FunctionRunner().RunFunction(req, None))
+
+
+def results(rsp: fnv1.RunFunctionResponse, severity: int) -> list[str]:
+    return [r.message for r in rsp.results if r.severity == severity]
+
+
+def test_every_default_instance_type_is_in_the_table() -> None:
+    for (cloud, _profile), (instance_type, _gpu, count) in DEFAULT_NODE_POOLS.items():
+        shape = instances.lookup(instance_type)
+        assert shape is not None, instance_type
+        assert shape.cloud is cloud
+        assert shape.gpus >= count
+
+
+def test_allocatable_is_less_than_capacity() -> None:
+    g6 = instances.KNOWN["g6.xlarge"]
+    # 16 GiB: 25% of 4 + 20% of 4 + 10% of 8 = 2.6 GiB reserved, plus 100 MiB eviction.
+    assert g6.allocatable_memory == Decimal(16 * 1024**3) - Decimal("2.6") * instances.GIB - (
+        100 * instances.MIB
+    )
+    # 4 cores: 6% + 1% + 2 x 0.5% = 80m reserved.
+    assert g6.allocatable_cpu == Decimal("3.92")
+    for shape in instances.KNOWN.values():
+        assert 0 < shape.allocatable_memory < shape.memory_gib * instances.GIB
+        assert 0 < shape.allocatable_cpu < shape.vcpus
+        assert shape.gpus >= 1
+
+
+@pytest.mark.parametrize(("cloud", "profile"), sorted(DEFAULT_NODE_POOLS))
+def test_the_default_model_fits_every_default_pool(cloud: Cloud, profile: Profile) -> None:
+    instance_type = DEFAULT_NODE_POOLS[(cloud, profile)][0]
+    spec = PlatformSpec.model_validate({**platform(cloud.value, {}), "profile": profile.value})
+    assert fit.errors(spec, FunctionInput()) == []
+    shape = instances.KNOWN[instance_type]
+    defaults = Resources()
+    assert Decimal(defaults.cpu) <= shape.allocatable_cpu
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_model_too_big_for_one_node_is_fatal_with_field_and_type(cloud: str) -> None:
+    """The issue's case: llama3.1:70b asking for 80Gi on the production default node."""
+    rsp = run(platform(cloud, {"resources": {"memory": "80Gi", "cpu": "2"}}))
+    [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
+    assert "spec.models[0].resources.memory: 80Gi does not fit one " in fatal
+    assert DEFAULT_TYPES[cloud] in fatal
+    assert list(rsp.desired.resources) == []
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_too_many_cpus_is_fatal(cloud: str) -> None:
+    rsp = run(platform(cloud, {"resources": {"memory": "4Gi", "cpu": "64"}}))
+    [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
+    assert "spec.models[0].resources.cpu: 64 does not fit one " in fatal
+    assert DEFAULT_TYPES[cloud] in fatal
+
+
+def test_more_gpus_than_the_node_has_is_fatal() -> None:
+    pool = {"instanceType": "g6.xlarge", "accelerator": {"type": "nvidia-l4", "count": 4}}
+    rsp = run(platform("aws", {"resources": {"memory": "4Gi", "cpu": "1"}}, pool))
+    [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
+    assert "spec.models[0].resources.gpu: the model asks for 4 GPUs" in fatal
+    assert "g6.xlarge node" in fatal and "has 1" in fatal
+    # The same pool is fine for a model without GPUs (where policies allow it).
+    spec = platform("aws", {"resources": {"memory": "4Gi", "cpu": "1", "gpu": False}}, pool)
+    spec["components"] = {"policies": "audit"}
+    assert results(run(spec), fnv1.SEVERITY_FATAL) == []
+
+
+def test_a_larger_instance_type_fits() -> None:
+    pool = {"instanceType": "g6e.12xlarge", "accelerator": {"type": "nvidia-l40s", "count": 4}}
+    rsp = run(platform("aws", {"resources": {"memory": "80Gi", "cpu": "16"}}, pool))
+    assert results(rsp, fnv1.SEVERITY_FATAL) == []
+    assert results(rsp, fnv1.SEVERITY_WARNING) == []
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_an_unknown_instance_type_is_a_warning_not_a_fatal(cloud: str) -> None:
+    pool = {"instanceType": "x9-unknown-gpu"}
+    rsp = run(platform(cloud, {"resources": {"memory": "80Gi", "cpu": "2"}}, pool))
+    assert results(rsp, fnv1.SEVERITY_FATAL) == []
+    [warning] = results(rsp, fnv1.SEVERITY_WARNING)
+    assert "spec.models[0] (big)" in warning
+    assert "x9-unknown-gpu is not in the fit table" in warning
+    assert len(rsp.desired.resources) > 0
+
+
+def test_existing_clusters_are_not_checked() -> None:
+    rsp = run(platform("existing", {"resources": {"memory": "900Gi", "cpu": "500"}}))
+    assert results(rsp, fnv1.SEVERITY_FATAL) == []
+    assert results(rsp, fnv1.SEVERITY_WARNING) == []
