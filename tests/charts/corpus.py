@@ -74,6 +74,8 @@ def _other_profile(xr: dict[str, Any]) -> dict[str, Any] | None:
         cluster.pop("gpuNodePool", None)  # take the profile's defaults
         if cluster.get("distribution") == "k3s" and out["spec"]["profile"] == "production":
             cluster["k3s"] = {"flannelDisabled": True}  # production's Cilium replaces flannel
+    for model in out["spec"].get("models", []):
+        model.pop("resources", None)  # the defaults fit every default pool (fit check)
     return out
 
 

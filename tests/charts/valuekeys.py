@@ -52,6 +52,14 @@ def load(path: Path) -> ChartText:
     values_file = path / "values.yaml"
     text = values_file.read_text() if values_file.exists() else "{}"
     defaults = yaml.load(text, Loader=_LOADER) or {}  # noqa: S506  # CSafeLoader
+    # Istio's charts keep their defaults under this key and merge it into .Values
+    # in a helper; users set the fields at the top level (the values file says so).
+    internal = defaults.get("_internal_defaults_do_not_set")
+    if isinstance(internal, dict):
+        defaults = {
+            **internal,
+            **{k: v for k, v in defaults.items() if k != "_internal_defaults_do_not_set"},
+        }
     parts = []
     for sub in ("templates", "files"):
         base = path / sub
@@ -93,10 +101,7 @@ def _whole_map_used(text: str, path: list[str]) -> bool:
 
 def _leaf_mentioned(text: str, key: str) -> bool:
     """``.key`` or ``"key"`` appears: read relative to a ``with``/``range`` context or by index."""
-    return (
-        re.search(r"\." + re.escape(key) + r"(?![\w-])", text) is not None
-        or f'"{key}"' in text
-    )
+    return re.search(r"\." + re.escape(key) + r"(?![\w-])", text) is not None or f'"{key}"' in text
 
 
 def _item_defaults(default: Any) -> dict[str, Any]:
@@ -158,8 +163,10 @@ def _check(  # noqa: PLR0917  # a recursive walk's state
     text = chart.all_text()
     known = defaults is not None and key in defaults
     if not known:
-        read = _leaf_mentioned(text, key) if relative else (
-            _referenced(text, path) or _leaf_mentioned(text, key)
+        read = (
+            _leaf_mentioned(text, key)
+            if relative
+            else (_referenced(text, path) or _leaf_mentioned(text, key))
         )
         if not read:
             out.append(".".join(shown))
@@ -187,6 +194,12 @@ def _check(  # noqa: PLR0917  # a recursive walk's state
             if isinstance(item, Mapping):
                 for k, v in item.items():
                     _check(
-                        chart, k, v, items, [*path, k], [*shown[:-1], f"{shown[-1]}[{i}]", k],
-                        out, relative=True,
+                        chart,
+                        k,
+                        v,
+                        items,
+                        [*path, k],
+                        [*shown[:-1], f"{shown[-1]}[{i}]", k],
+                        out,
+                        relative=True,
                     )
