@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install render test check lint generate bench
+.PHONY: install render test check e2e lint generate bench
 install: $(VENV)/.installed
 
 render: install
@@ -27,7 +27,11 @@ generate: install
 # The pinned helm the chart tests render with (built once into ~/.cache/helm-from-source).
 HELM_INSTALLER ?= ../shared/tools/install-helm.sh
 
-test: check
+test: check e2e
+
+# The stack brought up from nothing in its own network namespace (README "End to end").
+e2e: install
+	./scripts/e2e.sh
 
 check: install lint
 	./scripts/install-crossplane.sh >/dev/null

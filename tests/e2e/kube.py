@@ -1,0 +1,223 @@
+"""A small Kubernetes API client for the end-to-end harness (TLS client certificate).
+
+kubectl applies files; the tests and the simulated provider read and patch
+through this client, which costs one HTTPS request instead of one process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ApiError(RuntimeError):
+    """A non-2xx answer from the API server."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"{status}: {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Where a kind lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+
+    def path(self, name: str = "", namespace: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+SECRET = Kind("", "v1", "secrets", namespaced=True)
+NAMESPACE = Kind("", "v1", "namespaces", namespaced=False)
+EVENT = Kind("", "v1", "events", namespaced=True)
+CRD = Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+XRD = Kind("apiextensions.crossplane.io", "v1", "compositeresourcedefinitions", namespaced=False)
+FUNCTION = Kind("pkg.crossplane.io", "v1", "functions", namespaced=False)
+FUNCTION_REVISION = Kind("pkg.crossplane.io", "v1", "functionrevisions", namespaced=False)
+PLATFORM_XR = Kind("openhands.ai", "v1alpha1", "xollamaplatforms", namespaced=False)
+FLEET_XR = Kind("openhands.ai", "v1alpha1", "xollamafleets", namespaced=False)
+PLATFORM_CLAIM = Kind("openhands.ai", "v1alpha1", "ollamaplatforms", namespaced=True)
+FLEET_CLAIM = Kind("openhands.ai", "v1alpha1", "ollamafleets", namespaced=True)
+
+
+class Kube:
+    """Requests against one API server, authenticated by a client certificate."""
+
+    def __init__(self, host: str, port: int, ca: Path, cert: Path, key: Path) -> None:
+        self.host, self.port = host, port
+        self.ctx = ssl.create_default_context(cafile=str(ca))
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self._local = threading.local()
+        self._kinds: dict[tuple[str, str], Kind] = {}
+
+    def _conn(self) -> http.client.HTTPSConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+            self._local.conn = conn
+        return conn
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        """One request; the decoded JSON answer. Raises ApiError for non-2xx."""
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        for attempt in range(3):
+            conn = self._conn()
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                rsp = conn.getresponse()
+                text = rsp.read().decode()
+                break
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+        if rsp.status >= 300:
+            raise ApiError(rsp.status, text)
+        return json.loads(text) if text else None
+
+    def ready(self) -> bool:
+        """Whether /readyz answers ok."""
+        try:
+            conn = self._conn()
+            conn.request("GET", "/readyz")
+            rsp = conn.getresponse()
+            ok = rsp.status == 200 and rsp.read().strip() == b"ok"
+        except (OSError, http.client.HTTPException):
+            self._local.conn = None
+            return False
+        return ok
+
+    def get(self, kind: Kind, name: str, namespace: str = "") -> dict[str, Any] | None:
+        """One object, or None when it does not exist."""
+        try:
+            return self.request("GET", kind.path(name, namespace))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(
+        self, kind: Kind, namespace: str = "", selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Every object of ``kind`` (in ``namespace`` when given)."""
+        query = {"labelSelector": selector} if selector else None
+        try:
+            out = self.request("GET", kind.path(namespace=namespace), query=query)
+        except ApiError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return list(out.get("items") or [])
+
+    def patch_status(self, kind: Kind, name: str, patch: dict[str, Any], namespace: str = "") -> Any:
+        """Merge-patch the status subresource."""
+        return self.request(
+            "PATCH",
+            kind.path(name, namespace) + "/status",
+            patch,
+            content_type="application/merge-patch+json",
+        )
+
+    def patch(self, kind: Kind, name: str, patch: dict[str, Any], namespace: str = "") -> Any:
+        """Merge-patch an object."""
+        return self.request(
+            "PATCH", kind.path(name, namespace), patch, content_type="application/merge-patch+json"
+        )
+
+    def delete(self, kind: Kind, name: str, namespace: str = "") -> None:
+        """Delete an object (foreground is Crossplane's business; this is a plain delete)."""
+        try:
+            self.request("DELETE", kind.path(name, namespace))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    def kind(self, api_version: str, kind: str) -> Kind:
+        """Resolve apiVersion + kind through the installed CRDs (cached)."""
+        group, _, version = api_version.rpartition("/")
+        key = (api_version, kind)
+        if key not in self._kinds:
+            for crd in self.list(CRD):
+                spec = crd["spec"]
+                for v in spec["versions"]:
+                    self._kinds[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = Kind(
+                        spec["group"], v["name"], spec["names"]["plural"], spec["scope"] == "Namespaced"
+                    )
+        if key not in self._kinds:
+            msg = f"no CRD serves {kind} in {api_version}"
+            raise KeyError(msg)
+        found = self._kinds[key]
+        assert (found.group, found.version) == (group, version)
+        return found
+
+    def ref(self, ref: dict[str, Any]) -> dict[str, Any] | None:
+        """The object an XR's resourceRef points at, or None."""
+        kind = self.kind(ref["apiVersion"], ref["kind"])
+        return self.get(kind, ref["name"], ref.get("namespace", ""))
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    """One condition of ``obj`` ({} when absent)."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+# Called on every poll; raises when a process the harness started has died.
+GUARDS: list[Callable[[], None]] = []
+
+
+def wait_for(
+    what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0
+) -> tuple[Any, float]:
+    """Call ``probe`` until it returns something truthy; (value, seconds). Raises on timeout."""
+    start = time.monotonic()
+    last: Any = None
+    while True:
+        for guard in GUARDS:
+            guard()
+        try:
+            last = probe()
+        except (ApiError, OSError, KeyError) as exc:
+            last = exc
+            if isinstance(exc, ApiError) and exc.status not in {404, 409, 500, 503}:
+                raise
+        else:
+            if last:
+                return last, time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            msg = f"timed out after {timeout:.0f}s waiting for {what}; last: {str(last)[:800]}"
+            raise TimeoutError(msg)
+        time.sleep(interval)

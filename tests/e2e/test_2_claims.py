@@ -1,0 +1,163 @@
+"""Example claims reach Ready in a real Crossplane, compose what the render says, and stay still.
+
+The claims are applied together (the simulated provider plays every provider);
+the tests in this module then look at them from every side. Later modules
+change, break and delete them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from scripts.render import load_docs
+from scripts.stage import walk
+from tests.e2e import claims as c
+from tests.e2e.conftest import CASES
+from tests.e2e.kube import Kube, condition, wait_for
+from tests.e2e.provider import SimulatedProvider
+from tests.e2e.stack import ROOT, Stack
+
+
+def _xr_of(case: str) -> dict[str, Any]:
+    return load_docs(ROOT / "examples" / case / "xr.yaml")[0]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_composed_set_equals_the_in_process_render(case: str, kube: Kube, ready_claims) -> None:
+    xr = ready_claims[case].xr(kube)
+    assert xr is not None
+    have = c.composed(kube, xr)
+    # 1. The same keys as the committed walk of this example reaches offline.
+    assert set(have) == set(walk(_xr_of(case))[-1]), case
+    # 2. Every field the function asks for, for exactly this observed state, is
+    #    what the API server holds (kinds, names, specs, labels).
+    want = c.render_in_process(kube, xr)
+    assert set(want) == set(have)
+    problems = []
+    for key, body in want.items():
+        obj = have[key]
+        assert (obj["apiVersion"], obj["kind"]) == (body["apiVersion"], body["kind"]), key
+        problems += [f"{key}{d}" for d in c.subset(body.get("spec"), obj.get("spec"), ".spec")]
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        problems += [f"{key}{d}" for d in c.subset(labels, obj["metadata"].get("labels"), ".labels")]
+    assert not problems, problems[:20]
+    print(f"\n{case}: {len(have)} composed, {len(c.tree(kube, xr))} in the tree")
+
+
+@pytest.mark.parametrize("case", ["existing", "multicloud"])
+def test_platform_status_on_xr_and_claim(case: str, kube: Kube, ready_claims) -> None:
+    claim = ready_claims[case]
+    xr = claim.xr(kube)
+    spec = claim.body["spec"]
+    for obj in (xr, claim.get(kube)):
+        status = obj["status"]
+        assert [x["name"] for x in status["clusters"]] == [x["name"] for x in spec["clusters"]]
+        for cluster, given in zip(status["clusters"], spec["clusters"], strict=True):
+            assert cluster["ready"] is True
+            assert all(cluster["components"].values()), cluster
+            if given["cloud"] != "existing":
+                assert cluster["nodePool"]["ready"] is True and cluster["nodePool"]["name"]
+                assert cluster["bucket"]["url"], cluster
+        assert status["models"]
+        for model in status["models"]:
+            assert model["ready"] is True
+            assert model["endpoint"].startswith("http://")
+
+
+def test_fleet_status(kube: Kube, ready_claims) -> None:
+    claim = ready_claims["fleet"]
+    for obj in (claim.xr(kube), claim.get(kube)):
+        assert obj["status"]["ready"] is True
+        assert obj["status"]["endpoint"].startswith("http://")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_connection_secret_reaches_the_claim(case: str, kube: Kube, ready_claims) -> None:
+    claim = ready_claims[case]
+    xr = claim.xr(kube)
+
+    def written() -> dict[str, str]:
+        return claim.secret(kube)
+
+    data, _ = wait_for(f"{case}'s connection Secret", written, timeout=60)
+    if case == "fleet":
+        assert data == {"endpoint": xr["status"]["endpoint"]}
+        return
+    assert set(data) == {"buckets", "endpoints"}
+    endpoints = json.loads(data["endpoints"])
+    for model in xr["status"]["models"]:
+        assert endpoints[model["name"]][model["cluster"]] == model["endpoint"]
+    buckets = json.loads(data["buckets"])
+    for cluster in xr["status"]["clusters"]:
+        if "bucket" in cluster:
+            assert buckets[cluster["name"]]["url"] == cluster["bucket"]["url"]
+
+
+SYSTEM = {"Ready", "Synced", "Responsive"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_no_condition_contradicts_another(case: str, kube: Kube, ready_claims) -> None:
+    claim = ready_claims[case]
+    for obj in (claim.xr(kube), claim.get(kube)):
+        conds = {x["type"]: x for x in obj["status"]["conditions"]}
+        assert conds["Ready"]["status"] == "True"
+        assert conds["Synced"]["status"] == "True", conds["Synced"]
+        progressing = conds["Progressing"]
+        assert (progressing["status"], progressing["reason"]) == ("False", "Converged"), progressing
+        for kind, cond in conds.items():
+            if kind in SYSTEM or kind == "Progressing":
+                continue
+            assert cond["status"] == "True", cond
+            assert "waiting" not in cond.get("message", ""), cond
+
+
+def test_steady_state_calls_cache_hits_and_nothing_rewritten(
+    stack: Stack, kube: Kube, provider: SimulatedProvider, ready_claims, figures
+) -> None:
+    """After Ready, leave everything alone for a while: count calls, and nothing is written."""
+    window = 75.0
+    provider.settle(2)
+    xrs = {case: ready_claims[case].xr(kube) for case in CASES}
+    before = {case: c.snapshot(kube, xr) for case, xr in xrs.items()}
+    writes_before = sum(provider.writes.values())
+    log = stack.work / "logs" / "function.log"
+    offset = log.stat().st_size
+    time.sleep(window)
+    computed, cached = c.log_counts(log, offset)
+    after = {case: c.snapshot(kube, xr) for case, xr in xrs.items()}
+    xr_count = sum(1 for case in CASES for k in after[case] if k.startswith("XOllama")) + len(CASES)
+    calls = computed + cached
+    figures["steady state"] = {
+        "window s": window,
+        "XRs": xr_count,
+        "calls": calls,
+        "calls per minute": round(calls * 60 / window, 1),
+        "answered from cache": cached,
+        "cache hit %": round(100 * cached / calls, 1) if calls else None,
+        "composed objects rewritten": 0,
+    }
+    print(f"\nsteady state: {figures['steady state']}")
+    assert sum(provider.writes.values()) == writes_before, "the simulated provider wrote"
+    changed = {
+        case: sorted(k for k in after[case] if before[case].get(k) != after[case][k])
+        for case in CASES
+    }
+    changed = {k: v for k, v in changed.items() if v}
+    figures["steady state"]["composed objects rewritten"] = sum(len(v) for v in changed.values())
+    assert not changed, changed
+    assert calls > 0, "Crossplane never called the function in steady state"
+    assert cached >= computed, (computed, cached)
+
+
+def test_cluster_usages_are_composed_but_not_enforced(kube: Kube, ready_claims) -> None:
+    """Webhooks are off (see README): ClusterUsages exist, and only the simulator marks them Ready."""
+    xr = ready_claims["multicloud"].xr(kube)
+    usages = [o for o in c.composed(kube, xr).values() if o["kind"] == "ClusterUsage"]
+    assert usages
+    for usage in usages:
+        assert condition(usage, "Ready")["status"] == "True"
