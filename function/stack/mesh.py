@@ -103,19 +103,18 @@ def otel_collector_service() -> str:
 
 def istiod_values(ctx: ClusterContext) -> dict[str, Any]:
     """Values of the istiod chart: the seed's proxy resources and tracing."""
+    mesh_config: dict[str, Any] = {"enableTracing": _tracing(ctx)}
+    if _tracing(ctx):
+        # Only where the collector exists: a provider naming a Service that is
+        # not there would be one Telemetry away from failing every trace export.
+        mesh_config["extensionProviders"] = [
+            {
+                "name": OTEL_TRACING_PROVIDER,
+                "opentelemetry": {"service": otel_collector_service(), "port": OTEL_GRPC_PORT},
+            }
+        ]
     values: dict[str, Any] = {
-        "meshConfig": {
-            "enableTracing": _tracing(ctx),
-            "extensionProviders": [
-                {
-                    "name": OTEL_TRACING_PROVIDER,
-                    "opentelemetry": {
-                        "service": otel_collector_service(),
-                        "port": OTEL_GRPC_PORT,
-                    },
-                }
-            ],
-        },
+        "meshConfig": mesh_config,
         "global": {"proxy": {"resources": PROXY_RESOURCES}},
     }
     if ctx.platform.profile is Profile.PRODUCTION:

@@ -335,12 +335,23 @@ def grafana_dashboard_manifest(mesh: Mesh) -> dict[str, Any]:
     }
 
 
+def grafana_operator_values() -> dict[str, Any]:
+    """Values of the grafana-operator chart: its CRDs installed and upgraded with the chart.
+
+    The chart's default (``crds.immutable``) installs the CRDs once from a
+    ``crds/`` folder and never upgrades them, so a chart version bump through
+    the Release would leave the Grafana kinds at their first version.
+    """
+    return {"crds": {"immutable": False}}
+
+
 def _grafana(ctx: ClusterContext, *, full: bool) -> list[Composed]:
     operator = wrap.release(
         ctx,
         "grafana-operator",
         chart="grafana-operator",
         namespace=MONITORING_NAMESPACE,
+        values=grafana_operator_values(),
         wait=True,
     )
     after = (_ready(ctx, "grafana-operator"),)

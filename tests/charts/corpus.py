@@ -31,6 +31,8 @@ EXAMPLES = toolchain.ROOT / "examples"
 HELM_API = "helm.crossplane.io/"
 KUBERNETES_API = "kubernetes.crossplane.io/"
 FLEET_API = "openhands.ai/v1alpha1"
+# The GPU node pools each cloud composes (EKS NodeGroup, GKE NodePool, AKS pool).
+NODE_POOL_KINDS = {"NodeGroup", "NodePool", "KubernetesClusterNodePool"}
 
 OPTIONS: dict[str, type] = {
     "cni": common.Cni,
@@ -126,6 +128,7 @@ class ClusterState:
     releases: list[dict[str, Any]] = field(default_factory=list)
     objects: list[dict[str, Any]] = field(default_factory=list)
     fleets: list[dict[str, Any]] = field(default_factory=list)
+    pools: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -177,5 +180,7 @@ def cluster_states() -> tuple[ClusterState, ...]:
                 elif body["kind"] == "XOllamaFleet":
                     state.fleets.append(body)
                     state.objects.extend(_fleet_objects(body))
+                elif body["kind"] in NODE_POOL_KINDS:
+                    state.pools.append(body)
             out.append(state)
     return tuple(out)

@@ -118,5 +118,13 @@ def cluster_objects(state: corpus.ClusterState) -> list[tuple[str, dict[str, Any
     out = []
     for release in state.releases:
         render = helm.render_of(release, apis)
-        out += [(render.name, doc) for doc in helm.template(render)]
+        out += [(render.name, in_namespace(doc, render.namespace)) for doc in helm.template(render)]
     return out
+
+
+def in_namespace(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """``doc`` as Helm applies it: templates that name no namespace go to the release's."""
+    meta = doc.get("metadata") or {}
+    if meta.get("namespace"):
+        return doc
+    return {**doc, "metadata": {**meta, "namespace": namespace}}

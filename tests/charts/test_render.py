@@ -9,12 +9,15 @@ manifests valid against the Kubernetes schemas and the CRDs.
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 
+from function import naming
 from function.models.input import DEFAULT_CHARTS
-from tests.charts import helm, rendered, schemas, valuekeys
+from tests.charts import corpus, helm, rendered, schemas, valuekeys, wiring
 
 CHART_NAMES = sorted({chart for _, chart, _ in DEFAULT_CHARTS.values()})
 # Charts in the catalogue no example composes cannot be checked; there are none today.
@@ -77,7 +80,101 @@ def test_totals(by_chart: dict[str, list[rendered.Distinct]]) -> None:
         f"({len(distinct)} distinct renders), {objects} objects checked, "
         f"{time.monotonic() - STARTED:.1f}s"
     )
-    print(line)
-    helm.record_total("render", line)
+    helm.record_total(line)
     assert len(by_chart) == len(CHART_NAMES)
     assert releases > len(distinct) > len(CHART_NAMES)
+
+
+# --- wiring ------------------------------------------------------------------------
+
+# API groups built into Kubernetes (wrapped Objects of these kinds need no CRD).
+BUILTIN_GROUPS = {"", "v1", "apps", "batch", "policy", "rbac.authorization.k8s.io", "networking.k8s.io",
+                  "storage.k8s.io", "autoscaling", "admissionregistration.k8s.io", "scheduling.k8s.io"}
+_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+
+
+def pool_taints(state: corpus.ClusterState) -> list[dict[str, str]]:
+    """Taints of the GPU pools composed for the cluster (existing clusters: the GPU taint)."""
+    out: list[dict[str, str]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "taint" and isinstance(value, list):
+                    out.extend(
+                        {"key": t["key"], "value": str(t.get("value", "")), "effect": _EFFECTS.get(t.get("effect"), t.get("effect"))}
+                        for t in value
+                    )
+                elif key == "nodeTaints" and isinstance(value, list):
+                    for text in value:
+                        kv, _, effect = text.partition(":")
+                        k, _, v = kv.partition("=")
+                        out.append({"key": k, "value": v, "effect": effect})
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for pool in state.pools:
+        walk(pool.get("spec", {}).get("forProvider", {}))
+    if state.spec.get("cloud") == "existing":
+        out.append({"key": naming.GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"})
+    unique = {json.dumps(t, sort_keys=True): t for t in out}
+    return [unique[k] for k in sorted(unique)]
+
+
+@pytest.fixture(scope="module")
+def clusters(by_chart: dict[str, list[rendered.Distinct]]) -> list[wiring.Cluster]:
+    out = []
+    for state in corpus.cluster_states():
+        if not state.releases:
+            continue  # a fleet by itself: its objects are checked where a platform runs it
+        out.append(
+            wiring.Cluster(
+                label=state.label,
+                cloud=str(state.spec.get("cloud", "existing")),
+                distribution=str(state.spec.get("distribution", "generic")),
+                rendered=rendered.cluster_objects(state),
+                wrapped=state.objects,
+                releases=state.releases,
+                taints=pool_taints(state) if state.spec else [],
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("check", sorted(wiring.CHECKS))
+def test_wiring(check: str, clusters: list[wiring.Cluster]) -> None:
+    problems: list[str] = []
+    links = 0
+    for cluster in clusters:
+        count, found = wiring.CHECKS[check](cluster)
+        links += count
+        problems += [f"{cluster.label}: {p}" for p in found]
+    unique = list(dict.fromkeys(problems))
+    assert not unique, f"{len(unique)} broken:\n" + "\n".join(unique[:30])
+    assert links > 0, f"{check}: nothing to check"
+    WIRING[check] = links
+
+
+def test_wrapped_kinds_have_their_crds(clusters: list[wiring.Cluster]) -> None:
+    problems: list[str] = []
+    for cluster in clusters:
+        _, found = wiring.check_kinds_installed(cluster, BUILTIN_GROUPS)
+        problems += [f"{cluster.label}: {p}" for p in found]
+    unique = list(dict.fromkeys(problems))
+    assert not unique, f"{len(unique)} broken:\n" + "\n".join(unique[:30])
+
+
+WIRING: dict[str, int] = {}
+
+
+def test_wiring_totals(clusters: list[wiring.Cluster]) -> None:
+    objects = sum(len(c.rendered) + len(c.wrapped) for c in clusters)
+    line = (
+        f"wiring: {len(clusters)} clusters, {objects} objects, links checked: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(WIRING.items()))
+    )
+    helm.record_total(line)
+    assert len(clusters) > 50

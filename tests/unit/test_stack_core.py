@@ -263,6 +263,8 @@ def test_istio_telemetry_only_with_the_collector() -> None:
         ctx = ctx_for(mesh="istio", observability=level)
         built = mesh.build(ctx)
         assert wrap.object_key(ctx.name, "istio-telemetry") not in keys(built)
+        # No provider pointing at a collector that is not there.
+        assert "extensionProviders" not in values(release(built, ctx, "istiod"))["meshConfig"]
         assert values(release(built, ctx, "istiod"))["meshConfig"]["enableTracing"] is False
 
 

@@ -1,0 +1,444 @@
+"""Wiring checks over one cluster: its charts' rendered objects plus the wrapped Objects.
+
+Each check takes a ``Cluster`` (everything that ends up on one cluster) and
+returns problems as sentences; [] means the wiring holds. What operators
+create at runtime from a rendered resource is modelled where a check needs it
+(the OpenTelemetry operator's collector Service, the Longhorn driver deployer's
+CSI driver, the ceph-csi operator's drivers and node plugins, the GPU
+operator's operand DaemonSets).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from function.models.common import Cloud
+from function.stack.storage import CLOUD_BLOCK_STORAGE_CLASS, CLOUD_CSI_DRIVER
+
+# Built into every cluster of a kind: StorageClass -> provisioner.
+BUILTIN_STORAGE_CLASSES: dict[str, dict[str, str]] = {
+    **{cloud.value: {CLOUD_BLOCK_STORAGE_CLASS[cloud]: CLOUD_CSI_DRIVER[cloud]} for cloud in CLOUD_BLOCK_STORAGE_CLASS},
+    # K3s ships the local-path provisioner; generic clusters promise nothing.
+    "k3s": {"local-path": "rancher.io/local-path"},
+}
+BUILTIN_CSI_DRIVERS = {*CLOUD_CSI_DRIVER.values(), "rancher.io/local-path"}
+
+_SVC = re.compile(
+    r"^(?:(?P<scheme>https?)://)?(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\."
+    r"(?P<ns>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(?:\.cluster\.local)?(?::(?P<port>\d+))?(?:/.*)?$"
+)
+MONITOR_KINDS = {"ServiceMonitor", "PodMonitor"}
+KNATIVE_SERVING_KINDS = {
+    "Service": "services",
+    "Route": "routes",
+    "Configuration": "configurations",
+    "Revision": "revisions",
+}
+# DaemonSets that need not run on GPU nodes, and why.
+OFF_GPU_NODES = {
+    "contour-envoy": "Envoy serves ingress from the nodes it runs on; the load balancer "
+    "(externalTrafficPolicy Local) sends traffic only to those",
+}
+
+
+@dataclass
+class Cluster:
+    """What runs on one cluster."""
+
+    label: str
+    cloud: str
+    distribution: str
+    rendered: list[tuple[str, dict[str, Any]]]  # (release, object)
+    wrapped: list[dict[str, Any]]  # Object manifests (the fleets' included)
+    releases: list[dict[str, Any]]  # Release bodies (their values)
+    taints: list[dict[str, str]] = field(default_factory=list)  # the GPU pools'
+
+    def objects(self) -> Iterator[dict[str, Any]]:
+        """Every object that exists on the cluster (rendered, wrapped, operator-made)."""
+        yield from (doc for _, doc in self.rendered)
+        yield from self.wrapped
+        yield from operator_made(self)
+
+    def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
+        """Objects of these kinds."""
+        return [o for o in self.objects() if o.get("kind") in kinds]
+
+
+def _ns(obj: Mapping[str, Any], default: str = "") -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or default)
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def operator_made(cluster: Cluster) -> Iterator[dict[str, Any]]:
+    """Objects operators create from what the function composes (what the checks need)."""
+    for _, cm in cluster.rendered:
+        if cm.get("kind") == "ConfigMap" and _name(cm) == "longhorn-storageclass":
+            # longhorn-manager creates the StorageClass this ConfigMap holds.
+            doc = yaml.safe_load((cm.get("data") or {}).get("storageclass.yaml") or "{}")
+            if isinstance(doc, dict):
+                yield doc
+    for obj in cluster.wrapped:
+        if obj.get("kind") == "KnativeServing":
+            # The Knative operator installs Knative Serving, its CRDs included.
+            for kind, plural in KNATIVE_SERVING_KINDS.items():
+                yield {
+                    "apiVersion": "apiextensions.k8s.io/v1",
+                    "kind": "CustomResourceDefinition",
+                    "metadata": {"name": f"{plural}.serving.knative.dev"},
+                    "spec": {
+                        "group": "serving.knative.dev",
+                        "names": {"kind": kind, "plural": plural},
+                        "versions": [{"name": "v1", "served": True}],
+                    },
+                }
+        if obj.get("kind") == "OpenTelemetryCollector":
+            receivers = ((obj.get("spec") or {}).get("config") or {}).get("receivers") or {}
+            ports = sorted(
+                {
+                    int(str(p.get("endpoint", "")).rsplit(":", 1)[-1])
+                    for r in receivers.values()
+                    for p in ((r or {}).get("protocols") or {}).values()
+                    if isinstance(p, Mapping) and ":" in str(p.get("endpoint", ""))
+                }
+            )
+            yield {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": f"{_name(obj)}-collector", "namespace": _ns(obj)},
+                "spec": {"ports": [{"port": p} for p in ports]},
+            }
+
+
+# --- 1. endpoints -------------------------------------------------------------
+
+
+def _endpoints(node: Any, where: str) -> Iterator[tuple[str, str, int, str]]:
+    """(name, namespace, port, where) of every in-cluster Service address in ``node``."""
+    if isinstance(node, Mapping):
+        service, port = node.get("service"), node.get("port")
+        if isinstance(service, str) and isinstance(port, int):  # Istio's provider form
+            m = _SVC.match(service)
+            if m:
+                yield m["name"], m["ns"], port, f"{where}.service"
+        for key, value in node.items():
+            yield from _endpoints(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _endpoints(value, f"{where}[{i}]")
+    elif isinstance(node, str):
+        m = _SVC.match(node)
+        if m and (m["port"] or m["scheme"]):
+            port = int(m["port"]) if m["port"] else (443 if m["scheme"] == "https" else 80)
+            yield m["name"], m["ns"], port, where
+
+
+def function_endpoints(cluster: Cluster) -> list[tuple[str, str, int, str]]:
+    """Every Service address the function writes into values or manifests."""
+    out = []
+    for release in cluster.releases:
+        name = (release.get("metadata", {}).get("annotations") or {}).get("crossplane.io/external-name")
+        out += _endpoints(release["spec"]["forProvider"].get("values") or {}, f"Release {name} values")
+    for obj in cluster.wrapped:
+        out += _endpoints(obj.get("spec") or {}, f"{obj.get('kind')} {_ns(obj)}/{_name(obj)} spec")
+    return out
+
+
+def check_endpoints(cluster: Cluster) -> tuple[int, list[str]]:
+    """Every host:port the function points at is a port of a Service on the cluster."""
+    services: dict[tuple[str, str], set[int]] = {}
+    for svc in cluster.of_kind("Service"):
+        ports = {int(p["port"]) for p in (svc.get("spec") or {}).get("ports") or [] if "port" in p}
+        services.setdefault((_name(svc), _ns(svc)), set()).update(ports)
+    problems = []
+    found = function_endpoints(cluster)
+    for name, ns, port, where in found:
+        have = services.get((name, ns))
+        if have is None:
+            problems.append(f"{where}: no Service {ns}/{name} on the cluster")
+        elif port not in have:
+            problems.append(f"{where}: Service {ns}/{name} has no port {port} (has {sorted(have)})")
+    return len(found), problems
+
+
+# --- 2. ingress classes ---------------------------------------------------------
+
+
+def check_ingress_classes(cluster: Cluster) -> tuple[int, list[str]]:
+    """Routes carry the class Contour watches; no IngressClass becomes the default unasked."""
+    problems = []
+    watched = set()
+    for deploy in cluster.of_kind("Deployment"):
+        for container in _containers(deploy):
+            for arg in container.get("args") or []:
+                if str(arg).startswith("--ingress-class-name="):
+                    watched.add(str(arg).split("=", 1)[1])
+    classes = cluster.of_kind("IngressClass")
+    for ic in classes:
+        annotations = (ic.get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get("ingressclass.kubernetes.io/is-default-class")).lower() == "true":
+            problems.append(f"IngressClass {_name(ic)} makes itself the cluster's default")
+    routes = cluster.of_kind("HTTPProxy", "Ingress")
+    for route in routes:
+        wanted = (route.get("spec") or {}).get("ingressClassName")
+        where = f"{route['kind']} {_ns(route)}/{_name(route)}"
+        if not watched:
+            problems.append(f"{where}: no ingress controller on the cluster watches a class")
+        elif wanted not in watched:
+            problems.append(f"{where}: ingressClassName {wanted!r}; Contour watches {sorted(watched)}")
+    return len(routes) + len(classes), problems
+
+
+# --- 3. storage classes -----------------------------------------------------------
+
+
+def _storage_class_uses(node: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "storageClassName" and isinstance(value, str) and value:
+                yield value, where
+            else:
+                yield from _storage_class_uses(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _storage_class_uses(value, f"{where}[{i}]")
+
+
+def check_storage(cluster: Cluster) -> tuple[int, list[str]]:
+    """Every StorageClass used exists, and the CSI driver behind it is installed."""
+    classes = {_name(sc): str(sc.get("provisioner")) for sc in cluster.of_kind("StorageClass")}
+    builtin = BUILTIN_STORAGE_CLASSES.get(
+        cluster.distribution if cluster.cloud == Cloud.EXISTING.value else cluster.cloud, {}
+    )
+    drivers = {_name(d) for d in cluster.of_kind("CSIDriver")} | set(BUILTIN_CSI_DRIVERS)
+    # ceph-csi-operator makes a CSI driver of each Driver resource
+    drivers |= {_name(d) for d in cluster.of_kind("Driver") if "csi.ceph.io" in d.get("apiVersion", "")}
+    # longhorn-driver-deployer registers Longhorn's CSI driver
+    if any(_name(d) == "longhorn-driver-deployer" for d in cluster.of_kind("Deployment")):
+        drivers.add("driver.longhorn.io")
+    problems = []
+    uses = [
+        (sc, f"{o.get('kind')} {_ns(o)}/{_name(o)}{where}")
+        for o in cluster.objects()
+        if o.get("kind") != "StorageClass"
+        for sc, where in _storage_class_uses(o.get("spec") or {}, ".spec")
+    ]
+    for name, where in uses:
+        provisioner = classes.get(name) or builtin.get(name)
+        if provisioner is None:
+            problems.append(f"{where}: StorageClass {name!r} is created by nothing on the cluster")
+        elif provisioner not in drivers:
+            problems.append(f"{where}: StorageClass {name!r} uses {provisioner}, whose CSI driver is not installed")
+    return len(uses), problems
+
+
+# --- 4. GPU taints ---------------------------------------------------------------
+
+
+def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, str]) -> bool:
+    """Kubernetes' toleration matching."""
+    for tol in tolerations:
+        if tol.get("effect") and tol["effect"] != taint.get("effect"):
+            continue
+        if not tol.get("key") and tol.get("operator") == "Exists":
+            return True
+        if tol.get("key") != taint["key"]:
+            continue
+        if tol.get("operator") == "Exists" or tol.get("value") == taint.get("value"):
+            return True
+    return False
+
+
+def _pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(((obj.get("spec") or {}).get("template") or {}).get("spec") or {})
+
+
+def _containers(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    spec = _pod_spec(obj)
+    return list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+
+
+def _longhorn_setting(cluster: Cluster) -> list[dict[str, str]] | None:
+    for cm in cluster.of_kind("ConfigMap"):
+        if _name(cm) == "longhorn-default-setting":
+            text = (cm.get("data") or {}).get("default-setting.yaml", "")
+            m = re.search(r"^taint-toleration:\s*\"?([^\"\n]*)\"?", text, re.MULTILINE)
+            if not m:
+                return []
+            out = []
+            for item in filter(None, (p.strip() for p in m.group(1).split(";"))):
+                key_value, _, effect = item.partition(":")
+                key, sep, value = key_value.partition("=")
+                out.append(
+                    {"key": key, "operator": "Equal" if sep else "Exists", "value": value, "effect": effect}
+                )
+            return out
+    return None
+
+
+def node_agents(cluster: Cluster) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(what, tolerations) of everything that must run on every node, GPU nodes included."""
+    out = []
+    for ds in cluster.of_kind("DaemonSet"):
+        selector = _pod_spec(ds).get("nodeSelector") or {}
+        if selector.get("kubernetes.io/os") == "windows" or _name(ds) in OFF_GPU_NODES:
+            continue  # a Windows exporter has no business on Linux GPU nodes
+        out.append((f"DaemonSet {_ns(ds)}/{_name(ds)}", list(_pod_spec(ds).get("tolerations") or [])))
+    for cp in cluster.of_kind("ClusterPolicy"):
+        if cp.get("apiVersion", "").startswith("nvidia.com/"):
+            tolerations = ((cp.get("spec") or {}).get("daemonsets") or {}).get("tolerations") or []
+            out.append((f"GPU operator operands (ClusterPolicy {_name(cp)})", list(tolerations)))
+    for oc in cluster.of_kind("OperatorConfig"):
+        if oc.get("apiVersion", "").startswith("csi.ceph.io/"):
+            node = ((oc.get("spec") or {}).get("driverSpecDefaults") or {}).get("nodePlugin") or {}
+            out.append((f"ceph-csi node plugins (OperatorConfig {_name(oc)})", list(node.get("tolerations") or [])))
+    setting = _longhorn_setting(cluster)
+    if setting is not None:
+        out.append(("Longhorn CSI plugin and instance managers (taint-toleration setting)", setting))
+    return out
+
+
+def check_gpu_taints(cluster: Cluster) -> tuple[int, list[str]]:
+    """Every node agent tolerates every taint of the cluster's GPU pools."""
+    problems = []
+    agents = node_agents(cluster)
+    for what, tolerations in agents:
+        for taint in cluster.taints:
+            if not tolerates(tolerations, taint):
+                problems.append(f"{what} does not tolerate the GPU pool taint {taint}")
+    return len(agents) * max(1, len(cluster.taints)), problems
+
+
+# --- 5. scraping ----------------------------------------------------------------
+
+
+def _matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:  # noqa: PLR0911
+    """Kubernetes label selector matching (matchLabels and matchExpressions)."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _namespaces(selector: Mapping[str, Any] | None, own: str) -> set[str] | None:
+    """Namespaces a monitor looks in (None: every namespace)."""
+    if not selector:
+        return {own}
+    if selector.get("any"):
+        return None
+    return set(selector.get("matchNames") or [])
+
+
+def scrape_targets(cluster: Cluster) -> dict[tuple[Any, ...], list[str]]:
+    """Scrape targets (namespace, pod selector, target port, path) -> the monitors scraping them."""
+    services = cluster.of_kind("Service")
+    out: dict[tuple[Any, ...], list[str]] = {}
+    for mon in cluster.of_kind("ServiceMonitor"):
+        spec = mon.get("spec") or {}
+        namespaces = _namespaces(spec.get("namespaceSelector"), _ns(mon))
+        for svc in services:
+            if namespaces is not None and _ns(svc) not in namespaces:
+                continue
+            if not _matches(spec.get("selector") or {}, _labels(svc)):
+                continue
+            ports = {p.get("name"): p for p in (svc.get("spec") or {}).get("ports") or []}
+            pods = tuple(sorted(((svc.get("spec") or {}).get("selector") or {}).items()))
+            for ep in spec.get("endpoints") or []:
+                port = ports.get(ep.get("port"))
+                if port is None:
+                    continue
+                target = port.get("targetPort", port.get("port"))
+                key = (_ns(svc), pods, str(target), ep.get("path", "/metrics"))
+                out.setdefault(key, []).append(f"ServiceMonitor {_ns(mon)}/{_name(mon)} via Service {_name(svc)}")
+    return out
+
+
+def check_scraping(cluster: Cluster) -> tuple[int, list[str]]:
+    """Every target is scraped once; every monitor is selected by the Prometheus that exists."""
+    problems = []
+    targets = scrape_targets(cluster)
+    for (ns, pods, port, path), by in sorted(targets.items()):
+        if len(by) > 1:
+            problems.append(f"pods {dict(pods)} in {ns} port {port} {path} scraped {len(by)} times: {by}")
+    monitors = cluster.of_kind(*MONITOR_KINDS)
+    proms = [p for p in cluster.of_kind("Prometheus") if p.get("apiVersion", "").startswith("monitoring.coreos.com/")]
+    for mon in monitors:
+        where = f"{mon['kind']} {_ns(mon)}/{_name(mon)}"
+        field = "serviceMonitor" if mon["kind"] == "ServiceMonitor" else "podMonitor"
+        selected = False
+        for prom in proms:
+            spec = prom.get("spec") or {}
+            selector = spec.get(f"{field}Selector")
+            ns_selector = spec.get(f"{field}NamespaceSelector")
+            in_ns = ns_selector == {} or (ns_selector is None and _ns(mon) == _ns(prom))
+            if ns_selector:
+                in_ns = True  # label-selected namespaces: assume the monitor's is labelled
+            if in_ns and selector is not None and _matches(selector, _labels(mon)):
+                selected = True
+        if not selected:
+            problems.append(f"{where} is selected by no Prometheus on the cluster ({len(proms)})")
+    return len(targets) + len(monitors), problems
+
+
+# --- 6. CRDs and KEDA ------------------------------------------------------------
+
+
+def check_kinds_installed(cluster: Cluster, builtin: set[str]) -> tuple[int, list[str]]:
+    """Every kind the wrapped Objects use is built in or has its CRD installed by a chart."""
+    crds = set()
+    for crd in cluster.of_kind("CustomResourceDefinition"):  # operator-installed ones too
+        spec = crd.get("spec") or {}
+        for v in spec.get("versions") or []:
+            crds.add((f"{spec.get('group')}/{v.get('name')}", (spec.get("names") or {}).get("kind")))
+    problems = []
+    for obj in cluster.wrapped:
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        if key not in crds and group not in builtin:
+            problems.append(f"{key[1]} {_ns(obj)}/{_name(obj)}: no chart on the cluster installs {key[0]}")
+    return len(cluster.wrapped), problems
+
+
+def check_keda(cluster: Cluster) -> tuple[int, list[str]]:
+    """KEDA's admission rule: scale-to-zero needs a trigger other than CPU or memory."""
+    problems = []
+    scaled = cluster.of_kind("ScaledObject")
+    for so in scaled:
+        spec = so.get("spec") or {}
+        types = {t.get("type") for t in spec.get("triggers") or []}
+        if types <= {"cpu", "memory"} and spec.get("minReplicaCount", 1) == 0:
+            problems.append(f"ScaledObject {_ns(so)}/{_name(so)}: only {sorted(types)} triggers with minReplicaCount 0")
+    return len(scaled), problems
+
+
+CHECKS = {
+    "endpoints": check_endpoints,
+    "ingress classes": check_ingress_classes,
+    "storage classes": check_storage,
+    "GPU taints": check_gpu_taints,
+    "scraping": check_scraping,
+    "KEDA": check_keda,
+}
