@@ -22,9 +22,10 @@ from typing import Any
 import yaml
 
 from function import naming
+from function.codec import to_struct
 from function.models import common
-from scripts.render import load_docs, observed_map
-from scripts.stage import walk
+from scripts.render import composition_input, desired, load_docs, observed_map, request, run
+from scripts.stage import MAX_ROUNDS, observe, walk
 from tests import toolchain
 
 EXAMPLES = toolchain.ROOT / "examples"
@@ -156,31 +157,55 @@ def _fleet_objects_of(spec: str) -> tuple[dict[str, Any], ...]:
 @cache
 def cluster_states() -> tuple[ClusterState, ...]:
     """Every cluster of every source's ready state (platform sources; fleets by themselves too)."""
-    out: list[ClusterState] = []
-    for src in sources():
-        final = src.stages[-1]
-        if src.xr["kind"] == "XOllamaFleet":
-            state = ClusterState(src.name, src.xr["spec"]["target"].get("clusterName", "fleet"), {})
-            state.fleets.append(src.xr)
-            for body in final.values():
-                if body["kind"] == "Object":
-                    state.objects.append(body["spec"]["forProvider"]["manifest"])
-            out.append(state)
-            continue
-        for cluster in src.xr["spec"]["clusters"]:
-            state = ClusterState(src.name, cluster["name"], cluster)
-            for body in final.values():
-                labels = body.get("metadata", {}).get("labels") or {}
-                if labels.get(naming.LABEL_CLUSTER) != cluster["name"]:
-                    continue
-                if body["kind"] == "Release" and body["apiVersion"].startswith(HELM_API):
-                    state.releases.append(body)
-                elif body["kind"] == "Object" and body["apiVersion"].startswith(KUBERNETES_API):
-                    state.objects.append(body["spec"]["forProvider"]["manifest"])
-                elif body["kind"] == "XOllamaFleet":
-                    state.fleets.append(body)
-                    state.objects.extend(_fleet_objects(body))
-                elif body["kind"] in NODE_POOL_KINDS:
-                    state.pools.append(body)
-            out.append(state)
-    return tuple(out)
+    return tuple(state for src in sources() for state in states_of(src))
+
+
+def states_of(src: Source) -> list[ClusterState]:
+    """The clusters of one source's ready state."""
+    final = src.stages[-1]
+    if src.xr["kind"] == "XOllamaFleet":
+        state = ClusterState(src.name, src.xr["spec"]["target"].get("clusterName", "fleet"), {})
+        state.fleets.append(src.xr)
+        for body in final.values():
+            if body["kind"] == "Object":
+                state.objects.append(body["spec"]["forProvider"]["manifest"])
+        return [state]
+    out = []
+    for cluster in src.xr["spec"]["clusters"]:
+        state = ClusterState(src.name, cluster["name"], cluster)
+        for body in final.values():
+            labels = body.get("metadata", {}).get("labels") or {}
+            if labels.get(naming.LABEL_CLUSTER) != cluster["name"]:
+                continue
+            if body["kind"] == "Release" and body["apiVersion"].startswith(HELM_API):
+                state.releases.append(body)
+            elif body["kind"] == "Object" and body["apiVersion"].startswith(KUBERNETES_API):
+                state.objects.append(body["spec"]["forProvider"]["manifest"])
+            elif body["kind"] == "XOllamaFleet":
+                state.fleets.append(body)
+                state.objects.extend(_fleet_objects(body))
+            elif body["kind"] in NODE_POOL_KINDS:
+                state.pools.append(body)
+        out.append(state)
+    return out
+
+
+def walk_with_input(name: str, xr: dict[str, Any], spec: dict[str, Any]) -> Source:
+    """A source walked to its ready state with ``spec`` as the function input's spec."""
+    inputs = copy.deepcopy(composition_input(xr["kind"]))
+    inputs["spec"] = {**(inputs.get("spec") or {}), **spec}
+    observed: dict[str, dict[str, Any]] = {}
+    stages = []
+    for _ in range(MAX_ROUNDS):
+        req = request(xr, observed)
+        req.input.CopyFrom(to_struct(inputs))
+        wanted = desired(run(req))
+        nxt = {
+            key: observe(key, body, xr["metadata"]["name"], ready=key in observed)
+            for key, body in wanted.items()
+        }
+        if nxt == observed:
+            break
+        observed = nxt
+        stages.append(observed)
+    return Source(name, xr, stages)

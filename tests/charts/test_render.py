@@ -9,6 +9,7 @@ manifests valid against the Kubernetes schemas and the CRDs.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from function import naming
 from function.models.input import DEFAULT_CHARTS
+from scripts.render import load_docs
 from tests.charts import corpus, helm, rendered, schemas, valuekeys, wiring
 
 CHART_NAMES = sorted({chart for _, chart, _ in DEFAULT_CHARTS.values()})
@@ -126,22 +128,69 @@ def pool_taints(state: corpus.ClusterState) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def clusters(by_chart: dict[str, list[rendered.Distinct]]) -> list[wiring.Cluster]:
-    out = []
-    for state in corpus.cluster_states():
-        if not state.releases:
-            continue  # a fleet by itself: its objects are checked where a platform runs it
-        out.append(
-            wiring.Cluster(
-                label=state.label,
-                cloud=str(state.spec.get("cloud", "existing")),
-                distribution=str(state.spec.get("distribution", "generic")),
-                rendered=rendered.cluster_objects(state),
-                wrapped=state.objects,
-                releases=state.releases,
-                taints=pool_taints(state) if state.spec else [],
-            )
-        )
-    return out
+    # a fleet by itself: its objects are checked where a platform runs it
+    return [wiring_cluster(state) for state in corpus.cluster_states() if state.releases]
+
+
+def wiring_cluster(state: corpus.ClusterState) -> wiring.Cluster:
+    """What the wiring checks read of one cluster."""
+    return wiring.Cluster(
+        label=state.label,
+        cloud=str(state.spec.get("cloud", "existing")),
+        distribution=str(state.spec.get("distribution", "generic")),
+        rendered=rendered.cluster_objects(state),
+        wrapped=state.objects,
+        releases=state.releases,
+        taints=pool_taints(state) if state.spec else [],
+    )
+
+
+def _clusters_with(values: dict[str, Any], example: str = "azure", **components: str) -> list[wiring.Cluster]:
+    """The example's clusters with the input's values overrides (here: undoing a fix)."""
+    xr = copy.deepcopy(load_docs(corpus.EXAMPLES / example / "xr.yaml")[0])
+    if components:
+        xr["spec"]["components"] = components
+    src = corpus.walk_with_input(f"{example}+override", xr, {"values": values})
+    return [wiring_cluster(s) for s in corpus.states_of(src)]
+
+
+def _problems(check: str, clusters: list[wiring.Cluster]) -> list[str]:
+    return [p for c in clusters for p in wiring.CHECKS[check](c)[1]]
+
+
+def test_wiring_catches_contour_scraped_twice_and_default_class() -> None:
+    """Before the fix: exposeMetrics on the LoadBalancer Service, IngressClass default."""
+    broken = _clusters_with({"contour": {"envoy": {"service": {"exposeMetrics": True}}, "contour": {"ingressClass": {"default": True}}}})
+    assert any("contour-envoy" in p and "scraped 2 times" in p for p in _problems("scraping", broken))
+    assert any("makes itself the cluster's default" in p for p in _problems("ingress classes", broken))
+
+
+def test_wiring_catches_gpu_agents_without_the_spot_toleration() -> None:
+    """Before the fix: the GPU operator and Longhorn tolerated only nvidia.com/gpu."""
+    only_gpu = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    broken = _clusters_with(
+        {
+            "gpu-operator": {"daemonsets": {"tolerations": only_gpu}},
+            "longhorn": {"longhornManager": {"tolerations": []}, "defaultSettings": {"taintToleration": None}},
+        },
+        blockStorage="longhorn",
+    )
+    found = _problems("GPU taints", broken)
+    assert any("ClusterPolicy" in p and "scalesetpriority" in p for p in found), found
+    assert any("longhorn-manager" in p for p in found), found
+    assert any("Longhorn CSI plugin" in p for p in found), found
+
+
+def test_wiring_catches_rook_without_its_csi_drivers_and_a_route_without_class() -> None:
+    """Before the fix: no ceph-csi-drivers Release; HTTPProxies without ingressClassName."""
+    [cluster] = _clusters_with({}, example="aws")
+    assert not _problems("storage classes", [cluster])
+    cluster.rendered = [(r, d) for r, d in cluster.rendered if r != "ceph-csi-drivers"]
+    assert any("rook-ceph-block" in p and "CSI driver is not installed" in p for p in _problems("storage classes", [cluster]))
+    for obj in cluster.wrapped:
+        if obj["kind"] == "HTTPProxy":
+            obj["spec"].pop("ingressClassName")
+    assert any("HTTPProxy" in p for p in _problems("ingress classes", [cluster]))
 
 
 @pytest.mark.parametrize("check", sorted(wiring.CHECKS))
