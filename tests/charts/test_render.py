@@ -187,10 +187,16 @@ def test_wiring_catches_rook_without_its_csi_drivers_and_a_route_without_class()
     assert not _problems("storage classes", [cluster])
     cluster.rendered = [(r, d) for r, d in cluster.rendered if r != "ceph-csi-drivers"]
     assert any("rook-ceph-block" in p and "CSI driver is not installed" in p for p in _problems("storage classes", [cluster]))
-    for obj in cluster.wrapped:
-        if obj["kind"] == "HTTPProxy":
-            obj["spec"].pop("ingressClassName")
-    assert any("HTTPProxy" in p for p in _problems("ingress classes", [cluster]))
+    # a route as the fleet wrote it before the fix: no ingressClassName
+    cluster.wrapped.append(
+        {
+            "apiVersion": "projectcontour.io/v1",
+            "kind": "HTTPProxy",
+            "metadata": {"name": "ollama", "namespace": "ollama-llama2"},
+            "spec": {"virtualhost": {"fqdn": "llama2.example.com"}, "routes": []},
+        }
+    )
+    assert any("HTTPProxy ollama-llama2/ollama" in p for p in _problems("ingress classes", [cluster]))
 
 
 @pytest.mark.parametrize("check", sorted(wiring.CHECKS))

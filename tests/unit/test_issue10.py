@@ -105,9 +105,13 @@ def test_input_values_reach_the_release() -> None:
     )
     ctx = cluster_context(inputs=inputs)
     v = values(networking.build(ctx), "contour")
-    assert v["envoy"]["service"] == {"type": "LoadBalancer", "exposeMetrics": False, "annotations": {"x": "y"}}
-    # other components untouched
-    assert values(networking.build(cluster_context()), "contour")["envoy"]["service"].get("annotations") is None
+    computed = values(networking.build(cluster_context()), "contour")["envoy"]["service"]
+    # merged key by key: the computed settings stay, the override's key is added
+    assert v["envoy"]["service"] == {
+        **computed,
+        "annotations": {**(computed.get("annotations") or {}), "x": "y"},
+    }
+    assert "x" not in (computed.get("annotations") or {})
     assert wrap.release_key("c", "x") == "c-release-x"
 
 
