@@ -16,23 +16,13 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-from function.models import common
 from scripts.render import desired, load_docs, request, run
 from scripts.stage import walk
 from tests import toolchain
+from tests.charts.corpus import OPTIONS
 from tests.manifests import wrapped_manifests
 
 ROOT = toolchain.ROOT
-OPTIONS: dict[str, type] = {
-    "cni": common.Cni,
-    "mesh": common.Mesh,
-    "ingress": common.Ingress,
-    "blockStorage": common.BlockStorage,
-    "objectStorage": common.ObjectStorage,
-    "serving": common.Serving,
-    "observability": common.Observability,
-    "policies": common.Policies,
-}
 # Choices that are refused on their own under the production profile's defaults.
 REFUSED = {("objectStorage", "rook-ceph", "blockStorage", "longhorn")}
 
