@@ -85,14 +85,18 @@ def test_calls_in_flight_finish_after_a_signal(sig: signal.Signals, large: Any) 
     proc, port = start("--cache-size", "0")
 
     async def go() -> tuple[list[tuple[Any, float]], float]:
-        reqs = []
-        for i in range(8):
+        # Calls keep arriving (one every 20 ms, each takes ~75 ms to plan) until the
+        # signal is sent, which happens once the server has answered one: so the
+        # server is answering calls when the signal comes, on a fast or a slow machine.
+        calls: list[asyncio.Future[tuple[Any, float]]] = []
+        for i in range(400):
             req = fnv1.RunFunctionRequest()
             req.CopyFrom(large)
             req.meta.tag = f"in-flight-{i}"
-            reqs.append(req)
-        calls = [asyncio.ensure_future(call(port, r)) for r in reqs]
-        await asyncio.sleep(0.3)
+            calls.append(asyncio.ensure_future(call(port, req)))
+            await asyncio.sleep(0.02)
+            if i >= 4 and any(c.done() for c in calls):
+                break
         sent = time.monotonic()
         proc.send_signal(sig)
         return await asyncio.gather(*calls), sent
