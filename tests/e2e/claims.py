@@ -143,6 +143,66 @@ def subset(want: Any, have: Any, path: str = "") -> list[str]:
     return []
 
 
+def render_problems(kube: Kube, xr: dict[str, Any], walk_keys: set[str]) -> list[str]:
+    """How what ``xr`` composes differs from the render; empty when it matches.
+
+    1. the same keys as the committed walk of the example reaches offline;
+    2. every field the function asks for, for exactly this observed state (kinds,
+       names, specs, labels), is what the API server holds.
+    """
+    have = composed(kube, xr)
+    problems = []
+    if set(have) != walk_keys:
+        problems.append(
+            f"composed keys != the walk's: missing {sorted(walk_keys - set(have))[:5]}"
+            f" ({len(walk_keys - set(have))}), extra {sorted(set(have) - walk_keys)[:5]}"
+        )
+    want = render_in_process(kube, xr)
+    if set(want) != set(have):
+        problems.append(f"composed keys != the render's: missing {sorted(set(want) - set(have))[:5]}")
+    for key, body in want.items():
+        obj = have.get(key)
+        if obj is None:
+            continue
+        if (obj["apiVersion"], obj["kind"]) != (body["apiVersion"], body["kind"]):
+            problems.append(f"{key}: {obj['kind']} != {body['kind']}")
+        problems += [f"{key}{d}" for d in subset(body.get("spec"), obj.get("spec"), ".spec")]
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        problems += [f"{key}{d}" for d in subset(labels, obj["metadata"].get("labels"), ".labels")]
+    return problems
+
+
+def broken_compositions() -> dict[str, dict[str, Any]]:
+    """Two broken copies of the platform Composition, under their own names.
+
+    ``wrong-type``: its compositeTypeRef names a kind that does not exist
+    (``XOllamaPlatforms``). ``fatal``: its function input names another input
+    kind, so the function answers every call with a Fatal.
+    """
+    real = yaml.safe_load((ROOT / "compositions" / "ollama-platform.yaml").read_text())
+    out = {}
+    wrong = copy.deepcopy(real)
+    wrong["metadata"] = {"name": "ollama-platform-broken-wrong-type"}
+    wrong["spec"]["compositeTypeRef"]["kind"] = "XOllamaPlatforms"
+    out["wrong-type"] = wrong
+    fatal = copy.deepcopy(real)
+    fatal["metadata"] = {"name": "ollama-platform-broken-fatal"}
+    fatal["spec"]["pipeline"][0]["input"]["kind"] = "Inputs"
+    out["fatal"] = fatal
+    return out
+
+
+def broken_claim(case: str, composition: str) -> Claim:
+    """examples/existing bound to a broken Composition, on a cluster of its own."""
+    body = example_claim("existing")
+    body["metadata"]["name"] = f"broken-{case}"
+    body["spec"]["writeConnectionSecretToRef"] = {"name": f"broken-{case}-conn"}
+    body["spec"]["compositionRef"] = {"name": composition}
+    for cluster in body["spec"]["clusters"]:
+        cluster["kubeconfig"] = {"providerConfigName": f"broken-{case}"}
+    return Claim(body)
+
+
 def snapshot(kube: Kube, xr: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """uid and resourceVersion of everything under an XR, by kind/name."""
     return {

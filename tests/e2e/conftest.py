@@ -90,16 +90,30 @@ READY_BOUND_S = float(os.environ.get("E2E_READY_BOUND_S", "600"))
 
 
 @pytest.fixture(scope="session")
-def ready_claims(
-    stack: Stack, kube: Kube, provider: SimulatedProvider, figures: dict[str, Any]
-) -> dict[str, c.Claim]:
+def broken_claims(stack: Stack, provider: SimulatedProvider) -> dict[str, c.Claim]:
+    """examples/existing bound to broken Compositions, applied just before the good claims.
+
+    They get the same time as the good ones; test_2_claims shows the harness's
+    own checks fail on them, then deletes them.
+    """
     stack.kubectl("create", "namespace", c.NAMESPACE, check=False)
+    compositions = c.broken_compositions()
+    stack.apply(list(compositions.values()))
+    out = {case: c.broken_claim(case, comp["metadata"]["name"]) for case, comp in compositions.items()}
+    for claim in out.values():
+        claim.apply(stack)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ready_claims(
+    stack: Stack,
+    kube: Kube,
+    provider: SimulatedProvider,
+    figures: dict[str, Any],
+    broken_claims: dict[str, c.Claim],
+) -> dict[str, c.Claim]:
     out = {case: c.Claim(c.example_claim(case)) for case in CASES}
-    # One platform per cluster: examples/existing already serves ProviderConfig
-    # k3s-dev, so multicloud's K3s cluster is reached through another one here.
-    for cluster in out["multicloud"].body["spec"]["clusters"]:
-        if cluster["kubeconfig"].get("providerConfigName") == "k3s-dev":
-            cluster["kubeconfig"]["providerConfigName"] = "k3s-lab"
     start = time.monotonic()
     for claim in out.values():
         claim.apply(stack)

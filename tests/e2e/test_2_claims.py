@@ -30,22 +30,47 @@ def _xr_of(case: str) -> dict[str, Any]:
 def test_composed_set_equals_the_in_process_render(case: str, kube: Kube, ready_claims) -> None:
     xr = ready_claims[case].xr(kube)
     assert xr is not None
-    have = c.composed(kube, xr)
-    # 1. The same keys as the committed walk of this example reaches offline.
-    assert set(have) == set(walk(_xr_of(case))[-1]), case
-    # 2. Every field the function asks for, for exactly this observed state, is
-    #    what the API server holds (kinds, names, specs, labels).
-    want = c.render_in_process(kube, xr)
-    assert set(want) == set(have)
-    problems = []
-    for key, body in want.items():
-        obj = have[key]
-        assert (obj["apiVersion"], obj["kind"]) == (body["apiVersion"], body["kind"]), key
-        problems += [f"{key}{d}" for d in c.subset(body.get("spec"), obj.get("spec"), ".spec")]
-        labels = (body.get("metadata") or {}).get("labels") or {}
-        problems += [f"{key}{d}" for d in c.subset(labels, obj["metadata"].get("labels"), ".labels")]
+    problems = c.render_problems(kube, xr, set(walk(_xr_of(case))[-1]))
     assert not problems, problems[:20]
-    print(f"\n{case}: {len(have)} composed, {len(c.tree(kube, xr))} in the tree")
+    print(f"\n{case}: {len(c.composed(kube, xr))} composed, {len(c.tree(kube, xr))} in the tree")
+
+
+BROKEN_WAIT_S = 10
+
+
+def test_broken_compositions_fail_the_same_checks(stack: Stack, kube: Kube, ready_claims, broken_claims) -> None:
+    """examples/existing bound to a broken Composition fails the checks the real one passes.
+
+    The broken claims were applied with the good ones and had as long; the
+    harness's readiness wait and render comparison, which just passed for
+    examples/existing, fail for them with the reason.
+    """
+    good = ready_claims["existing"]
+    assert c.ready(good.get(kube))
+    walk_keys = set(walk(_xr_of("existing"))[-1])
+    assert c.render_problems(kube, good.xr(kube), walk_keys) == []
+    why = {"wrong-type": "not compatible", "fatal": "input.kind: 'Inputs' is not this function's input"}
+    try:
+        for case, claim in broken_claims.items():
+            with pytest.raises(TimeoutError) as failed:
+                c.wait_ready(kube, claim, timeout=BROKEN_WAIT_S)
+            assert why[case] in str(failed.value), failed.value
+            xr = claim.xr(kube)
+            assert xr is not None
+            problems = c.render_problems(kube, xr, walk_keys)
+            assert problems, f"{case}: the render comparison found nothing wrong"
+            assert not c.composed(kube, xr)
+            print(f"\nbroken {case}: not Ready ({why[case]}); render check: {problems[0][:120]}")
+        # The Fatal reaches the claim's owner too.
+        prog = condition(broken_claims["fatal"].get(kube), "Progressing")
+        assert (prog.get("status"), prog.get("reason")) == ("False", "FatalError"), prog
+        assert why["fatal"] in prog["message"]
+    finally:
+        for claim in broken_claims.values():
+            stack.kubectl("delete", "-n", claim.namespace, "ollamaplatform", claim.name, "--wait=false", check=False)
+        for comp in c.broken_compositions().values():
+            stack.kubectl("delete", "composition", comp["metadata"]["name"], "--wait=false", check=False)
+    wait_for("the broken claims to go", lambda: all(x.get(kube) is None for x in broken_claims.values()), 120)
 
 
 @pytest.mark.parametrize("case", ["existing", "multicloud"])

@@ -183,3 +183,42 @@ def test_an_invalid_fleet_claim_fails_on_the_claim(stack: Stack, kube: Kube, rea
         assert condition(claim.get(kube), "Ready").get("status") != "True"
     finally:
         stack.kubectl("delete", "-n", claim.namespace, "ollamafleet", claim.name, "--wait=false", check=False)
+
+
+def test_a_second_platform_on_the_same_cluster_is_refused_naming_both(
+    stack: Stack, kube: Kube, ready_claims, figures
+) -> None:
+    """One platform per cluster, through a real Crossplane's required resources.
+
+    A second claim that targets examples/existing's cluster (ProviderConfig
+    k3s-dev) gets a Fatal naming both claims and composes nothing; the first keeps
+    working.
+    """
+    first = ready_claims["existing"]
+    c.wait_ready(kube, first, BOUND_S)
+    body = copy.deepcopy(first.body)
+    body["metadata"]["name"] = "existing-twin"
+    body["spec"]["writeConnectionSecretToRef"] = {"name": "existing-twin-conn"}
+    twin = c.Claim(body)
+    twin.apply(stack)
+    try:
+        def fatal_on_claim() -> dict:
+            cond = condition(twin.get(kube), "Progressing")
+            return cond if cond.get("reason") == "FatalError" else {}
+
+        cond, took = wait_for("the one-platform-per-cluster Fatal", fatal_on_claim, BOUND_S)
+        figures["second platform on a cluster: Fatal on the claim s"] = round(took, 1)
+        message = cond["message"]
+        ns = first.namespace
+        assert "spec.clusters[0]: cluster 'k3s-dev' (ProviderConfig k3s-dev)" in message, message
+        assert f"already served by claim {ns}/{first.name} " in message, message
+        assert f"claim {ns}/{twin.name} " in message and "one platform per cluster" in message, message
+        assert condition(twin.get(kube), "Ready").get("status") != "True"
+        assert not (twin.xr(kube)["spec"].get("resourceRefs") or []), "the second platform composed"
+        # The first platform is untouched: still Ready and converged.
+        assert c.ready(first.get(kube))
+        assert condition(first.xr(kube), "Progressing")["reason"] == "Converged"
+        print(f"\none platform per cluster: Fatal on the second claim after {took:.1f}s")
+    finally:
+        stack.kubectl("delete", "-n", twin.namespace, "ollamaplatform", twin.name, "--wait=false", check=False)
+    wait_for("the second claim to go", lambda: twin.get(kube) is None, BOUND_S)

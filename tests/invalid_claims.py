@@ -1,0 +1,345 @@
+"""The invalid claims, each with who refuses it and the message it gets.
+
+One table for two suites. ``tests/unit/test_invalid_claims.py`` runs every
+claim through the function in process: each gets one Fatal naming the field
+(the function mirrors the XRD's rules, so a claim that slipped past admission
+gets the same answer). ``tests/e2e/test_1_install.py`` applies them to a real
+API server with a real Crossplane: a claim with ``api`` set is refused at apply
+time with those words (CEL rules and OpenAPI checks of the generated CRDs); one
+without is accepted and reaches the claim as the function's Fatal
+(``Progressing=False FatalError`` carrying ``fatal``).
+
+Every claim reaches its cluster its own way (ProviderConfig ``invalid-<id>``,
+its own kubeconfig Secret and cloud cluster name), so the one-platform-per-cluster
+rule never adds a second error, and none of them touches the examples' clusters.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+NAMESPACE = "invalid-claims"
+GROUP_VERSION = "openhands.ai/v1alpha1"
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """One invalid claim."""
+
+    id: str
+    kind: str  # OllamaPlatform or OllamaFleet
+    spec: dict[str, Any]
+    # What the function's Fatal says (path: message); the XR is refused in process too.
+    fatal: str
+    # What the API server says when it refuses the claim at apply time (every
+    # string appears in kubectl's error); empty: the API server accepts it.
+    api: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return f"inv-{self.id}"
+
+    def claim(self) -> dict[str, Any]:
+        return {
+            "apiVersion": GROUP_VERSION,
+            "kind": self.kind,
+            "metadata": {"name": self.name, "namespace": NAMESPACE},
+            "spec": copy.deepcopy(self.spec),
+        }
+
+    def xr(self) -> dict[str, Any]:
+        """The composite the claim would make (what the function is sent)."""
+        return {
+            "apiVersion": GROUP_VERSION,
+            "kind": f"X{self.kind}",
+            "metadata": {
+                "name": f"{self.name}-x1y2z",
+                "labels": {
+                    "crossplane.io/claim-name": self.name,
+                    "crossplane.io/claim-namespace": NAMESPACE,
+                },
+            },
+            "spec": copy.deepcopy(self.spec),
+        }
+
+
+def existing(case: str, **extra: Any) -> dict[str, Any]:
+    """A valid existing cluster reached through its own ProviderConfig."""
+    return {
+        "name": "k3s",
+        "cloud": "existing",
+        "kubeconfig": {"providerConfigName": f"invalid-{case}"},
+        **extra,
+    }
+
+
+def cloud(case: str, kind: str, **extra: Any) -> dict[str, Any]:
+    """A valid cloud cluster of ``kind`` (aws, gcp, azure), its own cloud cluster name."""
+    blocks = {
+        "aws": {
+            "region": "us-east-1",
+            "aws": {"clusterName": f"eks-{case}", "subnetIds": ["subnet-0a1b2c3d4e5f60718"]},
+        },
+        "gcp": {"region": "us-central1", "gcp": {"project": "invalid-claims", "clusterName": f"gke-{case}"}},
+        "azure": {
+            "region": "eastus",
+            "azure": {
+                "resourceGroupName": "rg-invalid",
+                "clusterId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                f"rg-invalid/providers/Microsoft.ContainerService/managedClusters/aks-{case}",
+            },
+        },
+    }
+    return {
+        "name": f"{kind}-1",
+        "cloud": kind,
+        "kubeconfig": {"secretRef": {"name": f"invalid-{case}", "namespace": NAMESPACE}},
+        **copy.deepcopy(blocks[kind]),
+        **extra,
+    }
+
+
+def without(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in keys}
+
+
+def platform(clusters: list[dict[str, Any]], models: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A platform spec: development profile (no GPUs needed), one small model by default."""
+    return {
+        "profile": "development",
+        "clusters": clusters,
+        "models": models if models is not None else [{"name": "llama2", "model": "llama2"}],
+        **extra,
+    }
+
+
+def fleet(case: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "llama2", "target": {"providerConfigName": f"invalid-{case}"}, **extra}
+
+
+def _cases() -> list[Invalid]:
+    p, f = "OllamaPlatform", "OllamaFleet"
+    secret_and_pc = {"secretRef": {"name": "x", "namespace": NAMESPACE}, "providerConfigName": "invalid-kc-both"}
+    return [
+        # --- every CEL rule of the two XRDs (x-kubernetes-validations) ----------------
+        Invalid(
+            "kc-both", p,
+            platform([existing("kc-both", kubeconfig=secret_and_pc)]),
+            "spec.clusters[0].kubeconfig: set exactly one of secretRef or providerConfigName",
+            ("spec.clusters[0].kubeconfig: Invalid value",
+             "set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName"),
+        ),
+        Invalid(
+            "kc-neither", p,
+            platform([existing("kc-neither", kubeconfig={})]),
+            "spec.clusters[0].kubeconfig: set exactly one of secretRef or providerConfigName",
+            ("spec.clusters[0].kubeconfig: Invalid value",
+             "set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName"),
+        ),
+        Invalid(
+            "pool-min-max", p,
+            platform([cloud("pool-min-max", "aws", gpuNodePool={"minNodes": 5, "maxNodes": 2})]),
+            "spec.clusters[0].gpuNodePool.minNodes: minNodes (5) must not exceed maxNodes (2)",
+            ("spec.clusters[0].gpuNodePool.minNodes: Invalid value", "minNodes must not exceed maxNodes"),
+        ),
+        Invalid(
+            "aws-missing", p,
+            platform([without(cloud("aws-missing", "aws"), "aws")]),
+            "spec.clusters[0].aws: required when cloud is aws",
+            ("spec.clusters[0].aws: Invalid value", "aws is required when cloud is aws"),
+        ),
+        Invalid(
+            "gcp-missing", p,
+            platform([without(cloud("gcp-missing", "gcp"), "gcp")]),
+            "spec.clusters[0].gcp: required when cloud is gcp",
+            ("spec.clusters[0].gcp: Invalid value", "gcp is required when cloud is gcp"),
+        ),
+        Invalid(
+            "azure-missing", p,
+            platform([without(cloud("azure-missing", "azure"), "azure")]),
+            "spec.clusters[0].azure: required when cloud is azure",
+            ("spec.clusters[0].azure: Invalid value", "azure is required when cloud is azure"),
+        ),
+        Invalid(
+            "aws-on-gcp", p,
+            platform([{**cloud("aws-on-gcp", "gcp"), "aws": cloud("aws-on-gcp", "aws")["aws"]}]),
+            "spec.clusters[0].aws: must not be set when cloud is gcp",
+            ("spec.clusters[0].aws: Invalid value", "aws must only be set when cloud is aws"),
+        ),
+        Invalid(
+            "gcp-on-existing", p,
+            platform([existing("gcp-on-existing", gcp=cloud("gcp-on-existing", "gcp")["gcp"])]),
+            "spec.clusters[0].gcp: must not be set when cloud is existing",
+            ("spec.clusters[0].gcp: Invalid value", "gcp must only be set when cloud is gcp"),
+        ),
+        Invalid(
+            "azure-on-aws", p,
+            platform([{**cloud("azure-on-aws", "aws"), "azure": cloud("azure-on-aws", "azure")["azure"]}]),
+            "spec.clusters[0].azure: must not be set when cloud is aws",
+            ("spec.clusters[0].azure: Invalid value", "azure must only be set when cloud is azure"),
+        ),
+        Invalid(
+            "region-missing", p,
+            platform([without(cloud("region-missing", "gcp"), "region")]),
+            "spec.clusters[0].region: required when cloud is gcp",
+            ("spec.clusters[0].region: Invalid value", "region is required for a cloud cluster"),
+        ),
+        Invalid(
+            "pool-on-existing", p,
+            platform([existing("pool-on-existing", gpuNodePool={"minNodes": 1})]),
+            "spec.clusters[0].gpuNodePool: not supported when cloud is existing",
+            ("spec.clusters[0].gpuNodePool: Invalid value", "gpuNodePool is not supported when cloud is existing"),
+        ),
+        Invalid(
+            "distribution-on-cloud", p,
+            platform([cloud("distribution-on-cloud", "azure", distribution="k3s")]),
+            "spec.clusters[0].distribution: only for existing clusters",
+            ("spec.clusters[0].distribution: Invalid value", "distribution is only for existing clusters"),
+        ),
+        Invalid(
+            "k3s-without-k3s", p,
+            platform([existing("k3s-without-k3s", k3s={"flannelDisabled": True})]),
+            "spec.clusters[0].k3s: only for distribution k3s",
+            ("spec.clusters[0].k3s: Invalid value", "k3s is only for distribution k3s"),
+        ),
+        Invalid(
+            "model-min-max", p,
+            platform(
+                [existing("model-min-max")],
+                [{"name": "llama2", "model": "llama2", "scaling": {"minReplicas": 4, "maxReplicas": 2}}],
+            ),
+            "spec.models[0].scaling.minReplicas: minReplicas (4) must not exceed maxReplicas (2)",
+            ("spec.models[0].scaling.minReplicas: Invalid value", "minReplicas must not exceed maxReplicas"),
+        ),
+        Invalid(
+            "unknown-cluster", p,
+            platform(
+                [existing("unknown-cluster")],
+                [{"name": "llama2", "model": "llama2", "clusters": ["k3s", "nope"]}],
+            ),
+            "spec.models[0].clusters[1]: unknown cluster 'nope'; known clusters: k3s",
+            # The API server's CEL cannot name the model (fieldPath takes no index).
+            ("spec.models: Invalid value", "every models[].clusters entry must name a cluster in spec.clusters"),
+        ),
+        Invalid(
+            "fleet-min-max", f,
+            fleet("fleet-min-max", scaling={"minReplicas": 4, "maxReplicas": 2}),
+            "spec.scaling.maxReplicas: 2 is less than minReplicas 4",
+            ("spec.scaling.minReplicas: Invalid value", "minReplicas must not exceed maxReplicas"),
+        ),
+        # --- OpenAPI: enums, patterns, list keys, types, required fields ------------
+        Invalid(
+            "unknown-cloud", p,
+            platform([{**existing("unknown-cloud"), "cloud": "mars"}]),
+            "spec.clusters[0].cloud: 'mars' is not one of",
+            ('spec.clusters[0].cloud: Unsupported value: "mars"',),
+        ),
+        Invalid(
+            "name-not-dns", p,
+            platform([{**existing("name-not-dns"), "name": "K3S_1"}]),
+            "spec.clusters[0].name: 'K3S_1' must be a DNS-1123 label",
+            ('spec.clusters[0].name: Invalid value: "K3S_1"', "should match"),
+        ),
+        Invalid(
+            "duplicate-cluster", p,
+            platform([existing("duplicate-cluster"), cloud("duplicate-cluster", "aws", name="k3s")]),
+            "spec.clusters[1].name: duplicate cluster name 'k3s'",
+            ("spec.clusters[1]: Duplicate value",),
+        ),
+        Invalid(
+            "duplicate-model", p,
+            platform(
+                [existing("duplicate-model")],
+                [{"name": "m", "model": "llama2"}, {"name": "m", "model": "mistral"}],
+            ),
+            "spec.models[1].name: duplicate model name 'm'",
+            ("spec.models[1]: Duplicate value",),
+        ),
+        Invalid(
+            "replicas-not-int", p,
+            platform([existing("replicas-not-int")], [{"name": "llama2", "model": "llama2", "replicas": "three"}]),
+            "spec.models[0].replicas: ",
+            ("spec.models[0].replicas: Invalid value", "must be of type integer"),
+        ),
+        Invalid(
+            "fleet-no-target", f,
+            without(fleet("fleet-no-target"), "target"),
+            "spec.target: required field is missing",
+            ("spec.target: Required value",),
+        ),
+        # --- what only the function can judge: the API server accepts these --------
+        Invalid(
+            "storage-components", p,
+            platform([existing("storage-components")], components={"objectStorage": "rook-ceph", "blockStorage": "longhorn"}),
+            "spec.components.objectStorage: rook-ceph object storage needs blockStorage rook-ceph",
+        ),
+        Invalid(
+            "minio-no-volumes", p,
+            platform([existing("minio-no-volumes")], components={"objectStorage": "minio", "blockStorage": "none"}),
+            "spec.components.objectStorage: minio needs a block storage class",
+        ),
+        Invalid(
+            "knative-no-network", p,
+            platform(
+                [existing("knative-no-network")],
+                components={"serving": "knative", "ingress": "none", "mesh": "linkerd"},
+            ),
+            "spec.components.serving: knative needs a networking layer",
+        ),
+        Invalid(
+            "cilium-on-flannel", p,
+            platform([existing("cilium-on-flannel", distribution="k3s")], components={"cni": "cilium"}),
+            "spec.clusters[0].k3s.flannelDisabled: cni cilium on K3s needs flannel off",
+        ),
+        Invalid(
+            "storage-policy", p,
+            platform(
+                [existing("storage-policy")],
+                [{"name": "llama2", "model": "llama2", "storage": {"size": "200Gi"}}],
+                components={"policies": "enforce"},
+            ),
+            "spec.models[0].storage.size: 200Gi is more than policy.maxStorageRequest 100Gi",
+        ),
+        Invalid(
+            "scale-to-zero", p,
+            platform(
+                [existing("scale-to-zero")],
+                [{"name": "llama2", "model": "llama2", "scaling": {"minReplicas": 0, "maxReplicas": 2}}],
+            ),
+            "spec.models[0].scaling.minReplicas: 0 would scale the model to zero",
+        ),
+        Invalid(
+            "does-not-fit", p,
+            platform(
+                [cloud("does-not-fit", "aws", gpuNodePool={"instanceType": "g6.2xlarge"})],
+                [{"name": "llama2", "model": "llama2", "resources": {"memory": "200Gi"}}],
+            ),
+            "spec.models[0].resources.memory: 200Gi does not fit one g6.2xlarge node of cluster aws-1",
+        ),
+        Invalid(
+            "fleet-exposure", f,
+            fleet(
+                "fleet-exposure",
+                exposure={"host": "llama.example.com", "tlsSecretName": "llama-tls", "allowedSourceRanges": ["10.0.0.0/8"]},
+            ),
+            "spec.exposure: public exposure is served by Contour",
+        ),
+        Invalid(
+            "fleet-trigger-twice", f,
+            fleet(
+                "fleet-trigger-twice",
+                scaling={"metrics": [
+                    {"type": "cron", "name": "work-hours", "metadata": {"timezone": "UTC"}},
+                    {"type": "cron", "name": "work-hours", "metadata": {"timezone": "UTC"}},
+                ]},
+            ),
+            "spec.scaling.metrics[1].name: trigger name work-hours is already used",
+        ),
+    ]
+
+
+CASES: list[Invalid] = _cases()
+REFUSED_BY_API = [c for c in CASES if c.api]
+REFUSED_BY_FUNCTION = [c for c in CASES if not c.api]
