@@ -12,14 +12,21 @@ class Need(StrEnum):
 
     EXISTS = "exists"
     READY = "ready"
+    # The resource reports ``status.atProvider.<field>``: the owner's body carries
+    # that value, so without it the owner is held even once it exists.
+    REPORTED = "reported"
 
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """Emit the owner only once the composed resource ``key`` exists or is ready."""
+    """Emit the owner only once the composed resource ``key`` exists, is ready, or reports a field.
+
+    ``field`` names the ``status.atProvider`` field a ``Need.REPORTED`` gate waits for.
+    """
 
     key: str
     need: Need = Need.READY
+    field: str = ""
 
 
 @dataclass(slots=True)

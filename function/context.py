@@ -180,6 +180,8 @@ class ClusterContext:
     models; empty (no public model) keeps the ingress load balancer internal.
     ``gpu_models`` says whether any model on the cluster asks for a GPU: without
     one there is no GPU operator, and the pool's default minimum is zero.
+    ``models`` are the names of the models served on the cluster (the cloud
+    identity chains name each model's namespace and ServiceAccount).
     """
 
     platform: PlatformContext
@@ -190,6 +192,7 @@ class ClusterContext:
     kubernetes_provider_config: str | None = None
     public_sources: tuple[str, ...] = ()
     gpu_models: bool = True
+    models: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

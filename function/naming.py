@@ -89,6 +89,16 @@ def node_pool_name(platform: str, cluster: str, max_length: int = 63) -> str:
 
 # Model namespaces carry this label; the Kyverno policies and the fleet agree on it.
 MODEL_NAMESPACE_LABEL = f"{LABEL_PREFIX}/model-namespace"
+# The Kubernetes ServiceAccount a model's pods run as when they use the model cache;
+# the cloud identity chains (clouds/) name it, the fleet creates it.
+MODEL_SERVICE_ACCOUNT = "ollama"
+
+
+def model_namespace(model: str) -> str:
+    """Return the namespace of a served model's objects: ``ollama-<model>`` as a DNS label."""
+    return dns_label("ollama", model)
+
+
 # Model pods carry this label; require-gpu-limits matches on it.
 MODEL_POD_LABEL = "app.kubernetes.io/part-of"
 MODEL_POD_LABEL_VALUE = "ollama-platform"

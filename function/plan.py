@@ -121,6 +121,7 @@ def _cluster_context(
         platform=platform,
         spec=cluster,
         gpu_models=gpu_models,
+        models=tuple(m.name for m in targeting),
         public_sources=tuple(sources),
         components=effective_components(platform.components, cluster),
         node_pool=pool,
@@ -134,8 +135,13 @@ def fleet_key(cluster: str, model: str) -> str:
     return naming.key(cluster, "fleet", model)
 
 
-def fleet_spec(ctx: ClusterContext, model: ModelSpec) -> dict[str, Any]:
-    """The spec of the XOllamaFleet serving ``model`` on ``ctx``'s cluster."""
+def fleet_spec(
+    ctx: ClusterContext, model: ModelSpec, observed: Observed | None = None
+) -> dict[str, Any]:
+    """The spec of the XOllamaFleet serving ``model`` on ``ctx``'s cluster.
+
+    ``cache`` is set for clusters with a bucket once what it names is known.
+    """
     c = ctx.components
     body = model.model_dump(
         by_alias=True,
@@ -152,10 +158,12 @@ def fleet_spec(ctx: ClusterContext, model: ModelSpec) -> dict[str, Any]:
     }
     if c.observability is not Observability.NONE:
         target["prometheusAddress"] = PROMETHEUS_ADDRESS
+    cache = clouds.fleet_cache(ctx, observed or {})
     return {
         "name": model.name,
         **body,
         "target": target,
+        **({"cache": cache} if cache is not None else {}),
         "serving": c.serving.value,
         "mesh": c.mesh.value,
         "ingress": c.ingress.value,
@@ -166,8 +174,12 @@ def fleet_spec(ctx: ClusterContext, model: ModelSpec) -> dict[str, Any]:
     }
 
 
-def _fleet(ctx: ClusterContext, model: ModelSpec) -> Composed:
-    """The XOllamaFleet of ``model`` on ``ctx``'s cluster, gated on what it runs on."""
+def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Composed:
+    """The XOllamaFleet of ``model`` on ``ctx``'s cluster, gated on what it runs on.
+
+    With a bucket it also waits for the model's identity chain, so the first
+    pod already restores from (and saves to) the cache.
+    """
     gates = [
         Gate(provider_config_key(ctx.name, "helm"), Need.EXISTS),
         Gate(provider_config_key(ctx.name, "kubernetes"), Need.EXISTS),
@@ -180,6 +192,7 @@ def _fleet(ctx: ClusterContext, model: ModelSpec) -> Composed:
         gates.append(Gate(object_key(ctx.name, "knative-serving"), Need.READY))
     else:
         gates.append(Gate(release_key(ctx.name, "keda"), Need.READY))
+        gates.extend(clouds.cache_gates(ctx, model.name))
     return Composed(
         key=fleet_key(ctx.name, model.name),
         body={
@@ -188,7 +201,7 @@ def _fleet(ctx: ClusterContext, model: ModelSpec) -> Composed:
             "metadata": {
                 "labels": {**ctx.labels("fleet"), naming.LABEL_MODEL: model.name},
             },
-            "spec": fleet_spec(ctx, model),
+            "spec": fleet_spec(ctx, model, observed),
         },
         gates=tuple(gates),
     )
@@ -265,8 +278,10 @@ def plan_platform(
     candidates: list[Composed] = []
     owned: dict[str, list[str]] = {}
     for ctx in contexts:
-        per_cluster = [*_provider_configs(ctx), *clouds.build(ctx), *stack.build(ctx)]
-        per_cluster += [_fleet(ctx, m) for m in spec.models if ctx.spec in model_targets(spec, m)]
+        per_cluster = [*_provider_configs(ctx), *clouds.build(ctx, observed), *stack.build(ctx)]
+        per_cluster += [
+            _fleet(ctx, m, observed) for m in spec.models if ctx.spec in model_targets(spec, m)
+        ]
         per_cluster += usages.build(ctx, per_cluster, observed)
         owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster

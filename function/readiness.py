@@ -3,7 +3,9 @@
 A composed resource is ready when its observed ``Ready`` condition is True.
 Kinds that carry no conditions (ProviderConfigs) are ready once they exist.
 A resource is emitted once every gate it declares is met, and from then on it
-is kept whatever happens to readiness: observed existence keeps it.
+is kept whatever happens to readiness: observed existence keeps it. The one
+exception is a gate on a reported value (``Need.REPORTED``): the resource's
+body carries that value, so while it is unknown the resource is not composed.
 """
 
 from __future__ import annotations
@@ -58,7 +60,17 @@ class Selection:
     held: dict[str, list[str]]  # key -> keys it waits for
 
 
+def reported(obj: Mapping[str, Any] | None, field: str) -> str | None:
+    """The non-empty string ``status.atProvider.<field>`` of an observed resource, if any."""
+    status = (obj or {}).get("status")
+    at_provider = status.get("atProvider") if isinstance(status, Mapping) else None
+    value = at_provider.get(field) if isinstance(at_provider, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _met(gate: Gate, observed: Mapping[str, Mapping[str, Any]], known: set[str]) -> bool:
+    if gate.need is Need.REPORTED:
+        return reported(observed.get(gate.key), gate.field) is not None
     if gate.key not in known:
         # A gate on something this plan does not compose (a component that is
         # switched off) is no gate at all.
@@ -76,7 +88,9 @@ def select(candidates: Iterable[Composed], observed: Mapping[str, Mapping[str, A
     emitted: list[Composed] = []
     held: dict[str, list[str]] = {}
     for item in items:
-        if item.key in observed:
+        if item.key in observed and not any(
+            g.need is Need.REPORTED and not _met(g, observed, known) for g in item.gates
+        ):
             emitted.append(item)
             continue
         unmet = [g.key for g in item.gates if not _met(g, observed, known)]

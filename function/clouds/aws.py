@@ -1,14 +1,23 @@
-"""AWS: the GPU nodes' IAM role, the EKS managed node group, and the S3 bucket.
+"""AWS: the GPU nodes' IAM role, the EKS managed node group, the S3 bucket, and the cache identity.
 
 Kinds are the classic cluster-scoped ones at their storage versions:
-``iam.aws.upbound.io/v1beta1`` Role and RolePolicyAttachment,
-``eks.aws.upbound.io/v1beta2`` NodeGroup, and the ``s3.aws.upbound.io`` Bucket
-family (``v1beta2``, except BucketPublicAccessBlock, stored at ``v1beta1``).
+``iam.aws.upbound.io/v1beta1`` Role, RolePolicyAttachment and RolePolicy,
+``eks.aws.upbound.io/v1beta2`` NodeGroup, ``eks.aws.upbound.io/v1beta1`` Addon
+and PodIdentityAssociation, and the ``s3.aws.upbound.io`` Bucket family
+(``v1beta2``, except BucketPublicAccessBlock, stored at ``v1beta1``).
+
+The model cache (with a bucket): EKS Pod Identity. The ``eks-pod-identity-agent``
+add-on runs on the cluster; the IAM role ``cache-role`` trusts only the
+``pods.eks.amazonaws.com`` service; its one inline policy ``cache-policy``
+allows listing that bucket and reading and writing its objects (nothing
+else, no wildcard resource); a ``PodIdentityAssociation`` per model binds the
+model's ServiceAccount (``ollama`` in ``ollama-<model>``) to the role.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from function import naming
@@ -24,9 +33,11 @@ from function.clouds.common import (
 )
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
+from function.readiness import reported
 
 IAM_API = "iam.aws.upbound.io/v1beta1"
 EKS_API = "eks.aws.upbound.io/v1beta2"
+EKS_V1BETA1_API = "eks.aws.upbound.io/v1beta1"  # Addon, PodIdentityAssociation
 S3_API = "s3.aws.upbound.io/v1beta2"
 S3_PUBLIC_ACCESS_BLOCK_API = "s3.aws.upbound.io/v1beta1"
 
@@ -44,13 +55,28 @@ NODE_POLICIES = {
 ROLE_NODE_ROLE = "node-role"
 ROLE_NODEPOOL = "nodepool"
 ROLE_BUCKET = "bucket"
+ROLE_POD_IDENTITY_AGENT = "pod-identity-agent"
+ROLE_CACHE_ROLE = "cache-role"
+ROLE_CACHE_POLICY = "cache-policy"
+ROLE_CACHE_ASSOCIATION = "model-identity"  # + model name; no other key starts so
+
+POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+# What the restore and save steps do: list the bucket, read and write objects
+# (multipart uploads included, and their abort). No delete: nothing removes
+# blobs from the cache, and a role that cannot delete cannot empty the bucket.
+BUCKET_ACTIONS = ["s3:ListBucket"]
+OBJECT_ACTIONS = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+
+Observed = Mapping[str, Mapping[str, Any]]
 
 
-def build(ctx: ClusterContext) -> list[Composed]:
-    """Build the AWS resources of one cluster entry: node role, node group, bucket."""
+def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
+    """Build the AWS resources of one cluster: node role, node group, bucket, cache identity."""
     resources = [node_role(ctx), *policy_attachments(ctx), node_group(ctx)]
     if wants_bucket(ctx):
         resources.extend(bucket(ctx))
+        resources.extend(cache_identity(ctx, observed or {}))
     return resources
 
 
@@ -240,3 +266,149 @@ def bucket(ctx: ClusterContext) -> list[Composed]:
         body = managed_resource(ctx, api_version, kind, role, for_provider)
         resources.append(Composed(key=naming.key(ctx.name, role), body=body))
     return resources
+
+
+def bucket_key(ctx: ClusterContext) -> str:
+    """Return the key of the cluster's S3 bucket."""
+    return naming.key(ctx.name, ROLE_BUCKET)
+
+
+def association_key(ctx: ClusterContext, model: str) -> str:
+    """Return the key of the PodIdentityAssociation of ``model``'s ServiceAccount."""
+    return naming.key(ctx.name, ROLE_CACHE_ASSOCIATION, model)
+
+
+def pod_identity_trust_policy() -> str:
+    """Return the cache role's trust policy: only EKS Pod Identity may assume it."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def cache_policy(bucket_arn: str) -> str:
+    """Return the cache role's inline policy: that bucket and its objects, nothing broader."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListTheCacheBucket",
+                "Effect": "Allow",
+                "Action": list(BUCKET_ACTIONS),
+                "Resource": bucket_arn,
+            },
+            {
+                "Sid": "ReadAndWriteCachedModels",
+                "Effect": "Allow",
+                "Action": list(OBJECT_ACTIONS),
+                "Resource": f"{bucket_arn}/*",
+            },
+        ],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
+    """Build the Pod Identity chain from each model's ServiceAccount to the bucket.
+
+    The inline policy names the bucket's ARN as the provider reports it
+    (``status.atProvider.arn``), so it is composed once the bucket reports it.
+    The add-on is ``preserve``d: deleting the claim leaves the agent running on
+    a cluster the platform does not own (other workloads may use it).
+    """
+    if ctx.spec.aws is None:
+        raise missing(ctx, "aws")
+    aws_region = region(ctx)
+    cluster_name = ctx.spec.aws.cluster_name
+    agent = managed_resource(
+        ctx,
+        EKS_V1BETA1_API,
+        "Addon",
+        ROLE_POD_IDENTITY_AGENT,
+        {
+            "region": aws_region,
+            "clusterName": cluster_name,
+            "addonName": POD_IDENTITY_AGENT,
+            "preserve": True,
+            "tags": cloud_tags(ctx),
+        },
+    )
+    role = managed_resource(
+        ctx,
+        IAM_API,
+        "Role",
+        ROLE_CACHE_ROLE,
+        {
+            "assumeRolePolicy": pod_identity_trust_policy(),
+            "description": (
+                f"Model cache of Ollama platform {ctx.platform.name}, cluster {ctx.name}"
+            ),
+            "tags": cloud_tags(ctx),
+        },
+    )
+    arn = reported(observed.get(bucket_key(ctx)), "arn")
+    policy = managed_resource(
+        ctx,
+        IAM_API,
+        "RolePolicy",
+        ROLE_CACHE_POLICY,
+        {"policy": cache_policy(arn or ""), "roleSelector": ctx.selector(ROLE_CACHE_ROLE)},
+    )
+    out = [
+        Composed(key=naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), body=agent),
+        Composed(key=naming.key(ctx.name, ROLE_CACHE_ROLE), body=role),
+        Composed(
+            key=naming.key(ctx.name, ROLE_CACHE_POLICY),
+            body=policy,
+            gates=(Gate(bucket_key(ctx), Need.REPORTED, "arn"),),
+        ),
+    ]
+    for model in ctx.models:
+        association = managed_resource(
+            ctx,
+            EKS_V1BETA1_API,
+            "PodIdentityAssociation",
+            naming.dns_label(ROLE_CACHE_ASSOCIATION, model),
+            {
+                "region": aws_region,
+                "clusterName": cluster_name,
+                "namespace": naming.model_namespace(model),
+                "serviceAccount": naming.MODEL_SERVICE_ACCOUNT,
+                "roleArnSelector": ctx.selector(ROLE_CACHE_ROLE),
+                "tags": cloud_tags(ctx),
+            },
+        )
+        out.append(
+            Composed(
+                key=association_key(ctx, model),
+                body=association,
+                gates=(Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),),
+            )
+        )
+    return out
+
+
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:  # noqa: ARG001  # every cloud's signature
+    """Return the fleet's ``cache`` block: the bucket and its region (None without a bucket)."""
+    if not wants_bucket(ctx):
+        return None
+    name = naming.bucket_name(ctx.platform.uid, ctx.platform.name, ctx.name)
+    return {"provider": "s3", "bucket": name, "region": region(ctx)}
+
+
+def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
+    """Return what a model's fleet waits for: its association and the role's policy."""
+    if not wants_bucket(ctx):
+        return ()
+    return (
+        Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),
+        Gate(naming.key(ctx.name, ROLE_CACHE_POLICY), Need.READY),
+        Gate(association_key(ctx, model), Need.READY),
+    )

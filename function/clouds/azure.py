@@ -8,6 +8,7 @@ Container.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from function import naming
@@ -31,6 +32,8 @@ STORAGE_ACCOUNT_API = "storage.azure.upbound.io/v1beta2"
 STORAGE_CONTAINER_API = "storage.azure.upbound.io/v1beta1"
 
 ROLE_NODEPOOL = "nodepool"
+
+Observed = Mapping[str, Mapping[str, Any]]
 ROLE_STORAGE_ACCOUNT = "storage-account"
 ROLE_CONTAINER = "container"
 
@@ -47,7 +50,7 @@ SPOT_TAINT = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
 REPLICATION = {Profile.DEVELOPMENT: "LRS", Profile.PRODUCTION: "ZRS"}
 
 
-def build(ctx: ClusterContext) -> list[Composed]:
+def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:  # noqa: ARG001
     """Build the Azure resources of one cluster entry: node pool, storage account, container."""
     resources = [aks_node_pool(ctx)]
     if wants_bucket(ctx):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from function import naming
@@ -33,6 +34,8 @@ STORAGE_API = "storage.gcp.upbound.io/v1beta2"
 
 ROLE_NODE_SA = "node-sa"
 ROLE_NODEPOOL = "nodepool"
+
+Observed = Mapping[str, Mapping[str, Any]]
 ROLE_BUCKET = "bucket"
 
 # GKE node pool names are at most 40 characters.
@@ -45,7 +48,7 @@ _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 _LABEL_INVALID = re.compile(r"[^a-z0-9_-]+")
 
 
-def build(ctx: ClusterContext) -> list[Composed]:
+def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:  # noqa: ARG001
     """Build the GCP resources of one cluster entry: node service account, node pool, bucket."""
     resources = [service_account(ctx), gke_node_pool(ctx)]
     if wants_bucket(ctx):

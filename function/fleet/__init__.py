@@ -8,6 +8,8 @@ refusals), ``workload`` (Namespace, pod, StatefulSet or Knative Service),
 module puts them together:
 
 - ``namespace``: Namespace ``ollama-<xr name>``, always;
+- ``serviceaccount``: ServiceAccount ``ollama``, the identity the pods reach the
+  model cache with, for ``serving: deployment`` with ``cache`` (see ``cache``);
 - ``statefulset``, ``service``, ``scaledobject``: StatefulSet (one model
   volume per replica), ClusterIP Service and KEDA ScaledObject ``ollama``, for
   ``serving: deployment``;
@@ -94,7 +96,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from function.composed import Composed, Gate, Need
-from function.fleet import checks, monitoring, removal, routing, scaling, workload
+from function.fleet import cache, checks, monitoring, removal, routing, scaling, workload
 from function.fleet.common import key, namespace_for, target_for, wrap
 from function.models.common import Serving
 from function.models.fleet import FleetSpec
@@ -145,6 +147,15 @@ def build(
             )
         )
     else:
+        if spec.cache is not None:
+            out.append(
+                wrap(
+                    target,
+                    "serviceaccount",
+                    cache.service_account(ns, xr_name, spec.cache),
+                    after=in_namespace,
+                )
+            )
         out += [
             wrap(
                 target,
@@ -152,7 +163,7 @@ def build(
                 workload.statefulset(
                     ns, xr_name, spec, inputs, (observed or {}).get(key("statefulset"))
                 ),
-                after=in_namespace,
+                after=(*in_namespace, Gate(key("serviceaccount"), Need.EXISTS)),
                 cel=_CEL_STATEFULSET_SERVING,
             ),
             wrap(target, "service", routing.service(ns, xr_name), after=in_namespace),

@@ -153,17 +153,23 @@ def _trigger_errors(path: str, item: Mapping[str, Any]) -> list[ClaimError]:
     return errors
 
 
-def image_errors(inputs: FunctionInput) -> list[ClaimError]:
-    """Refuse an Ollama image not pinned to a version tag or a digest (``latest`` is not)."""
-    image = inputs.spec.ollama_image
+def _unpinned(image: str) -> bool:
     if "@" in image:
-        return []
+        return False
     last = image.rsplit("/", 1)[-1]
-    if ":" in last and not last.endswith(":latest"):
-        return []
+    return ":" not in last or last.endswith(":latest")
+
+
+def image_errors(inputs: FunctionInput) -> list[ClaimError]:
+    """Refuse an Ollama or cache image not pinned to a version tag or a digest (not ``latest``)."""
     return [
         ClaimError(
-            "input.spec.ollamaImage",
+            f"input.spec.{field}",
             f"{image} is not pinned; name a version tag or a digest (not latest)",
         )
+        for field, image in (
+            ("ollamaImage", inputs.spec.ollama_image),
+            ("cacheImage", inputs.spec.cache_image),
+        )
+        if _unpinned(image)
     ]

@@ -25,7 +25,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 def namespace_for(xr_name: str) -> str:
     """Return the namespace of a fleet's objects: ``ollama-<xr name>`` as a DNS label."""
-    return naming.dns_label("ollama", xr_name)
+    return naming.model_namespace(xr_name)
 
 
 def instance_for(xr_name: str) -> str:

@@ -16,10 +16,10 @@ from decimal import ROUND_CEILING
 from typing import Any
 
 from function import naming
-from function.fleet import storage
+from function.fleet import cache, storage
 from function.fleet.common import PORT, WORKLOAD, labels, meta, selector
 from function.fleet.scaling import knative_annotations
-from function.models.common import Cloud, Mesh
+from function.models.common import Cloud, Mesh, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.quantity import parse_quantity
@@ -191,6 +191,10 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
         "containers": [serving],
     }
     volumes = storage.pod_volumes(spec, knative=knative)
+    cached = spec.cache if not knative else None
+    if cached is not None:
+        pod["serviceAccountName"] = cache.SERVICE_ACCOUNT
+        volumes = [*volumes, cache.scratch_volume()]
     if volumes:
         pod["volumes"] = volumes
     if not knative:
@@ -208,6 +212,13 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
                 "securityContext": _container_security(),
             }
         ]
+        if cached is not None:
+            security = _container_security()
+            pod["initContainers"] = [
+                cache.restore_container(spec, cached, inputs, security),
+                *pod["initContainers"],
+                cache.save_container(spec, cached, inputs, security),
+            ]
     if spec.resources.gpu:
         pod["tolerations"] = [
             {"key": naming.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
@@ -221,16 +232,28 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
 
 
 def _pod_annotations(spec: FleetSpec) -> dict[str, str]:
-    """Return pod annotations that let the pull reach the registry before the mesh proxy runs."""
+    """Return pod annotations that let init containers bypass the mesh proxy.
+
+    The pull reaches the registry (port 443) and, with a cache, rclone the link-local
+    credential endpoints before the proxy runs.
+    """
+    out: dict[str, str] = {}
+    subnets = ",".join(cache.CREDENTIAL_ENDPOINTS)
     if spec.mesh is Mesh.ISTIO:
-        return {"traffic.sidecar.istio.io/excludeOutboundPorts": REGISTRY_PORT}
-    if spec.mesh is Mesh.LINKERD:
-        return {"config.linkerd.io/skip-outbound-ports": REGISTRY_PORT}
-    return {}
+        out["traffic.sidecar.istio.io/excludeOutboundPorts"] = REGISTRY_PORT
+        if spec.cache is not None and spec.serving is not Serving.KNATIVE:
+            out["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = subnets
+    elif spec.mesh is Mesh.LINKERD:
+        out["config.linkerd.io/skip-outbound-ports"] = REGISTRY_PORT
+        if spec.cache is not None and spec.serving is not Serving.KNATIVE:
+            out["config.linkerd.io/skip-subnets"] = subnets
+    return out
 
 
 def _pod_metadata(xr_name: str, spec: FleetSpec, **annotations: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {"labels": labels(xr_name)}
+    if spec.cache is not None and spec.serving is not Serving.KNATIVE:
+        metadata["labels"] = {**metadata["labels"], **cache.pod_labels(spec.cache)}
     merged = {**_pod_annotations(spec), **annotations}
     if merged:
         metadata["annotations"] = dict(sorted(merged.items()))

@@ -7,6 +7,7 @@ and adds where the model runs (``target``) and how it is served.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -15,6 +16,7 @@ from function.models.common import (
     PRINTABLE_PATTERN,
     ApiModel,
     Cloud,
+    DnsLabel,
     DnsSubdomain,
     Exposure,
     Ingress,
@@ -102,6 +104,41 @@ class Target(ApiModel):
     )
 
 
+class CacheProvider(StrEnum):
+    """Where the model cache lives: the cluster's cloud bucket."""
+
+    S3 = "s3"
+    GCS = "gcs"
+    AZURE_BLOB = "azureblob"
+
+
+_BUCKET = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9.]*[a-z0-9]$", max_length=63)]
+_TEXT = Annotated[str, StringConstraints(pattern=PRINTABLE_PATTERN, max_length=512)]
+
+
+class Cache(ApiModel):
+    """The bucket that caches the model's blobs, reached by workload identity.
+
+    The platform fills it in for cloud clusters with a bucket; without it, pods pull
+    from the registry only.
+    """
+
+    provider: CacheProvider
+    bucket: _BUCKET = Field(description="Bucket (S3, GCS, MinIO) or blob container (Azure).")
+    region: _TEXT | None = Field(default=None, description="S3 region.")
+    account: DnsLabel | None = Field(default=None, description="Azure storage account name.")
+    gcp_service_account: _TEXT | None = Field(
+        default=None,
+        alias="gcpServiceAccount",
+        description="Google service account e-mail the model's service account acts as (GKE).",
+    )
+    azure_client_id: _TEXT | None = Field(
+        default=None,
+        alias="azureClientId",
+        description="Client id of the managed identity the model's service account acts as (AKS).",
+    )
+
+
 class FleetSpec(ApiModel):
     """The spec of an XOllamaFleet."""
 
@@ -125,6 +162,10 @@ class FleetSpec(ApiModel):
         default=None,
         description="Public exposure through Contour (host, TLS, allowed callers); absent "
         "means the model is reachable only inside its cluster and mesh.",
+    )
+    cache: Cache | None = Field(
+        default=None,
+        description="The model cache bucket; absent means every pod pulls from the registry.",
     )
     observability: Observability = Observability.NONE
     policies: Policies = Policies.NONE

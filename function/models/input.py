@@ -83,6 +83,8 @@ DEFAULT_CHARTS: dict[str, tuple[str, str, str]] = {
 }
 
 DEFAULT_OLLAMA_IMAGE = "docker.io/ollama/ollama:0.32.15"
+# Copies the model between its volume and the cluster's bucket (README "Model cache").
+DEFAULT_CACHE_IMAGE = "docker.io/rclone/rclone:1.75.1"
 
 
 class NodePoolDefaults(ApiModel):
@@ -147,6 +149,11 @@ class InputSpec(ApiModel):
         description="Chart overrides keyed by component (cilium, istiod, kyverno, ...).",
     )
     ollama_image: Image = Field(default=DEFAULT_OLLAMA_IMAGE, alias="ollamaImage")
+    cache_image: Image = Field(
+        default=DEFAULT_CACHE_IMAGE,
+        alias="cacheImage",
+        description="rclone image that restores and saves the model cache (pin a version).",
+    )
     aws: CloudDefaults = Field(default_factory=CloudDefaults)
     gcp: CloudDefaults = Field(default_factory=CloudDefaults)
     azure: CloudDefaults = Field(default_factory=CloudDefaults)

@@ -104,6 +104,7 @@ def test_every_variant_uses_only_the_documented_keys() -> None:
         common.key(n)
         for n in (
             "namespace",
+            "serviceaccount",
             "statefulset",
             "service",
             "scaledobject",
@@ -916,6 +917,12 @@ def all_variants() -> list[FleetSpec]:
                 target={"cloud": cloud, "acceleratorCount": 2},
                 storage={"size": "40Gi", "class": storage_class},
                 defaultStorageClass="rook-ceph-block" if cloud == "aws" else "",
+                # a model cache on half the cloud variants (test_cache covers each provider)
+                cache=(
+                    {"provider": "s3", "bucket": "ollama-cache-0123456789", "region": "us-east-1"}
+                    if (cloud, storage_class) == ("aws", "fast")
+                    else None
+                ),
                 exposure=EXPOSURE if (ingress, serving) == ("contour", "deployment") else None,
                 scaling={
                     "minReplicas": 0,
@@ -964,6 +971,7 @@ def test_core_manifests_validate_against_kubernetes_schemas() -> None:
     _, core, _ = variant_objects()
     assert {m["kind"] for m in core} == {
         "Namespace",
+        "ServiceAccount",
         "StatefulSet",
         "Service",
     }

@@ -1,0 +1,419 @@
+"""The model cache: the identity chain from the model's ServiceAccount to its bucket, per cloud,
+and the restore/save steps of the model's pods."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from function import clouds, fleet, naming
+from function.clouds import aws
+from function.composed import Composed, Need
+from function.errors import ClaimError
+from function.fleet import cache, checks
+from function.models.fleet import FleetSpec
+from function.models.input import DEFAULT_CACHE_IMAGE, DEFAULT_OLLAMA_IMAGE, FunctionInput
+from function.readiness import select
+from scripts.render import desired, load_docs, observed_map, request, run
+from tests.factories import cluster_context
+
+ROOT = Path(__file__).resolve().parents[2]
+XR = "llama2"
+NS = "ollama-llama2"
+
+S3 = {"provider": "s3", "bucket": "ollama-demo-aws-1-0123456789", "region": "us-east-1"}
+GCS = {
+    "provider": "gcs",
+    "bucket": "ollama-demo-gcp-1-0123456789",
+    "gcpServiceAccount": "ollama-cache-gcp-1-abcdef@proj-1234.iam.gserviceaccount.com",
+}
+AZURE = {
+    "provider": "azureblob",
+    "bucket": "models",
+    "account": "ollamademo0123456789",
+    "azureClientId": "00000000-0000-4000-8000-00000000c11d",
+}
+CACHES = {"s3": S3, "gcs": GCS, "azureblob": AZURE}
+
+
+def fleet_spec(cache_block: dict[str, Any] | None = None, **extra: Any) -> FleetSpec:
+    raw: dict[str, Any] = {
+        "model": "llama3.1:8b",
+        "target": {"providerConfigName": "pc", "cloud": "aws"},
+        "mesh": "istio",
+        **extra,
+    }
+    if cache_block is not None:
+        raw["cache"] = cache_block
+    return FleetSpec.model_validate(raw)
+
+
+def objects(s: FleetSpec, inputs: FunctionInput | None = None) -> dict[str, dict[str, Any]]:
+    """The fleet's manifests by Object name (``model-object-<name>`` -> manifest)."""
+    out = {}
+    for c in fleet.build(XR, s, inputs or FunctionInput()):
+        if c.kind == "Object":
+            out[c.key] = c.body["spec"]["forProvider"]["manifest"]
+    return out
+
+
+def pod(s: FleetSpec) -> dict[str, Any]:
+    sts = objects(s)["model-object-statefulset"]
+    return dict(sts["spec"]["template"]["spec"])
+
+
+def env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+# --------------------------------------------------------------------------- fleet side
+
+
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        ("llama2", "registry.ollama.ai/library/llama2/latest"),
+        ("llama3.1:8b", "registry.ollama.ai/library/llama3.1/8b"),
+        ("user/model", "registry.ollama.ai/user/model/latest"),
+        ("user/model:q4", "registry.ollama.ai/user/model/q4"),
+        ("hf.co/org/repo:Q4_K_M", "hf.co/org/repo/Q4_K_M"),
+        ("localhost:5000/ns/m", "localhost:5000/ns/m/latest"),
+    ],
+)
+def test_manifest_path_follows_ollamas_store_layout(model: str, path: str) -> None:
+    assert cache.manifest_path(model) == path
+
+
+@pytest.mark.parametrize("provider", sorted(CACHES))
+def test_restore_pull_save_run_in_that_order_on_the_model_volume(provider: str) -> None:
+    p = pod(fleet_spec(CACHES[provider]))
+    names = [c["name"] for c in p["initContainers"]]
+    assert names == ["restore-model", "pull-model", "save-model"]
+    restore, pull, save = p["initContainers"]
+    assert restore["image"] == save["image"] == DEFAULT_CACHE_IMAGE
+    assert pull["image"] == DEFAULT_OLLAMA_IMAGE
+    for c in (restore, save):
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        assert mounts == {"models": "/models", "cache-scratch": "/tmp"}
+        e = env(c)
+        assert e["CACHE_URL"] == f"cache:{CACHES[provider]['bucket']}/ollama"
+        assert e["OLLAMA_MANIFEST"] == "registry.ollama.ai/library/llama3.1/8b"
+        assert e["OLLAMA_MODELS"] == "/models"
+        assert e["RCLONE_CONFIG_CACHE_ENV_AUTH"] == "true"  # workload identity, never keys
+        assert c["securityContext"]["runAsNonRoot"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "rclone copyto" in restore["command"][-1]  # the manifest first, then its blobs
+    assert "--files-from" in restore["command"][-1]
+    # blobs are uploaded before the manifest that names them
+    script = save["command"][-1]
+    assert script.index('--files-from "$HOME/blobs"') < script.index('--files-from "$HOME/manifest"')
+    assert p["serviceAccountName"] == "ollama"
+    assert p["automountServiceAccountToken"] is False
+    assert {"name": "cache-scratch", "emptyDir": {"sizeLimit": "64Mi"}} in p["volumes"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "settings"),
+    [
+        ("s3", {"TYPE": "s3", "PROVIDER": "AWS", "REGION": "us-east-1", "NO_CHECK_BUCKET": "true"}),
+        ("gcs", {"TYPE": "google cloud storage", "BUCKET_POLICY_ONLY": "true"}),
+        ("azureblob", {"TYPE": "azureblob", "ACCOUNT": "ollamademo0123456789"}),
+    ],
+)
+def test_rclone_remote_per_provider(provider: str, settings: dict[str, str]) -> None:
+    restore = pod(fleet_spec(CACHES[provider]))["initContainers"][0]
+    e = env(restore)
+    for key, value in settings.items():
+        assert e[f"RCLONE_CONFIG_CACHE_{key}"] == value
+
+
+@pytest.mark.parametrize("provider", sorted(CACHES))
+def test_no_static_credentials_in_the_pod(provider: str) -> None:
+    p = pod(fleet_spec(CACHES[provider]))
+    for c in [*p["initContainers"], *p["containers"]]:
+        for e in c["env"]:
+            assert "valueFrom" not in e, e  # nothing read from a Secret
+            assert not re.search(r"KEY|SECRET|TOKEN|PASSWORD|SAS", e["name"]), e
+        assert "envFrom" not in c
+    assert not [v for v in p.get("volumes", []) if "secret" in v or "projected" in v]
+
+
+def test_service_account_binds_the_cloud_identity() -> None:
+    sa = {p: objects(fleet_spec(CACHES[p]))["model-object-serviceaccount"] for p in CACHES}
+    for provider, manifest in sa.items():
+        assert manifest["metadata"]["name"] == "ollama"
+        assert manifest["metadata"]["namespace"] == NS
+        assert manifest["automountServiceAccountToken"] is False, provider
+    assert "annotations" not in sa["s3"]["metadata"]  # Pod Identity needs no annotation
+    assert sa["gcs"]["metadata"]["annotations"] == {
+        "iam.gke.io/gcp-service-account": GCS["gcpServiceAccount"]
+    }
+    assert sa["azureblob"]["metadata"]["annotations"] == {
+        "azure.workload.identity/client-id": AZURE["azureClientId"]
+    }
+
+
+def test_aks_pods_carry_the_workload_identity_label_and_others_do_not() -> None:
+    for provider in CACHES:
+        sts = objects(fleet_spec(CACHES[provider]))["model-object-statefulset"]
+        labels = sts["spec"]["template"]["metadata"]["labels"]
+        expected = "true" if provider == "azureblob" else None
+        assert labels.get("azure.workload.identity/use") == expected, provider
+        # the selector never changes (it is immutable on a StatefulSet)
+        assert "azure.workload.identity/use" not in sts["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize(
+    ("mesh", "annotation"),
+    [
+        ("istio", "traffic.sidecar.istio.io/excludeOutboundIPRanges"),
+        ("linkerd", "config.linkerd.io/skip-subnets"),
+    ],
+)
+def test_init_containers_reach_credential_endpoints_past_the_mesh(
+    mesh: str, annotation: str
+) -> None:
+    with_cache = objects(fleet_spec(S3, mesh=mesh))["model-object-statefulset"]
+    annotations = with_cache["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[annotation] == "169.254.169.254/32,169.254.170.23/32"
+    without = objects(fleet_spec(None, mesh=mesh))["model-object-statefulset"]
+    assert annotation not in without["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_without_a_cache_the_pod_only_pulls() -> None:
+    s = fleet_spec(None)
+    objs = objects(s)
+    assert "model-object-serviceaccount" not in objs
+    p = pod(s)
+    assert [c["name"] for c in p["initContainers"]] == ["pull-model"]
+    assert "serviceAccountName" not in p
+    assert "volumes" not in p
+
+
+def test_the_statefulset_waits_for_the_service_account() -> None:
+    built = {c.key: c for c in fleet.build(XR, fleet_spec(S3), FunctionInput())}
+    gates = {(g.key, g.need) for g in built["model-object-statefulset"].gates}
+    assert ("model-object-serviceaccount", Need.EXISTS) in gates
+
+
+def test_knative_pods_do_not_use_the_cache_yet() -> None:
+    objs = objects(fleet_spec(S3, serving="knative"))
+    assert "model-object-serviceaccount" not in objs
+    ksvc = objs["model-object-knative-service"]
+    assert "serviceAccountName" not in ksvc["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("provider", sorted(CACHES))
+def test_cache_pods_validate_against_kubernetes_schemas(provider: str) -> None:
+    for manifest in objects(fleet_spec(CACHES[provider])).values():
+        if manifest["apiVersion"] in {"v1", "apps/v1"}:
+            kubernetes_validate.validate(manifest, "1.33", strict=True)
+
+
+def test_unpinned_cache_image_is_refused() -> None:
+    inputs = FunctionInput.model_validate({"spec": {"cacheImage": "docker.io/rclone/rclone"}})
+    errors = checks.image_errors(inputs)
+    assert [e.path for e in errors] == ["input.spec.cacheImage"]
+    with pytest.raises(ClaimError, match="not pinned"):
+        fleet.build(XR, fleet_spec(S3), inputs)
+
+
+def test_the_copy_image_is_pinned_to_a_version() -> None:
+    assert re.fullmatch(r"docker\.io/rclone/rclone:\d+\.\d+\.\d+", DEFAULT_CACHE_IMAGE)
+
+
+# --------------------------------------------------------------------------- EKS chain
+
+
+def aws_chain(
+    observed: dict[str, dict[str, Any]] | None = None, models: tuple[str, ...] = ("llama2",)
+) -> dict[str, Composed]:
+    ctx = dataclasses.replace(cluster_context("aws"), models=models)
+    return {c.key: c for c in clouds.build(ctx, observed or {})}
+
+
+BUCKET_ARN = "arn:aws:s3:::ollama-demo-abc12-aws-1-9f2e0c1d7a"
+
+
+def bucket_reported(arn: str = BUCKET_ARN) -> dict[str, dict[str, Any]]:
+    return {
+        "aws-1-bucket": {
+            "kind": "Bucket",
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "atProvider": {"arn": arn},
+            },
+        }
+    }
+
+
+def fp(c: Composed) -> dict[str, Any]:
+    return dict(c.body["spec"]["forProvider"])
+
+
+def test_eks_pod_identity_chain_from_service_account_to_bucket() -> None:
+    chain = aws_chain(bucket_reported(), models=("llama2", "mistral"))
+    agent = chain["aws-1-pod-identity-agent"]
+    assert (agent.api_version, agent.kind) == ("eks.aws.upbound.io/v1beta1", "Addon")
+    assert fp(agent)["addonName"] == "eks-pod-identity-agent"
+    assert fp(agent)["clusterName"] == "eks-prod"
+    assert fp(agent)["preserve"] is True  # the cluster is not the platform's
+
+    role = chain["aws-1-cache-role"]
+    trust = json.loads(fp(role)["assumeRolePolicy"])
+    assert trust["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+        }
+    ]
+
+    policy = chain["aws-1-cache-policy"]
+    assert (policy.api_version, policy.kind) == ("iam.aws.upbound.io/v1beta1", "RolePolicy")
+    assert fp(policy)["roleSelector"]["matchLabels"] == role.body["metadata"]["labels"]
+
+    for model in ("llama2", "mistral"):
+        assoc = chain[f"aws-1-model-identity-{model}"]
+        assert (assoc.api_version, assoc.kind) == (
+            "eks.aws.upbound.io/v1beta1",
+            "PodIdentityAssociation",
+        )
+        assert fp(assoc)["namespace"] == naming.model_namespace(model) == f"ollama-{model}"
+        assert fp(assoc)["serviceAccount"] == cache.SERVICE_ACCOUNT == "ollama"
+        assert fp(assoc)["clusterName"] == "eks-prod"
+        assert fp(assoc)["roleArnSelector"]["matchLabels"] == role.body["metadata"]["labels"]
+        assert fp(assoc)["roleArnSelector"]["matchControllerRef"] is True
+
+
+def test_eks_policy_names_only_that_bucket() -> None:
+    chain = aws_chain(bucket_reported())
+    document = json.loads(fp(chain["aws-1-cache-policy"])["policy"])
+    resources = {r for s in document["Statement"] for r in [s["Resource"]]}
+    assert resources == {BUCKET_ARN, f"{BUCKET_ARN}/*"}
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
+    assert all(s["Effect"] == "Allow" for s in document["Statement"])
+    text = fp(chain["aws-1-cache-policy"])["policy"]
+    assert '"*"' not in text
+    assert "s3:*" not in text
+    assert "Delete" not in text  # the cache only grows; nothing it runs deletes
+
+
+def test_eks_policy_waits_for_the_bucket_arn_and_is_never_sent_without_it() -> None:
+    chain = aws_chain({})
+    policy = chain["aws-1-cache-policy"]
+    assert [(g.key, g.need, g.field) for g in policy.gates] == [
+        ("aws-1-bucket", Need.REPORTED, "arn")
+    ]
+    held = select(chain.values(), {})
+    assert "aws-1-cache-policy" in held.held
+    # once reported, it is composed with the reported ARN
+    observed = bucket_reported()
+    chain = aws_chain(observed)
+    assert "aws-1-cache-policy" in {c.key for c in select(chain.values(), observed).emitted}
+    # a policy that exists but whose bucket stops reporting the ARN is not re-sent without it
+    observed = {**bucket_reported(), "aws-1-cache-policy": {"kind": "RolePolicy"}}
+    observed["aws-1-bucket"] = {"kind": "Bucket", "status": {"atProvider": {}}}
+    chain = aws_chain(observed)
+    assert "aws-1-cache-policy" not in {c.key for c in select(chain.values(), observed).emitted}
+
+
+def test_associations_wait_for_the_agent() -> None:
+    chain = aws_chain(bucket_reported())
+    gates = [(g.key, g.need) for g in chain["aws-1-model-identity-llama2"].gates]
+    assert gates == [("aws-1-pod-identity-agent", Need.READY)]
+
+
+@pytest.mark.parametrize("extra", [{"bucket": {"enabled": False}}, {}])
+def test_no_bucket_no_identity_chain_and_no_cache(extra: dict[str, Any]) -> None:
+    components = {"objectStorage": "none"} if not extra else None
+    ctx = dataclasses.replace(
+        cluster_context("aws", components=components, **extra), models=("llama2",)
+    )
+    keys = {c.key for c in clouds.build(ctx, bucket_reported())}
+    assert not {k for k in keys if "cache" in k or "identity" in k}
+    assert clouds.fleet_cache(ctx, bucket_reported()) is None
+    assert clouds.cache_gates(ctx, "llama2") == ()
+
+
+def test_aws_fleet_cache_block() -> None:
+    ctx = cluster_context("aws")
+    block = aws.fleet_cache(ctx, {})
+    assert block == {
+        "provider": "s3",
+        "bucket": naming.bucket_name(ctx.platform.uid, ctx.platform.name, ctx.name),
+        "region": "us-east-1",
+    }
+    assert [(g.key, g.need) for g in aws.cache_gates(ctx, "llama2")] == [
+        ("aws-1-pod-identity-agent", Need.READY),
+        ("aws-1-cache-policy", Need.READY),
+        ("aws-1-model-identity-llama2", Need.READY),
+    ]
+
+
+# --------------------------------------------------------------------------- every cloud example
+
+CREDENTIAL_KEYS = re.compile(
+    r"(access_?key|secret_?(access_?)?key|client_?secret|password|sas_?token|"
+    r"connection_?string|private_?key|credentials_?json)",
+    re.IGNORECASE,
+)
+CREDENTIAL_VALUES = re.compile(r"(AKIA|ASIA)[A-Z0-9]{16}|-----BEGIN|AccountKey=|sig=")
+
+
+def pairs(value: Any, path: str = "") -> list[tuple[str, str, Any]]:
+    """Every (path, key, value) of the mappings in ``value``."""
+    out: list[tuple[str, str, Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.append((path, k, v))
+            out += pairs(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += pairs(v, f"{path}[{i}]")
+    return out
+
+
+def final_desired(case: str) -> dict[str, dict[str, Any]]:
+    folder = ROOT / "examples" / case
+    xr = load_docs(folder / "xr.yaml")[0]
+    observed = observed_map(load_docs(sorted(folder.glob("observed-*.yaml"))[-1]))
+    return desired(run(request(xr, observed)))
+
+
+@pytest.mark.parametrize("case", ["aws", "gcp", "azure", "multicloud", "production"])
+def test_no_static_credentials_in_any_composed_resource(case: str) -> None:
+    docs = final_desired(case)
+    assert docs
+    for key, body in docs.items():
+        for path, name, item in pairs(body):
+            if isinstance(item, str):
+                assert not CREDENTIAL_VALUES.search(item), (key, path, name)
+            if CREDENTIAL_KEYS.search(name):
+                # only the MinIO chart's "no key here, read the existing Secret" blanks
+                assert item == "", (key, path, name)
+
+
+def test_aws_example_composes_the_chain_and_the_fleet_names_the_bucket() -> None:
+    docs = final_desired("aws")
+    kinds = {(b["apiVersion"], b["kind"]) for b in docs.values()}
+    assert ("eks.aws.upbound.io/v1beta1", "Addon") in kinds
+    assert ("eks.aws.upbound.io/v1beta1", "PodIdentityAssociation") in kinds
+    assert ("iam.aws.upbound.io/v1beta1", "RolePolicy") in kinds
+    fleets = [b for b in docs.values() if b["kind"] == "XOllamaFleet"]
+    assert fleets
+    bucket = next(
+        b for k, b in docs.items() if b["kind"] == "Bucket" and k.endswith("-bucket")
+    )
+    for f in fleets:
+        assert f["spec"]["cache"]["provider"] == "s3"
+        assert f["spec"]["cache"]["bucket"] == bucket["metadata"]["annotations"][
+            naming.EXTERNAL_NAME
+        ]
