@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from function import fit
+from function import fit, valueschemas
 from function.context import ResolvedComponents, resolve_node_pool
 from function.errors import ClaimError, InvalidClaimError, bounded, format_path
 from function.fleet import checks as fleet_checks
@@ -30,7 +30,13 @@ from function.models.common import (
     Serving,
 )
 from function.models.fleet import FleetSpec
-from function.models.input import INPUT_GROUP, INPUT_KIND, INPUT_VERSION, FunctionInput
+from function.models.input import (
+    COMPONENT_CHARTS,
+    INPUT_GROUP,
+    INPUT_KIND,
+    INPUT_VERSION,
+    FunctionInput,
+)
 from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
 
 M = TypeVar("M", bound=BaseModel)
@@ -363,9 +369,29 @@ def parse_input(raw: Any) -> FunctionInput:
     except InvalidClaimError as exc:
         raise InvalidClaimError([*errors, *exc.errors]) from None
     errors.extend(fleet_checks.image_errors(inputs))
+    errors.extend(values_override_errors(inputs))
     if errors:
         raise InvalidClaimError(errors)
     return inputs
+
+
+def values_override_errors(inputs: FunctionInput) -> list[ClaimError]:
+    """``spec.values``: known components, each override fitting its chart's published schema."""
+    errors = []
+    for component, values in sorted(inputs.spec.values.items()):
+        chart_name = COMPONENT_CHARTS.get(component)
+        if chart_name is None:
+            errors.append(
+                ClaimError(
+                    format_path((component,), root="input.spec.values"),
+                    f"no component is named {_shown(component)}; the keys are Release "
+                    f"names: {', '.join(sorted(COMPONENT_CHARTS))}",
+                )
+            )
+            continue
+        chart = inputs.chart(chart_name)
+        errors.extend(valueschemas.override_errors(component, chart.chart, chart.version, values))
+    return errors
 
 
 def meta_errors(name: str, labels: Mapping[str, str]) -> list[ClaimError]:

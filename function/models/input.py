@@ -82,6 +82,14 @@ DEFAULT_CHARTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# Release name (the key of ``spec.values``) -> its chart in the catalogue. Both
+# Istio gateways are Releases of the one gateway chart.
+COMPONENT_CHARTS: dict[str, str] = {
+    **{name: name for name in DEFAULT_CHARTS if name != "istio-gateway"},
+    "istio-ingressgateway": "istio-gateway",
+    "istio-egressgateway": "istio-gateway",
+}
+
 DEFAULT_OLLAMA_IMAGE = "docker.io/ollama/ollama:0.32.15"
 # Copies the model between its volume and the cluster's bucket (README "Model cache").
 DEFAULT_CACHE_IMAGE = "docker.io/rclone/rclone:1.75.1"
@@ -162,7 +170,8 @@ class InputSpec(ApiModel):
         default_factory=dict,
         description="Helm values per component (Release name: cilium, contour, istiod, "
         "kube-prometheus-stack, ...), deep-merged over the values the function computes: "
-        "maps merge key by key, anything else replaces the computed value.",
+        "maps merge key by key, anything else replaces the computed value, null deletes the "
+        "key. Checked against the chart's published values schema where one exists.",
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import naming
 from function.codec import to_struct
@@ -190,16 +191,35 @@ def states_of(src: Source) -> list[ClusterState]:
     return out
 
 
-def walk_with_input(name: str, xr: dict[str, Any], spec: dict[str, Any]) -> Source:
-    """A source walked to its ready state with ``spec`` as the function input's spec."""
+def _input_with(xr: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     inputs = copy.deepcopy(composition_input(xr["kind"]))
     inputs["spec"] = {**(inputs.get("spec") or {}), **spec}
+    return inputs
+
+
+def fatal_of(xr: dict[str, Any], spec: dict[str, Any]) -> str:
+    """The Fatal results of the first call with ``spec`` as the input's spec, one per line."""
+    req = request(xr, {})
+    req.input.CopyFrom(to_struct(_input_with(xr, spec)))
+    rsp = run(req)
+    return "\n".join(r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL)
+
+
+def walk_with_input(name: str, xr: dict[str, Any], spec: dict[str, Any]) -> Source:
+    """A source walked to its ready state with ``spec`` as the function input's spec.
+
+    No stages when the function refuses the first call.
+    """
+    inputs = _input_with(xr, spec)
     observed: dict[str, dict[str, Any]] = {}
     stages = []
     for _ in range(MAX_ROUNDS):
         req = request(xr, observed)
         req.input.CopyFrom(to_struct(inputs))
-        wanted = desired(run(req))
+        rsp = run(req)
+        if any(r.severity == fnv1.SEVERITY_FATAL for r in rsp.results):
+            break
+        wanted = desired(rsp)
         nxt = {
             key: observe(key, body, xr["metadata"]["name"], ready=key in observed)
             for key, body in wanted.items()

@@ -199,6 +199,157 @@ def test_wiring_catches_rook_without_its_csi_drivers_and_a_route_without_class()
     assert any("HTTPProxy ollama-llama2/ollama" in p for p in _problems("ingress classes", [cluster]))
 
 
+# --- the stack fixes, read on the rendered charts ------------------------------------
+# Each test runs the check on the example as composed (it must hold and check
+# something) and with the fix undone through a values override or the old
+# objects (it must fail): a check that cannot fail proves nothing.
+
+
+def _run(check: str, clusters: list[wiring.Cluster]) -> tuple[int, list[str]]:
+    count, problems = 0, []
+    for cluster in clusters:
+        n, found = wiring.CHECKS[check](cluster)
+        count += n
+        problems += found
+    return count, problems
+
+
+def _holds(check: str, clusters: list[wiring.Cluster]) -> None:
+    count, problems = _run(check, clusters)
+    assert count > 0, f"{check}: nothing checked"
+    assert not problems, problems
+
+
+def test_aks_cilium_pod_cidr_clears_the_service_cidr() -> None:
+    """Before the fix Cilium kept the chart's pod pool 10.0.0.0/8, over AKS's Service CIDR 10.0.0.0/16."""
+    _holds("pod CIDRs", _clusters_with({}, example="azure"))
+    chart = helm.find_chart("cilium", DEFAULT_CHARTS["cilium"][2])
+    default = valuekeys.load(chart.path).defaults["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"]
+    assert default == ["10.0.0.0/8"]  # what the pod pool was before the fix: the chart's
+    undone = {"cilium": {"ipam": {"operator": {"clusterPoolIPv4PodCIDRList": default}}}}
+    _, found = _run("pod CIDRs", _clusters_with(undone, example="azure"))
+    assert found == ["ConfigMap cilium-config: pod CIDR 10.0.0.0/8 overlaps the azure Service CIDR 10.0.0.0/16"]
+
+
+def test_gke_cilium_node_init_takes_kubelet_over_and_drops_cbr0() -> None:
+    """Before the fix node-init ran without reconfigureKubelet and removeCbrBridge (the script did neither).
+
+    Neither key is in the chart's values.yaml, so null (which deletes a key in
+    Helm) gives the pre-fix values.
+    """
+    _holds("GKE node-init", _clusters_with({}, example="gcp"))
+    undone = {"cilium": {"nodeinit": {"reconfigureKubelet": None, "removeCbrBridge": None}}}
+    _, found = _run("GKE node-init", _clusters_with(undone, example="gcp"))
+    assert len(found) == 2, found
+    assert any("never reconfigures kubelet" in p for p in found)
+    assert any("never removes the cbr0 bridge" in p for p in found)
+
+
+def test_cilium_and_hubble_metrics_services_are_scraped_once() -> None:
+    """Before the fix no ServiceMonitor selected Cilium's agent, operator and Hubble metrics Services."""
+    clusters = _clusters_with({}, example="azure")
+    _holds("metrics Services", clusters)
+    for cluster in clusters:
+        cluster.wrapped = [
+            o for o in cluster.wrapped if not (o.get("kind") == "ServiceMonitor" and wiring._ns(o) == "kube-system")
+        ]
+    _, found = _run("metrics Services", clusters)
+    names = sorted(p.split(" port ")[0] for p in found)
+    assert names == [
+        "Service kube-system/cilium-agent",
+        "Service kube-system/cilium-operator",
+        "Service kube-system/hubble-metrics",
+    ], found
+    # scraped twice (a second monitor over the same pods and port) is caught too
+    [cluster] = _clusters_with({}, example="azure")
+    twin = next(o for o in cluster.wrapped if o.get("kind") == "ServiceMonitor" and wiring._name(o) == "cilium-agent")
+    cluster.wrapped.append({**twin, "metadata": {**twin["metadata"], "name": "cilium-agent-2"}})
+    _, found = _run("metrics Services", [cluster])
+    assert any("cilium-agent port metrics" in p and "scraped 2 times" in p for p in found), found
+
+
+def test_minio_tenant_leaves_the_prometheus_alone() -> None:
+    """Before the fix the Tenant carried prometheusOperator: true."""
+    _holds("MinIO tenants", _clusters_with({}, example="aws", objectStorage="minio"))
+    undone = {"minio-tenant": {"tenant": {"prometheusOperator": True}}}
+    _, found = _run("MinIO tenants", _clusters_with(undone, example="aws", objectStorage="minio"))
+    assert len(found) == 1, found
+    assert "prometheusOperator is true" in found[0]
+
+
+def test_no_metrics_port_on_the_ingress_load_balancers() -> None:
+    """Before the fix Contour's exposeMetrics put Envoy's /stats port 8002 on the LoadBalancer Service.
+
+    Both cases: the internal load balancer (private by default) and the
+    internet-facing one (a model with public exposure, the production example).
+    """
+    for example in ("azure", "production"):
+        clusters = _clusters_with({}, example=example)
+        balancers = [
+            s for c in clusters for s in c.of_kind("Service") if (s.get("spec") or {}).get("type") == "LoadBalancer"
+        ]
+        assert balancers, example
+        _holds("load balancer ports", clusters)
+        undone = {"contour": {"envoy": {"service": {"exposeMetrics": True}}}}
+        _, found = _run("load balancer ports", _clusters_with(undone, example=example))
+        assert any("contour-envoy" in p and "Envoy /stats (Contour)" in p for p in found), found
+
+
+def test_metrics_ratchet_lists_only_what_is_still_unscraped(clusters: list[wiring.Cluster]) -> None:
+    """NOT_SCRAPED_YET holds exactly the metrics Services no monitor scrapes on some cluster."""
+    found = set().union(*(wiring.unscraped(c) for c in clusters))
+    assert found == set(wiring.NOT_SCRAPED_YET), (
+        f"scraped now (remove from NOT_SCRAPED_YET): {sorted(set(wiring.NOT_SCRAPED_YET) - found)}; "
+        f"unscraped and not listed: {sorted(found - set(wiring.NOT_SCRAPED_YET))}"
+    )
+
+
+# --- values overrides through the real chart -----------------------------------------
+
+
+def test_a_valid_override_renders_through_the_real_chart() -> None:
+    """Overrides reach the rendered manifests, merged over the computed values.
+
+    Cilium publishes a values schema (the function checks the override against
+    it); Contour does not (merged as given).
+    """
+    values = {
+        "cilium": {"ipam": {"operator": {"clusterPoolIPv4PodCIDRList": ["172.16.0.0/14"]}}},
+        "contour": {"envoy": {"service": {"annotations": {"example.com/team": "ml"}}}},
+    }
+    [cluster] = _clusters_with(values, example="azure")
+    [config] = [o for o in cluster.of_kind("ConfigMap") if wiring._name(o) == "cilium-config"]
+    assert config["data"]["cluster-pool-ipv4-cidr"] == "172.16.0.0/14"
+    [envoy] = [o for o in cluster.of_kind("Service") if wiring._name(o) == "contour-envoy"]
+    annotations = envoy["metadata"]["annotations"]
+    assert annotations["example.com/team"] == "ml"
+    # the computed settings of the map are kept (maps merge key by key): the
+    # example exposes a model, so a public load balancer open to its callers only
+    assert envoy["spec"]["type"] == "LoadBalancer"
+    assert envoy["spec"]["loadBalancerSourceRanges"]
+    _holds("pod CIDRs", [cluster])
+
+
+def test_an_override_the_chart_schema_refuses_is_refused_before_helm() -> None:
+    """The function refuses what Helm would refuse at install, naming the input field.
+
+    The same wrong value rendered straight through helm fails the chart's own
+    values.schema.json, so the function's check is no stricter than Helm's.
+    """
+    xr = load_docs(corpus.EXAMPLES / "azure" / "xr.yaml")[0]
+    wrong = {"cilium": {"hubble": {"relay": {"enabled": "yes"}}}}
+    src = corpus.walk_with_input("azure+wrong", xr, {"values": wrong})
+    assert src.stages == []  # a Fatal on the first call: nothing composed
+    rsp_text = corpus.fatal_of(xr, {"values": wrong})
+    assert 'input.spec.values.cilium.hubble.relay.enabled: is string "yes"' in rsp_text
+    [cluster] = _clusters_with({}, example="azure")
+    [release] = [r for r in cluster.releases if r["metadata"]["annotations"][helm.EXTERNAL_NAME] == "cilium"]
+    broken = copy.deepcopy(release)
+    broken["spec"]["forProvider"]["values"]["hubble"]["relay"]["enabled"] = "yes"
+    with pytest.raises(helm.RenderError, match="/hubble/relay/enabled': got string, want boolean"):
+        helm.template(helm.render_of(broken))
+
+
 @pytest.mark.parametrize("check", sorted(wiring.CHECKS))
 def test_wiring(check: str, clusters: list[wiring.Cluster]) -> None:
     problems: list[str] = []

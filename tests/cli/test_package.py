@@ -83,6 +83,14 @@ def test_entrypoint_from_clean_venv_serves_run_function(clean_venv: Path) -> Non
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = grpcv1.FunctionRunnerServiceStub(channel)
             rsp = stub.RunFunction(request(xr), timeout=30)
+            # the values schema table ships in the wheel: a wrong override is refused
+            wrong = request(xr)
+            wrong.input.fields["spec"].struct_value.fields["values"].struct_value.update(
+                {"istio-ingressgateway": {"servce": {}}}
+            )
+            refused = stub.RunFunction(wrong, timeout=30)
     assert not [r for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
     assert "aws-east-node-role" in rsp.desired.resources
     assert rsp.meta.tag == "local"
+    [fatal] = [r.message for r in refused.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert "input.spec.values.istio-ingressgateway.servce: the chart takes no key" in fatal
