@@ -8,8 +8,10 @@ hold a ProviderConfig while anything uses it. What they do not know:
   the components the model runs on: GPU operator, mesh, KEDA or Knative) until
   they are gone from the cluster. An XOllamaFleet disappears as soon as it is
   deleted (background deletion) while its Objects still delete, so the edge
-  names the fleet's Namespace Object, the last of them to go, by the
-  ``crossplane.io/composite`` label Crossplane puts on a fleet's resources;
+  names the fleet's Namespace Object, the last of them to go, by its labels:
+  ``crossplane.io/composite``, which Crossplane sets to the root XR (this
+  platform, not the fleet) on everything a nested fleet composes, and the
+  fleet's cluster and model labels (one fleet per model and cluster);
 - with ``stackDeletionPolicy: Delete``, every stack component is kept until
   what waits for it at creation is gone: the reverse dependency order.
 """
@@ -67,14 +69,18 @@ def usage(
     )
 
 
-def fleet_namespace_ref(fleet_name: str) -> dict[str, Any]:
-    """Select the Namespace Object of the XOllamaFleet named ``fleet_name``."""
+def fleet_namespace_ref(ctx: ClusterContext, fleet: Composed) -> dict[str, Any]:
+    """Select the Namespace Object of this platform's ``fleet`` on this cluster."""
+    labels = {
+        COMPOSITE_LABEL: ctx.platform.name,
+        naming.LABEL_CLUSTER: ctx.name,
+        naming.LABEL_FLEET: str(fleet.body["spec"]["name"]),
+        naming.LABEL_ROLE: FLEET_NAMESPACE_ROLE,
+    }
     return {
         "apiVersion": "kubernetes.crossplane.io/v1alpha2",
         "kind": "Object",
-        "resourceSelector": {
-            "matchLabels": {COMPOSITE_LABEL: fleet_name, naming.LABEL_ROLE: FLEET_NAMESPACE_ROLE}
-        },
+        "resourceSelector": {"matchLabels": labels},
     }
 
 
@@ -102,8 +108,7 @@ def build(
             continue
         if pool is not None:
             out.append(usage(ctx, pool, item, "model pods run on the GPU node pool"))
-        name = _observed_name(observed, item.key)
-        if name is None:
+        if _observed_name(observed, item.key) is None:
             continue  # the fleet's objects do not exist before the fleet does
         needs = [pool] if pool is not None else []
         if uninstall:  # what the fleet waited for: GPU operator, mesh, KEDA or Knative
@@ -112,7 +117,7 @@ def build(
                 for g in item.gates
                 if g.key in by_key and by_key[g.key].kind in IN_CLUSTER_KINDS
             ]
-        ref = fleet_namespace_ref(name)
+        ref = fleet_namespace_ref(ctx, item)
         reason = "the model's objects must be gone from the cluster first"
         out += [usage(ctx, of, item, reason, by_ref=ref, suffix="objects") for of in needs]
     if uninstall:

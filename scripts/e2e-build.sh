@@ -14,7 +14,8 @@
 #               main module points them at ./staging)
 #   crossplane  Crossplane core (`cmd/crossplane`, the same module as the CLI
 #               built by scripts/install-crossplane.sh), with the version
-#               ldflag package compatibility checks need
+#               ldflag package compatibility checks need, and the module's
+#               cluster/crds and cluster/webhookconfigurations (core init reads them)
 #   registry    go-containerregistry's in-memory OCI registry (`cmd/registry`),
 #               the version Crossplane pins
 #   etcd        Debian's etcd-server (apt-get), not built
@@ -93,13 +94,31 @@ build_crossplane() {
   go build -trimpath -ldflags "-s -w -X github.com/crossplane/crossplane/v2/internal/version.version=$CROSSPLANE_VERSION" \
     -o "$bin.tmp" github.com/crossplane/crossplane/v2/cmd/crossplane >&2
   mv "$bin.tmp" "$bin"
-  # Crossplane core installs its own CRDs from the module's cluster/crds.
-  local src
-  src="$(go list -m -f '{{.Dir}}' "github.com/crossplane/crossplane/v2")"
-  rm -rf "$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION"
-  cp -r "$src/cluster/crds" "$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION.tmp"
-  chmod -R u+w "$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION.tmp"
-  mv "$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION.tmp" "$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION"
+}
+
+# Crossplane core installs its own CRDs and webhook configurations (the Usage
+# webhook) from the module's cluster/crds and cluster/webhookconfigurations.
+copy_crossplane_dirs() {
+  local sub dir missing=()
+  for sub in crds webhookconfigurations; do
+    [ -d "$BIN_DIR/crossplane-$sub-$CROSSPLANE_VERSION" ] || missing+=("$sub")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  need_go "Crossplane core's CRDs"
+  local work="$WORK_DIR/crossplane-$CROSSPLANE_VERSION" src
+  mkdir -p "$work" && cd "$work"
+  export GONOSUMDB="github.com/crossplane/crossplane"
+  [ -f go.mod ] || go mod init fop.local/xpbuild >/dev/null 2>&1
+  go mod download "github.com/crossplane/crossplane/v2@$CROSSPLANE_VERSION" >&2
+  src="$(go mod download -json "github.com/crossplane/crossplane/v2@$CROSSPLANE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -d "$src/cluster" ] || { echo "cannot find the Crossplane module's cluster/ directory" >&2; exit 1; }
+  for sub in "${missing[@]}"; do
+    dir="$BIN_DIR/crossplane-$sub-$CROSSPLANE_VERSION"
+    rm -rf "$dir" "$dir.tmp"
+    cp -r "$src/cluster/$sub" "$dir.tmp"
+    chmod -R u+w "$dir.tmp"
+    mv "$dir.tmp" "$dir"
+  done
 }
 
 build_registry() {
@@ -121,6 +140,8 @@ install_etcd() {
     || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server >&2; }
 }
 
+crossplane_all() { build_crossplane; copy_crossplane_dirs; }
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 [ "${targets[0]}" != all ] || targets=(etcd registry crossplane kube)
@@ -129,9 +150,10 @@ for t in "${targets[@]}"; do
     kube) (locked "kube-$KUBE_VERSION" build_kube)
           echo "kube-apiserver=$BIN_DIR/kube-apiserver-$KUBE_VERSION"
           echo "kube-controller-manager=$BIN_DIR/kube-controller-manager-$KUBE_VERSION" ;;
-    crossplane) (locked "crossplane-$CROSSPLANE_VERSION" build_crossplane)
+    crossplane) (locked "crossplane-$CROSSPLANE_VERSION" crossplane_all)
           echo "crossplane-core=$BIN_DIR/crossplane-core-$CROSSPLANE_VERSION"
-          echo "crossplane-crds=$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION" ;;
+          echo "crossplane-crds=$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION"
+          echo "crossplane-webhookconfigurations=$BIN_DIR/crossplane-webhookconfigurations-$CROSSPLANE_VERSION" ;;
     registry) (locked "registry-$GGCR_VERSION" build_registry)
           echo "registry=$BIN_DIR/registry-$GGCR_VERSION" ;;
     etcd) (locked etcd install_etcd)

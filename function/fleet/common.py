@@ -36,11 +36,14 @@ def instance_for(xr_name: str) -> str:
 def target_for(xr_name: str, spec: FleetSpec, inputs: FunctionInput) -> InClusterTarget:
     """Return a fleet's in-cluster target: its ProviderConfigs, keys ``model-...``."""
     t = spec.target
+    labels = {naming.LABEL_FLEET: label_value(xr_name)}
+    if t.cluster_name:  # a platform's fleet: its ClusterUsages select by cluster too
+        labels[naming.LABEL_CLUSTER] = t.cluster_name
     return InClusterTarget(
         cluster=t.cluster_name or DEFAULT_CLUSTER,
         helm_provider_config=t.helm_provider_config_name or t.provider_config_name,
         kubernetes_provider_config=t.provider_config_name,
-        labels={naming.LABEL_FLEET: label_value(xr_name)},
+        labels=labels,
         key_prefix_override=KEY_PREFIX,
         inputs=inputs,
         deletable=True,  # removing a model removes its objects from the cluster

@@ -22,7 +22,7 @@ import pytest
 from tests.e2e import claims as c
 from tests.e2e.kube import Kube
 from tests.e2e.provider import SimulatedProvider
-from tests.e2e.stack import ROOT, Stack, binaries
+from tests.e2e.stack import ROOT, WEBHOOKS, Stack, binaries
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 FIGURES: dict[str, Any] = {}
@@ -70,7 +70,7 @@ def kube(stack: Stack) -> Kube:
 
 @pytest.fixture(scope="session")
 def provider(kube: Kube) -> Iterator[SimulatedProvider]:
-    sim = SimulatedProvider(kube)
+    sim = SimulatedProvider(kube, usages_enforced=WEBHOOKS)
     sim.start()
     try:
         yield sim

@@ -25,6 +25,8 @@ from tests.e2e.kube import FLEET_XR, PLATFORM_XR, ApiError, Kind, Kube, conditio
 
 # Kinds a real Crossplane reconciles itself (XRs) or that have no status (ProviderConfigs).
 NOT_MANAGED = {"XOllamaFleet", "XOllamaPlatform", "ProviderConfig"}
+# Reconciled by Crossplane's Usage controllers, which run only with its webhooks on.
+USAGES = {"ClusterUsage", "Usage"}
 
 
 def _stamp() -> str:
@@ -34,9 +36,10 @@ def _stamp() -> str:
 class SimulatedProvider(threading.Thread):
     """Marks composed managed resources Synced and Ready, round by round."""
 
-    def __init__(self, kube: Kube, interval: float = 1.0) -> None:
+    def __init__(self, kube: Kube, interval: float = 1.0, *, usages_enforced: bool = False) -> None:
         super().__init__(name="simulated-provider", daemon=True)
         self.kube = kube
+        self.skip = NOT_MANAGED | (USAGES if usages_enforced else set())
         self.interval = interval
         self.stopped = threading.Event()
         self.lock = threading.Lock()
@@ -75,7 +78,7 @@ class SimulatedProvider(threading.Thread):
         for xr_kind in (PLATFORM_XR, FLEET_XR):
             for xr in self.kube.list(xr_kind):
                 for ref in (xr.get("spec") or {}).get("resourceRefs") or []:
-                    if ref["kind"] in NOT_MANAGED:
+                    if ref["kind"] in self.skip:
                         continue
                     key = (ref["apiVersion"], ref["kind"])
                     if key not in out:

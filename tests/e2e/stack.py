@@ -52,6 +52,15 @@ FUNCTION_NAME = "function-ollama-platform"
 PACKAGE_TAG = "v0.1.0"
 NAMESPACE = "crossplane-system"
 
+# Crossplane's webhook server (the Usage webhook: deleting an object a Usage
+# holds is refused). kube-apiserver calls a webhook Service at its ClusterIP;
+# with no kube-proxy, the harness gives that address to `lo` inside the test's
+# own network namespace, where Crossplane listens on every address.
+WEBHOOKS = os.environ.get("E2E_WEBHOOKS", "1") != "0"
+WEBHOOK_SERVICE = "crossplane-webhooks"
+WEBHOOK_IP = "10.96.0.20"
+WEBHOOK_PORT = 9443
+
 # Crossplane 2.1.4 registers one watch handler per composed object of a kind it
 # does not watch yet, so one event is counted up to 14 times and the per-XR
 # circuit breaker (burst 100, 1 token/s, 5 min cooldown) opens on every converged
@@ -387,7 +396,7 @@ class Stack:
             "POD_NAMESPACE": NAMESPACE,
             "POD_SERVICE_ACCOUNT": "crossplane",
             "CRDS_PATH": self.bins["crossplane-crds"],
-            "ENABLE_WEBHOOKS": "false",
+            "ENABLE_WEBHOOKS": "false",  # see _webhook_service
             "PACKAGE_RUNTIME": "External",
             "XPKG_CACHE_DIR": str(cache / "xpkg"),
             "XFN_CACHE_DIR": str(cache / "xfn"),
@@ -396,6 +405,8 @@ class Stack:
             "TLS_CLIENT_CERTS_DIR": str(cache / "tls-client"),
         }
         self.kubectl("create", "namespace", NAMESPACE, check=False)
+        if WEBHOOKS:
+            self._webhook_service(cache)
         # `core init` fails about once on a fresh API server with `no matches
         # for kind "Lock"` (a REST-mapping race): retry it.
         for attempt in range(5):
@@ -421,6 +432,13 @@ class Stack:
             path = cache / "tls-client" / key
             path.write_bytes(base64.b64decode(value))
             path.chmod(0o600)
+        if WEBHOOKS:  # and the webhook server's certificate, for the Service's DNS name
+            server = self.kube.get(SECRET, "crossplane-tls-server", NAMESPACE)
+            assert server is not None, "core init made no crossplane-tls-server Secret"
+            for key, value in server["data"].items():
+                path = cache / "tls-server" / key
+                path.write_bytes(base64.b64decode(value))
+                path.chmod(0o600)
         self.start(
             "crossplane",
             [
@@ -436,6 +454,42 @@ class Stack:
         # its package controllers answer; the Function below waits for them.
         time.sleep(2)
         self.check()
+        if WEBHOOKS:
+            _wait_port(WEBHOOK_PORT, "crossplane", self, host=WEBHOOK_IP, timeout=120)
+
+    def _webhook_service(self, cache: Path) -> None:
+        """The Service kube-apiserver calls Crossplane's webhooks through, its address on lo."""
+        (cache / "tls-server").mkdir(parents=True, exist_ok=True)
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+        if [line.split(":")[1].strip() for line in links.splitlines() if ":" in line] != ["lo"]:
+            msg = "the webhook address goes on lo only inside a loopback-only network namespace (unshare --net)"
+            raise RuntimeError(msg)
+        subprocess.run(["ip", "addr", "replace", f"{WEBHOOK_IP}/32", "dev", "lo"], check=True)
+        self.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": WEBHOOK_SERVICE, "namespace": NAMESPACE},
+                    "spec": {
+                        "clusterIP": WEBHOOK_IP,
+                        "ports": [{"name": "webhooks", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT}],
+                    },
+                }
+            ]
+        )
+        self.env.update(
+            {
+                "ENABLE_WEBHOOKS": "true",
+                "WEBHOOK_SERVICE_NAME": WEBHOOK_SERVICE,
+                "WEBHOOK_SERVICE_NAMESPACE": NAMESPACE,
+                "WEBHOOK_SERVICE_PORT": str(WEBHOOK_PORT),
+                "WEBHOOK_PORT": str(WEBHOOK_PORT),
+                "WEBHOOK_CONFIGS_PATH": self.bins["crossplane-webhookconfigurations"],
+                "TLS_SERVER_SECRET_NAME": "crossplane-tls-server",
+                "TLS_SERVER_CERTS_DIR": str(cache / "tls-server"),
+            }
+        )
 
     def _provider_crds(self) -> None:
         # Only the kinds the examples compose (their last observed stage): the
@@ -457,6 +511,20 @@ class Stack:
                     docs.append(doc)
         self.apply(docs)
         self.kubectl("wait", "--for=condition=Established", "--timeout=120s", "crd", "--all")
+        # The ProviderConfigs a platform team made for its existing clusters (the
+        # examples name them; ClusterUsages hold them, so they must exist).
+        self.apply(
+            [
+                {
+                    "apiVersion": api,
+                    "kind": "ProviderConfig",
+                    "metadata": {"name": name},
+                    "spec": {"credentials": {"source": "InjectedIdentity"}},
+                }
+                for name in user_provider_configs()
+                for api in ("kubernetes.crossplane.io/v1alpha1", "helm.crossplane.io/v1beta1")
+            ]
+        )
 
     def _function(self) -> None:
         xpkg = self.work / "function.xpkg"
@@ -609,6 +677,18 @@ def composed_kinds() -> set[tuple[str, str]]:
     return kinds
 
 
+def user_provider_configs() -> list[str]:
+    """ProviderConfig names the examples' claims bring (existing clusters, fleet targets)."""
+    names = set()
+    for path in sorted((ROOT / "examples").glob("*/claim.yaml")):
+        spec = yaml.safe_load(path.read_text())["spec"]
+        for cluster in spec.get("clusters") or []:
+            names.add((cluster.get("kubeconfig") or {}).get("providerConfigName"))
+        target = spec.get("target") or {}
+        names |= {target.get("providerConfigName"), target.get("helmProviderConfigName")}
+    return sorted(n for n in names if n)
+
+
 def _die_with_parent() -> None:
     """PR_SET_PDEATHSIG: the child gets SIGKILL if the test process dies first."""
     import ctypes
@@ -633,14 +713,14 @@ def _kill(proc: Proc) -> None:
     proc.handle.close()
 
 
-def _wait_port(port: int, what: str, stack: Stack, timeout: float = 60) -> None:
+def _wait_port(port: int, what: str, stack: Stack, timeout: float = 60, host: str = "127.0.0.1") -> None:
     import socket
 
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         with socket.socket() as s:
             s.settimeout(1)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         if not stack.alive(what):
             log = (stack.work / "logs" / f"{what}.log").read_text()[-2000:]
@@ -693,7 +773,7 @@ if __name__ == "__main__":  # bring the stack up by hand: python -m tests.e2e.st
         # Block the signals only now: children inherit a blocked mask.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         assert stack.kube is not None
-        SimulatedProvider(stack.kube).start()
+        SimulatedProvider(stack.kube, usages_enforced=WEBHOOKS).start()
         print({k: round(v, 1) for k, v in stack.timings.items()}, flush=True)
         print(f"export KUBECONFIG={work / 'admin.kubeconfig'}", flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})

@@ -19,7 +19,7 @@ from tests.e2e import claims as c
 from tests.e2e.conftest import CASES
 from tests.e2e.kube import Kube, condition, wait_for
 from tests.e2e.provider import SimulatedProvider
-from tests.e2e.stack import ROOT, Stack
+from tests.e2e.stack import ROOT, WEBHOOKS, Stack
 
 
 def _xr_of(case: str) -> dict[str, Any]:
@@ -180,10 +180,49 @@ def test_steady_state_calls_cache_hits_and_nothing_rewritten(
     # one (an XR still settling); byte-identical requests are Crossplane's choice.
 
 
-def test_cluster_usages_are_composed_but_not_enforced(kube: Kube, ready_claims) -> None:
-    """Webhooks are off (see README): ClusterUsages exist, and only the simulator marks them Ready."""
+def test_a_cluster_usage_blocks_deleting_a_gpu_node_pool_in_use(
+    stack: Stack, kube: Kube, provider: SimulatedProvider, ready_claims
+) -> None:
+    """Crossplane's Usage webhook refuses to delete the GPU node pool while fleets use it.
+
+    Crossplane runs with its webhooks (stack.WEBHOOKS): its Usage controller, not
+    the simulated provider, resolves and readies every ClusterUsage, labels what
+    they hold ``crossplane.io/in-use``, and kube-apiserver calls its webhook on
+    every deletion of such an object.
+    """
+    assert WEBHOOKS, "E2E_WEBHOOKS=0: Crossplane runs without webhooks, so nothing enforces ClusterUsages"
     xr = ready_claims["multicloud"].xr(kube)
-    usages = [o for o in c.composed(kube, xr).values() if o["kind"] == "ClusterUsage"]
+    tree = c.tree(kube, xr)
+    usages = [o for o in tree if o["kind"] == "ClusterUsage"]
     assert usages
     for usage in usages:
-        assert condition(usage, "Ready")["status"] == "True"
+        name = usage["metadata"]["name"]
+        assert condition(usage, "Ready")["status"] == "True", (name, usage.get("status"))
+        assert provider.writes[name] == 0, f"the simulated provider wrote {name}"
+        assert usage["spec"]["of"].get("resourceRef"), usage["spec"]  # resolved by Crossplane
+    pool = c.composed(kube, xr)["aws-east-nodepool"]
+    name = pool["metadata"]["name"]
+    assert pool["metadata"]["labels"].get("crossplane.io/in-use") == "true", pool["metadata"]["labels"]
+    holding = [
+        u for u in usages
+        if u["spec"]["of"]["kind"] == pool["kind"] and u["spec"]["of"]["resourceRef"]["name"] == name
+    ]
+    # The fleets on the cluster and their model namespaces hold it.
+    assert {u["spec"]["by"]["kind"] for u in holding} == {"XOllamaFleet", "Object"}, holding
+    kind = kube.kind(pool["apiVersion"], pool["kind"])
+    try:
+        done = stack.kubectl("delete", f"{kind.plural}.{kind.group}", name, "--wait=false", check=False)
+        assert done.returncode != 0, "the GPU node pool was deleted while in use"
+        assert 'admission webhook "nousages.protection.crossplane.io" denied the request' in done.stderr
+        assert f"This resource is in-use by {len(holding)} usage(s)" in done.stderr, done.stderr
+        now = kube.get(kind, name)
+        assert now is not None and not now["metadata"].get("deletionTimestamp")
+        assert now["metadata"]["uid"] == pool["metadata"]["uid"]
+        print(f"\ndeleting {pool['kind']} {name}: {done.stderr.strip()[:240]}")
+    finally:
+        # The webhook records the attempt; with replayDeletion Crossplane would
+        # delete the pool once its last usage is gone. The test takes it back.
+        stack.kubectl(
+            "annotate", f"{kind.plural}.{kind.group}", name, "usage.crossplane.io/deletion-attempt-with-policy-",
+            check=False,
+        )

@@ -109,17 +109,28 @@ def test_statefulset_volumes_go_with_the_model() -> None:
 
 def test_node_pool_stays_until_the_models_objects_are_gone(aws_walk) -> None:
     final = aws_walk[-1]
-    fleet_key = "aws-east-fleet-llama2"
-    fleet_name = final[fleet_key]["metadata"]["name"]
     usage = final["aws-east-nodepool-used-by-fleet-llama2-objects"]
     assert usage["spec"]["of"]["kind"] == "NodeGroup"
+    # Crossplane labels what a nested fleet composes with the root XR's name
+    # (crossplane.io/composite is the platform's, not the fleet's): the fleet's
+    # cluster and model labels pick this cluster's fleet.
+    labels = {
+        COMPOSITE_LABEL: xr_of("aws")["metadata"]["name"],
+        naming.LABEL_CLUSTER: "aws-east",
+        naming.LABEL_FLEET: "llama2",
+        naming.LABEL_ROLE: "object-namespace",
+    }
     assert usage["spec"]["by"] == {
         "apiVersion": "kubernetes.crossplane.io/v1alpha2",
         "kind": "Object",
-        "resourceSelector": {
-            "matchLabels": {COMPOSITE_LABEL: fleet_name, naming.LABEL_ROLE: "object-namespace"}
-        },
+        "resourceSelector": {"matchLabels": labels},
     }
+    # The fleet labels its Namespace Object so (a fleet's resources carry the root's
+    # composite label once Crossplane composes them; the function sets the rest).
+    fleet_spec = final["aws-east-fleet-llama2"]["spec"]
+    ns = {c.key: c for c in fleet.build("llama2", FleetSpec.model_validate(fleet_spec), FunctionInput())}
+    own = ns["model-object-namespace"].body["metadata"]["labels"]
+    assert {k: v for k, v in labels.items() if k != COMPOSITE_LABEL}.items() <= own.items()
     # The fleet XR itself also uses the pool (it goes first, its objects after).
     assert final["aws-east-nodepool-used-by-fleet-llama2"]["spec"]["by"]["kind"] == "XOllamaFleet"
 
