@@ -73,10 +73,23 @@ def azure_node_pool_name(platform_uid: str, platform: str, cluster: str) -> str:
     return f"{head}{suffix}"
 
 
-def gcp_service_account_id(platform_uid: str, platform: str, cluster: str) -> str:
-    """A GCP service account id: 6-30 chars, lowercase letters, digits and '-'."""
-    suffix = digest(platform_uid or platform, cluster, length=6)
-    head = dns_label("ollama", cluster, max_length=30 - len(suffix) - 1)
+def gcp_service_account_id(
+    platform_uid: str, platform: str, cluster: str, purpose: str = ""
+) -> str:
+    """A GCP service account id: 6-30 chars, lowercase letters, digits and '-'.
+
+    ``purpose`` tells apart the accounts of one cluster (the nodes' has none).
+    """
+    parts = (
+        (platform_uid or platform, cluster, purpose)
+        if purpose
+        else (
+            platform_uid or platform,
+            cluster,
+        )
+    )
+    suffix = digest(*parts, length=6)
+    head = dns_label("ollama", purpose, cluster, max_length=30 - len(suffix) - 1)
     return f"{head}-{suffix}"
 
 

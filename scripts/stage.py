@@ -39,6 +39,10 @@ def _at_provider(body: dict[str, Any], name: str) -> dict[str, Any]:
         return {"arn": f"arn:aws:s3:::{external}"}
     if kind == "Bucket" and body["apiVersion"].startswith("storage.gcp"):
         return {"url": f"gs://{external}"}
+    if kind == "ServiceAccount" and body["apiVersion"].startswith("cloudplatform.gcp"):
+        project = body["spec"]["forProvider"]["project"]
+        email = f"{external}@{project}.iam.gserviceaccount.com"
+        return {"email": email, "member": f"serviceAccount:{email}"}
     if kind == "Account" and "azure" in body["apiVersion"]:
         return {"primaryBlobEndpoint": f"https://{external}.blob.core.windows.net/"}
     return {}

@@ -37,6 +37,8 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Non
     """Return the ``cache`` block of the cluster's fleets, or None (no bucket, or not known yet)."""
     if ctx.cloud is Cloud.AWS:
         return aws.fleet_cache(ctx, observed)
+    if ctx.cloud is Cloud.GCP:
+        return gcp.fleet_cache(ctx, observed)
     return None
 
 
@@ -44,4 +46,6 @@ def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
     """Return what the fleet of ``model`` waits for before it is first composed: its identity."""
     if ctx.cloud is Cloud.AWS:
         return aws.cache_gates(ctx, model)
+    if ctx.cloud is Cloud.GCP:
+        return gcp.cache_gates(ctx, model)
     return ()

@@ -1,9 +1,29 @@
-"""GCP: the GPU nodes' service account, the GKE node pool, and the GCS bucket.
+"""GCP: the GPU nodes' service account and roles, the GKE node pool, the bucket, the cache identity.
 
 Kinds are the classic cluster-scoped ones at their storage versions:
 ``cloudplatform.gcp.upbound.io/v1beta1`` ServiceAccount,
-``container.gcp.upbound.io/v1beta2`` NodePool and ``storage.gcp.upbound.io/v1beta2``
-Bucket.
+``cloudplatform.gcp.upbound.io/v1beta2`` ProjectIAMMember and ServiceAccountIAMMember,
+``container.gcp.upbound.io/v1beta2`` NodePool, ``storage.gcp.upbound.io/v1beta2``
+Bucket and BucketIAMMember.
+
+The GPU nodes' service account gets the roles GKE documents for node service
+accounts: ``roles/container.defaultNodeServiceAccount`` (logging, monitoring,
+metadata) and ``roles/artifactregistry.reader`` (images from Artifact
+Registry), on the project: nothing else, and no storage role.
+
+The model cache (with a bucket): Workload Identity Federation for GKE. The GPU
+pool serves pods the GKE metadata server (``workloadMetadataConfig.mode:
+GKE_METADATA``); a Google service account ``cache-sa`` may act for each model's
+Kubernetes ServiceAccount (``roles/iam.workloadIdentityUser`` for
+``serviceAccount:<project>.svc.id.goog[ollama-<model>/ollama]``, one
+``ServiceAccountIAMMember`` per model, on that service account only); it holds
+``roles/storage.objectUser`` on that bucket only (``BucketIAMMember``). That is
+the narrowest predefined role that both reads and writes objects:
+``objectViewer`` cannot write, ``objectCreator`` cannot read or replace an
+object (GCS needs ``storage.objects.delete`` to overwrite a manifest whose tag
+moved), and ``objectAdmin`` also manages object ACLs. The cluster itself must
+have Workload Identity (``--workload-pool=<project>.svc.id.goog``): the
+platform does not own it.
 """
 
 from __future__ import annotations
@@ -24,11 +44,14 @@ from function.clouds.common import (
     region,
     wants_bucket,
 )
-from function.composed import Composed
+from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.platform import GcpCluster
+from function.readiness import reported
 
 CLOUDPLATFORM_API = "cloudplatform.gcp.upbound.io/v1beta1"
+IAM_MEMBER_API = "cloudplatform.gcp.upbound.io/v1beta2"  # ProjectIAMMember, ServiceAccountIAMMember
+BUCKET_IAM_API = "storage.gcp.upbound.io/v1beta2"
 CONTAINER_API = "container.gcp.upbound.io/v1beta2"
 STORAGE_API = "storage.gcp.upbound.io/v1beta2"
 
@@ -37,6 +60,17 @@ ROLE_NODEPOOL = "nodepool"
 
 Observed = Mapping[str, Mapping[str, Any]]
 ROLE_BUCKET = "bucket"
+ROLE_CACHE_SA = "cache-sa"
+ROLE_CACHE_ACCESS = "cache-bucket-access"
+ROLE_CACHE_BINDING = "model-identity"  # + model name; no other key starts so
+
+# What GKE documents for a node service account, by the short name used in keys.
+NODE_ROLES = {
+    "default-node": "roles/container.defaultNodeServiceAccount",
+    "artifact-reader": "roles/artifactregistry.reader",
+}
+WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
+CACHE_BUCKET_ROLE = "roles/storage.objectUser"
 
 # GKE node pool names are at most 40 characters.
 NODE_POOL_NAME_LENGTH = 40
@@ -48,11 +82,13 @@ _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 _LABEL_INVALID = re.compile(r"[^a-z0-9_-]+")
 
 
-def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:  # noqa: ARG001
-    """Build the GCP resources of one cluster entry: node service account, node pool, bucket."""
-    resources = [service_account(ctx), gke_node_pool(ctx)]
+def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
+    """Build one cluster's GCP resources: node account and roles, pool, bucket, cache identity."""
+    observed = observed or {}
+    resources = [service_account(ctx), *node_roles(ctx, observed), gke_node_pool(ctx)]
     if wants_bucket(ctx):
         resources.append(bucket(ctx))
+        resources.extend(cache_identity(ctx, observed))
     return resources
 
 
@@ -146,6 +182,8 @@ def gke_node_pool(ctx: ClusterContext) -> Composed:
         "taint": [{"key": naming.GPU_TAINT_KEY, "value": "present", "effect": "NO_SCHEDULE"}],
         "resourceLabels": gcp_labels(cloud_tags(ctx)),
         "metadata": {"disable-legacy-endpoints": "true"},
+        # Pods see the GKE metadata server, not the node's: Workload Identity.
+        **({"workloadMetadataConfig": {"mode": "GKE_METADATA"}} if wants_bucket(ctx) else {}),
         "shieldedInstanceConfig": {"enableSecureBoot": True, "enableIntegrityMonitoring": True},
     }
     for_provider: dict[str, Any] = {
@@ -206,3 +244,131 @@ def bucket(ctx: ClusterContext) -> Composed:
         external_name=gcs_bucket_name(ctx),
     )
     return Composed(key=naming.key(ctx.name, ROLE_BUCKET), body=body)
+
+
+def node_sa_key(ctx: ClusterContext) -> str:
+    """Return the key of the GPU nodes' service account."""
+    return naming.key(ctx.name, ROLE_NODE_SA)
+
+
+def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
+    """Grant the GPU nodes' service account the roles GKE documents for nodes, on the project.
+
+    The member is the service account as the provider reports it
+    (``status.atProvider.member``), so the grants wait for it.
+    """
+    member = reported(observed.get(node_sa_key(ctx)), "member")
+    out = []
+    for short, role in NODE_ROLES.items():
+        body = managed_resource(
+            ctx,
+            IAM_MEMBER_API,
+            "ProjectIAMMember",
+            f"{ROLE_NODE_SA}-{short}",
+            {"project": gcp_cluster(ctx).project, "role": role, "member": member or ""},
+        )
+        out.append(
+            Composed(
+                key=naming.key(ctx.name, ROLE_NODE_SA, short),
+                body=body,
+                gates=(Gate(node_sa_key(ctx), Need.REPORTED, "member"),),
+            )
+        )
+    return out
+
+
+def cache_sa_key(ctx: ClusterContext) -> str:
+    """Return the key of the model cache's Google service account."""
+    return naming.key(ctx.name, ROLE_CACHE_SA)
+
+
+def binding_key(ctx: ClusterContext, model: str) -> str:
+    """Return the key of the workloadIdentityUser binding of ``model``'s ServiceAccount."""
+    return naming.key(ctx.name, ROLE_CACHE_BINDING, model)
+
+
+def workload_pool(ctx: ClusterContext) -> str:
+    """Return the cluster's Workload Identity pool: ``<project>.svc.id.goog``."""
+    return f"{gcp_cluster(ctx).project}.svc.id.goog"
+
+
+def kubernetes_member(ctx: ClusterContext, model: str) -> str:
+    """Return the IAM member of ``model``'s Kubernetes ServiceAccount."""
+    ns = naming.model_namespace(model)
+    return f"serviceAccount:{workload_pool(ctx)}[{ns}/{naming.MODEL_SERVICE_ACCOUNT}]"
+
+
+def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
+    """Build the Workload Identity chain from each model's ServiceAccount to the bucket."""
+    project = gcp_cluster(ctx).project
+    account = managed_resource(
+        ctx,
+        CLOUDPLATFORM_API,
+        "ServiceAccount",
+        ROLE_CACHE_SA,
+        {
+            "project": project,
+            "displayName": f"Ollama model cache {ctx.name}"[:100],
+            "description": (
+                f"Model cache of Ollama platform {ctx.platform.name}, cluster {ctx.name}"
+            ),
+        },
+        external_name=naming.gcp_service_account_id(
+            ctx.platform.uid, ctx.platform.name, ctx.name, purpose="cache"
+        ),
+    )
+    member = reported(observed.get(cache_sa_key(ctx)), "member")
+    access = managed_resource(
+        ctx,
+        BUCKET_IAM_API,
+        "BucketIAMMember",
+        ROLE_CACHE_ACCESS,
+        {
+            "bucketSelector": ctx.selector(ROLE_BUCKET),
+            "role": CACHE_BUCKET_ROLE,
+            "member": member or "",
+        },
+    )
+    out = [
+        Composed(key=cache_sa_key(ctx), body=account),
+        Composed(
+            key=naming.key(ctx.name, ROLE_CACHE_ACCESS),
+            body=access,
+            gates=(Gate(cache_sa_key(ctx), Need.REPORTED, "member"),),
+        ),
+    ]
+    for model in ctx.models:
+        binding = managed_resource(
+            ctx,
+            IAM_MEMBER_API,
+            "ServiceAccountIAMMember",
+            naming.dns_label(ROLE_CACHE_BINDING, model),
+            {
+                "serviceAccountIdSelector": ctx.selector(ROLE_CACHE_SA),
+                "role": WORKLOAD_IDENTITY_USER,
+                "member": kubernetes_member(ctx, model),
+            },
+        )
+        out.append(Composed(key=binding_key(ctx, model), body=binding))
+    return out
+
+
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
+    """Return the fleet's ``cache`` block, once the cache service account reports its e-mail."""
+    if not wants_bucket(ctx):
+        return None
+    email = reported(observed.get(cache_sa_key(ctx)), "email")
+    if email is None:
+        return None
+    return {"provider": "gcs", "bucket": gcs_bucket_name(ctx), "gcpServiceAccount": email}
+
+
+def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
+    """Return what a model's fleet waits for: the bucket grant and its own binding."""
+    if not wants_bucket(ctx):
+        return ()
+    return (
+        Gate(cache_sa_key(ctx), Need.READY),
+        Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
+        Gate(binding_key(ctx, model), Need.READY),
+    )

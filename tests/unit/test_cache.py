@@ -417,3 +417,124 @@ def test_aws_example_composes_the_chain_and_the_fleet_names_the_bucket() -> None
         assert f["spec"]["cache"]["bucket"] == bucket["metadata"]["annotations"][
             naming.EXTERNAL_NAME
         ]
+
+
+# --------------------------------------------------------------------------- GKE chain
+
+
+def gcp_chain(
+    observed: dict[str, dict[str, Any]] | None = None, models: tuple[str, ...] = ("llama2",)
+) -> dict[str, Composed]:
+    ctx = dataclasses.replace(cluster_context("gcp"), models=models)
+    return {c.key: c for c in clouds.build(ctx, observed or {})}
+
+
+def reports(key: str, kind: str, **at_provider: str) -> dict[str, dict[str, Any]]:
+    return {
+        key: {
+            "kind": kind,
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "atProvider": dict(at_provider),
+            },
+        }
+    }
+
+
+NODE_EMAIL = "ollama-gcp-1-aaaaaa@proj-1234.iam.gserviceaccount.com"
+CACHE_EMAIL = "ollama-cache-gcp-1-bbbbbb@proj-1234.iam.gserviceaccount.com"
+GCP_REPORTED = {
+    **reports("gcp-1-node-sa", "ServiceAccount", email=NODE_EMAIL, member=f"serviceAccount:{NODE_EMAIL}"),
+    **reports(
+        "gcp-1-cache-sa", "ServiceAccount", email=CACHE_EMAIL, member=f"serviceAccount:{CACHE_EMAIL}"
+    ),
+}
+
+
+def test_gke_node_service_account_gets_only_the_documented_node_roles() -> None:
+    chain = gcp_chain(GCP_REPORTED)
+    grants = [c for c in chain.values() if c.kind == "ProjectIAMMember"]
+    assert sorted(fp(c)["role"] for c in grants) == [
+        "roles/artifactregistry.reader",
+        "roles/container.defaultNodeServiceAccount",
+    ]
+    for c in grants:
+        assert fp(c)["member"] == f"serviceAccount:{NODE_EMAIL}"  # the nodes', never the cache's
+        assert [(g.key, g.need, g.field) for g in c.gates] == [
+            ("gcp-1-node-sa", Need.REPORTED, "member")
+        ]
+    # without a reported member the grants are held, never sent with an empty member
+    held = select(gcp_chain({}).values(), {})
+    assert {"gcp-1-node-sa-default-node", "gcp-1-node-sa-artifact-reader"} <= set(held.held)
+
+
+def test_gke_node_roles_do_not_depend_on_the_bucket() -> None:
+    ctx = dataclasses.replace(cluster_context("gcp", bucket={"enabled": False}), models=("m",))
+    kinds = [c.kind for c in clouds.build(ctx, GCP_REPORTED)]
+    assert kinds.count("ProjectIAMMember") == 2
+    assert "BucketIAMMember" not in kinds
+    assert "ServiceAccountIAMMember" not in kinds
+    pool = {c.key: c for c in clouds.build(ctx, GCP_REPORTED)}["gcp-1-nodepool"]
+    assert "workloadMetadataConfig" not in fp(pool)["nodeConfig"]
+
+
+def test_gke_workload_identity_chain_from_service_account_to_bucket() -> None:
+    chain = gcp_chain(GCP_REPORTED, models=("llama2", "mistral"))
+    pool = chain["gcp-1-nodepool"]
+    assert fp(pool)["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    sa = chain["gcp-1-cache-sa"]
+    assert (sa.api_version, sa.kind) == ("cloudplatform.gcp.upbound.io/v1beta1", "ServiceAccount")
+    assert sa.body["metadata"]["annotations"][naming.EXTERNAL_NAME] != chain["gcp-1-node-sa"].body[
+        "metadata"
+    ]["annotations"][naming.EXTERNAL_NAME]
+    for model in ("llama2", "mistral"):
+        binding = chain[f"gcp-1-model-identity-{model}"]
+        assert (binding.api_version, binding.kind) == (
+            "cloudplatform.gcp.upbound.io/v1beta2",
+            "ServiceAccountIAMMember",
+        )
+        assert fp(binding)["role"] == "roles/iam.workloadIdentityUser"
+        assert fp(binding)["member"] == (
+            f"serviceAccount:my-project.svc.id.goog[ollama-{model}/ollama]"
+        )
+        # on the cache service account only, not the project
+        assert fp(binding)["serviceAccountIdSelector"]["matchLabels"] == sa.body["metadata"]["labels"]
+    access = chain["gcp-1-cache-bucket-access"]
+    assert (access.api_version, access.kind) == ("storage.gcp.upbound.io/v1beta2", "BucketIAMMember")
+    assert fp(access)["role"] == "roles/storage.objectUser"
+    assert fp(access)["member"] == f"serviceAccount:{CACHE_EMAIL}"
+    assert fp(access)["bucketSelector"]["matchLabels"] == chain["gcp-1-bucket"].body["metadata"][
+        "labels"
+    ]
+
+
+def test_gke_no_project_wide_storage_role() -> None:
+    chain = gcp_chain(GCP_REPORTED)
+    for c in chain.values():
+        if c.kind == "ProjectIAMMember":
+            assert "storage" not in fp(c)["role"]
+            assert "iam." not in fp(c)["role"]
+        if "IAMMember" in c.kind:
+            assert fp(c)["role"] not in {"roles/owner", "roles/editor", "roles/storage.admin"}
+
+
+def test_gke_fleet_cache_names_the_reported_email_once_known() -> None:
+    ctx = cluster_context("gcp")
+    assert clouds.fleet_cache(ctx, {}) is None  # not known yet: no cache block
+    block = clouds.fleet_cache(ctx, GCP_REPORTED)
+    assert block == {
+        "provider": "gcs",
+        "bucket": external_name_of(gcp_chain()["gcp-1-bucket"]),
+        "gcpServiceAccount": CACHE_EMAIL,
+    }
+    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2")] == [
+        ("gcp-1-cache-sa", Need.READY),
+        ("gcp-1-cache-bucket-access", Need.READY),
+        ("gcp-1-model-identity-llama2", Need.READY),
+    ]
+
+
+def external_name_of(c: Composed) -> str:
+    return str(c.body["metadata"]["annotations"][naming.EXTERNAL_NAME])
+
+

@@ -98,7 +98,15 @@ def test_aws_resource_keys() -> None:
 
 
 def test_gcp_resource_keys() -> None:
-    assert list(build("gcp")) == ["gcp-1-node-sa", "gcp-1-nodepool", "gcp-1-bucket"]
+    assert list(build("gcp")) == [
+        "gcp-1-node-sa",
+        "gcp-1-node-sa-default-node",
+        "gcp-1-node-sa-artifact-reader",
+        "gcp-1-nodepool",
+        "gcp-1-bucket",
+        "gcp-1-cache-sa",
+        "gcp-1-cache-bucket-access",
+    ]
 
 
 def test_azure_resource_keys() -> None:
@@ -125,8 +133,8 @@ def test_no_bucket_unless_object_storage_is_cloud(cloud: str) -> None:
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_bucket_resources_need_no_gates(cloud: str) -> None:
     for resource in build(cloud).values():
-        if resource.key.endswith("nodepool") or "cache" in resource.key:
-            continue  # the cache identity waits for what the bucket reports (test_cache)
+        if resource.key.endswith("nodepool") or "cache" in resource.key or "-sa-" in resource.key:
+            continue  # IAM grants wait for what the provider reports (test_cache)
         assert resource.gates == ()
 
 
