@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from function import naming
 from function.composed import Composed
 from function.context import ClusterContext
-from function.stack import gpu, mesh, networking, observability, policies, serving, storage
+from function.stack import (
+    gpu,
+    mesh,
+    monitors,
+    networking,
+    observability,
+    policies,
+    serving,
+    storage,
+)
 
 # Bring-up order; the gates on each resource enforce it, this only keeps the
 # output readable.
@@ -16,4 +26,10 @@ def build(ctx: ClusterContext) -> list[Composed]:
     out: list[Composed] = []
     for group in GROUPS:
         out.extend(group.build(ctx))
+    releases = [
+        item.body["metadata"]["annotations"][naming.EXTERNAL_NAME]
+        for item in out
+        if item.body.get("kind") == "Release"
+    ]
+    out.extend(monitors.build(ctx, releases))
     return out

@@ -151,11 +151,13 @@ def cilium_values(ctx: ClusterContext) -> dict[str, Any]:
 
 
 # (Object name, Service selector, port) of each Cilium metrics endpoint; the
-# Services are the chart's own (cilium-agent, cilium-operator, hubble-metrics).
+# Services are the chart's own (cilium-agent, cilium-operator, hubble-metrics,
+# cilium-envoy).
 CILIUM_MONITORS = (
     ("cilium-agent", {"app.kubernetes.io/name": "cilium-agent"}, "metrics"),
     ("cilium-operator", {"app.kubernetes.io/name": "cilium-operator"}, "metrics"),
     ("hubble", {"k8s-app": "hubble"}, "hubble-metrics"),
+    ("cilium-envoy", {"k8s-app": "cilium-envoy"}, "envoy-metrics"),
 )
 
 

@@ -528,35 +528,6 @@ NOT_METRICS = {
     ("keda-operator", "metricsservice"): "gRPC between the KEDA operator and its metrics API server",
 }
 
-# Metrics Services no monitor scrapes yet (a ratchet: the test fails when one of
-# these is scraped, so the entry must go, or when a Service not listed is not).
-NOT_SCRAPED_YET: dict[tuple[str, str, str], str] = {
-    ("istio-system", "istiod", "http-monitoring"): "istiod's own metrics",
-    ("keda", "keda-operator-metrics-apiserver", "metrics"): "KEDA metrics API server",
-    ("knative-operator", "operator-webhook", "http-metrics"): "Knative operator webhook",
-    ("kube-system", "cilium-envoy", "envoy-metrics"): "Cilium's Envoy",
-    ("kyverno", "kyverno-background-controller-metrics", "metrics-port"): "Kyverno",
-    ("kyverno", "kyverno-cleanup-controller-metrics", "metrics-port"): "Kyverno",
-    ("kyverno", "kyverno-reports-controller-metrics", "metrics-port"): "Kyverno",
-    ("kyverno", "kyverno-svc-metrics", "metrics-port"): "Kyverno",
-    ("monitoring", "grafana-operator-metrics-service", "metrics"): "Grafana operator",
-    ("monitoring", "jaeger", "internal-metrics"): "Jaeger's collector",
-    ("monitoring", "jaeger", "span-metrics"): "Jaeger's span metrics",
-    ("monitoring", "loki", "http-metrics"): "Loki",
-    ("monitoring", "loki-gateway-exporter", "http-metrics"): "Loki's gateway",
-    ("opentelemetry-operator-system", "opentelemetry-operator", "metrics"): "OpenTelemetry operator",
-}
-
-
-def unscraped(cluster: Cluster) -> set[tuple[str, str, str]]:
-    """(namespace, Service, port) of metrics ports no selected monitor scrapes (observability on)."""
-    return {
-        (_ns(svc), _name(svc), str(port.get("name")))
-        for svc, port, live in metrics_scrapes(cluster)
-        if not live
-    }
-
-
 def metrics_ports(cluster: Cluster) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(Service, port) of every metrics port of a chart-rendered Service."""
     out = []
@@ -625,8 +596,6 @@ def check_metrics_services(cluster: Cluster) -> tuple[int, list[str]]:
     found = metrics_scrapes(cluster)
     for svc, port, live in found:
         where = f"Service {_ns(svc)}/{_name(svc)} port {port.get('name')} ({port.get('port')})"
-        if not live and (_ns(svc), _name(svc), port.get("name")) in NOT_SCRAPED_YET:
-            continue
         if not live:
             problems.append(f"{where}: scraped by no monitor the Prometheus selects")
         elif len(live) > 1:

@@ -212,5 +212,36 @@ def test_rook_osds_on_cloud_volumes_or_filtered_devices() -> None:
 def test_cilium_monitors_are_composed_after_prometheus() -> None:
     ctx = cluster_context("aws")
     kinds = [c.body["spec"]["forProvider"]["manifest"]["kind"] for c in networking.build(ctx) if c.body["kind"] == "Object"]
-    assert kinds.count("ServiceMonitor") == 3
+    assert kinds.count("ServiceMonitor") == 4  # agent, operator, Hubble, Envoy
     assert values(networking.build(ctx), "cilium")["prometheus"]["metricsService"] is True
+
+
+def test_stack_monitors_follow_their_release_and_prometheus() -> None:
+    """Every chart metrics Service gets a ServiceMonitor Object, gated, only with observability."""
+    from function import stack
+    from function.models.input import COMPONENT_CHARTS
+    from function.stack import monitors
+
+    assert {m.component for m in monitors.MONITORS} <= set(COMPONENT_CHARTS)
+    ctx = cluster_context("aws", components={"serving": "knative", "observability": "full"})
+    built = stack.build(ctx)
+    releases = {i.key for i in built if i.body["kind"] == "Release"}
+    objects = {
+        i.body["spec"]["forProvider"]["manifest"]["metadata"]["name"]: i
+        for i in built
+        if i.body["kind"] == "Object" and i.body["spec"]["forProvider"]["manifest"]["kind"] == "ServiceMonitor"
+    }
+    for monitor in monitors.MONITORS:
+        item = objects.get(monitor.name)
+        if wrap.release_key(ctx.name, monitor.component) not in releases:
+            assert item is None, monitor.name
+            continue
+        assert item is not None, monitor.name
+        gates = {g.key for g in item.gates}
+        assert gates >= {
+            wrap.release_key(ctx.name, monitor.component),
+            wrap.release_key(ctx.name, "kube-prometheus-stack"),
+        }
+    assert "knative-operator-webhook" in objects
+    off = cluster_context("aws", components={"observability": "none"})
+    assert not [i for i in stack.build(off) if i.key.endswith(tuple(f"servicemonitor-{m.name}" for m in monitors.MONITORS))]
