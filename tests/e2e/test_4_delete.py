@@ -1,16 +1,71 @@
-"""Deleting each claim removes everything it composed, within a measured bound."""
+"""Deleting each claim removes everything it composed, within a measured bound, in order.
+
+Crossplane runs with its Usage webhook (stack.WEBHOOKS), so each composed
+ClusterUsage holds what it protects until its user is gone: the test records when
+each object disappears and checks every ClusterUsage's order held.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from tests.e2e import claims as c
 from tests.e2e.kube import SECRET, Kube, wait_for
-from tests.e2e.stack import Stack
+from tests.e2e.stack import WEBHOOKS, Stack
 
 DELETE_BOUND_S = 120
+
+Ref = tuple[str, str, str]  # apiVersion, kind, name
+
+
+def _ref(obj: dict[str, Any]) -> Ref:
+    return (obj["apiVersion"], obj["kind"], obj.get("name") or obj["metadata"]["name"])
+
+
+def _usage_edges(kube: Kube, xr: dict[str, Any]) -> list[tuple[Ref, Ref, str]]:
+    """(held, holder, usage name) for every ClusterUsage under ``xr``, as Crossplane resolved them."""
+    edges = []
+    for obj in c.tree(kube, xr):
+        if obj["kind"] != "ClusterUsage":
+            continue
+        spec = obj["spec"]
+        of, by = spec["of"], spec["by"]
+        assert of.get("resourceRef") and by.get("resourceRef"), obj["metadata"]["name"]
+        held = (of["apiVersion"], of["kind"], of["resourceRef"]["name"])
+        holder = (by["apiVersion"], by["kind"], by["resourceRef"]["name"])
+        edges.append((held, holder, obj["metadata"]["name"]))
+    return edges
+
+
+def _watch_gone(
+    kube: Kube, refs: list[Ref], start: float, bound: float
+) -> tuple[dict[Ref, float], dict[Ref, float]]:
+    """When each object was first listed absent, and last listed present (s after ``start``).
+
+    One list per kind per poll. An absence counts from the end of its list
+    request, a presence from the start of its: so ``gone[a] < present[b]`` means
+    ``a`` was surely gone while ``b`` still existed.
+    """
+    gone: dict[Ref, float] = {}
+    present: dict[Ref, float] = {}
+    kinds = sorted({(api, kind) for api, kind, _ in refs})
+    while len(gone) < len(refs) and time.monotonic() - start < bound:
+        for api, kind in kinds:
+            before = time.monotonic() - start
+            names = {o["metadata"]["name"] for o in kube.list(kube.kind(api, kind))}
+            after = time.monotonic() - start
+            for ref in refs:
+                if ref[:2] != (api, kind) or ref in gone:
+                    continue
+                if ref[2] in names:
+                    present[ref] = before
+                else:
+                    gone[ref] = after
+        time.sleep(0.3)
+    return gone, present
 
 
 @pytest.mark.parametrize("case", ["existing", "fleet", "multicloud"])
@@ -19,19 +74,33 @@ def test_deleting_a_claim_removes_everything(
 ) -> None:
     claim = ready_claims[case]
     xr = claim.xr(kube)
-    refs = c.all_refs(kube, xr)
+    refs = [_ref(r) for r in c.all_refs(kube, xr)]
+    edges = _usage_edges(kube, xr)
     secret = claim.body["spec"]["writeConnectionSecretToRef"]["name"]
     start = time.monotonic()
     stack.kubectl("delete", "-n", claim.namespace, claim.body["kind"].lower(), claim.name, "--wait=false")
+    gone, present = _watch_gone(kube, refs, start, DELETE_BOUND_S)
+    left = sorted(set(refs) - set(gone))
+    assert not left, f"{len(left)} objects left after {DELETE_BOUND_S}s: {left[:10]}"
 
-    def everything_gone() -> bool:
-        return (
-            claim.get(kube) is None
-            and c.gone(kube, refs)
-            and kube.get(SECRET, secret, claim.namespace) is None
-        )
+    def claim_and_secret_gone() -> bool:
+        return claim.get(kube) is None and kube.get(SECRET, secret, claim.namespace) is None
 
-    _, took = wait_for(f"{case} and its {len(refs)} objects to go", everything_gone, DELETE_BOUND_S)
-    figures.setdefault("deletion s", {})[case] = {"objects": len(refs), "gone after": round(took, 1)}
+    wait_for(f"{case}'s claim and Secret to go", claim_and_secret_gone, DELETE_BOUND_S)
+    took = round(max(gone.values()), 1)
+    figures.setdefault("deletion s", {})[case] = {
+        "objects": len(refs), "gone after": took, "ClusterUsages": len(edges)
+    }
     print(f"\n{case}: {len(refs)} objects deleted in {took:.1f}s (bound {DELETE_BOUND_S}s)")
     assert time.monotonic() - start <= DELETE_BOUND_S
+    # Every ClusterUsage held: what it protects went no earlier than its user.
+    if WEBHOOKS:
+        early = [
+            f"{usage}: {held[1]} {held[2]} gone by {gone[held]:.1f}s while its user {holder[1]} "
+            f"{holder[2]} was there at {present[holder]:.1f}s"
+            for held, holder, usage in edges
+            if held in gone and holder in present and gone[held] < present[holder]
+        ]
+        assert not early, early
+        ordered = sum(1 for held, holder, _ in edges if held in gone and holder in gone)
+        print(f"{case}: {ordered} ClusterUsage orders held")
