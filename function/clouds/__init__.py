@@ -39,6 +39,8 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Non
         return aws.fleet_cache(ctx, observed)
     if ctx.cloud is Cloud.GCP:
         return gcp.fleet_cache(ctx, observed)
+    if ctx.cloud is Cloud.AZURE:
+        return azure.fleet_cache(ctx, observed)
     return None
 
 
@@ -48,4 +50,6 @@ def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
         return aws.cache_gates(ctx, model)
     if ctx.cloud is Cloud.GCP:
         return gcp.cache_gates(ctx, model)
+    if ctx.cloud is Cloud.AZURE:
+        return azure.cache_gates(ctx, model)
     return ()

@@ -112,7 +112,9 @@ def test_restore_pull_save_run_in_that_order_on_the_model_volume(provider: str) 
     assert "--files-from" in restore["command"][-1]
     # blobs are uploaded before the manifest that names them
     script = save["command"][-1]
-    assert script.index('--files-from "$HOME/blobs"') < script.index('--files-from "$HOME/manifest"')
+    assert script.index('--files-from "$HOME/blobs"') < script.index(
+        '--files-from "$HOME/manifest"'
+    )
     assert p["serviceAccountName"] == "ollama"
     assert p["automountServiceAccountToken"] is False
     assert {"name": "cache-scratch", "emptyDir": {"sizeLimit": "64Mi"}} in p["volumes"]
@@ -409,14 +411,12 @@ def test_aws_example_composes_the_chain_and_the_fleet_names_the_bucket() -> None
     assert ("iam.aws.upbound.io/v1beta1", "RolePolicy") in kinds
     fleets = [b for b in docs.values() if b["kind"] == "XOllamaFleet"]
     assert fleets
-    bucket = next(
-        b for k, b in docs.items() if b["kind"] == "Bucket" and k.endswith("-bucket")
-    )
+    bucket = next(b for k, b in docs.items() if b["kind"] == "Bucket" and k.endswith("-bucket"))
     for f in fleets:
         assert f["spec"]["cache"]["provider"] == "s3"
-        assert f["spec"]["cache"]["bucket"] == bucket["metadata"]["annotations"][
-            naming.EXTERNAL_NAME
-        ]
+        assert (
+            f["spec"]["cache"]["bucket"] == bucket["metadata"]["annotations"][naming.EXTERNAL_NAME]
+        )
 
 
 # --------------------------------------------------------------------------- GKE chain
@@ -444,9 +444,14 @@ def reports(key: str, kind: str, **at_provider: str) -> dict[str, dict[str, Any]
 NODE_EMAIL = "ollama-gcp-1-aaaaaa@proj-1234.iam.gserviceaccount.com"
 CACHE_EMAIL = "ollama-cache-gcp-1-bbbbbb@proj-1234.iam.gserviceaccount.com"
 GCP_REPORTED = {
-    **reports("gcp-1-node-sa", "ServiceAccount", email=NODE_EMAIL, member=f"serviceAccount:{NODE_EMAIL}"),
     **reports(
-        "gcp-1-cache-sa", "ServiceAccount", email=CACHE_EMAIL, member=f"serviceAccount:{CACHE_EMAIL}"
+        "gcp-1-node-sa", "ServiceAccount", email=NODE_EMAIL, member=f"serviceAccount:{NODE_EMAIL}"
+    ),
+    **reports(
+        "gcp-1-cache-sa",
+        "ServiceAccount",
+        email=CACHE_EMAIL,
+        member=f"serviceAccount:{CACHE_EMAIL}",
     ),
 }
 
@@ -484,9 +489,10 @@ def test_gke_workload_identity_chain_from_service_account_to_bucket() -> None:
     assert fp(pool)["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
     sa = chain["gcp-1-cache-sa"]
     assert (sa.api_version, sa.kind) == ("cloudplatform.gcp.upbound.io/v1beta1", "ServiceAccount")
-    assert sa.body["metadata"]["annotations"][naming.EXTERNAL_NAME] != chain["gcp-1-node-sa"].body[
-        "metadata"
-    ]["annotations"][naming.EXTERNAL_NAME]
+    assert (
+        sa.body["metadata"]["annotations"][naming.EXTERNAL_NAME]
+        != chain["gcp-1-node-sa"].body["metadata"]["annotations"][naming.EXTERNAL_NAME]
+    )
     for model in ("llama2", "mistral"):
         binding = chain[f"gcp-1-model-identity-{model}"]
         assert (binding.api_version, binding.kind) == (
@@ -498,14 +504,20 @@ def test_gke_workload_identity_chain_from_service_account_to_bucket() -> None:
             f"serviceAccount:my-project.svc.id.goog[ollama-{model}/ollama]"
         )
         # on the cache service account only, not the project
-        assert fp(binding)["serviceAccountIdSelector"]["matchLabels"] == sa.body["metadata"]["labels"]
+        assert (
+            fp(binding)["serviceAccountIdSelector"]["matchLabels"] == sa.body["metadata"]["labels"]
+        )
     access = chain["gcp-1-cache-bucket-access"]
-    assert (access.api_version, access.kind) == ("storage.gcp.upbound.io/v1beta2", "BucketIAMMember")
+    assert (access.api_version, access.kind) == (
+        "storage.gcp.upbound.io/v1beta2",
+        "BucketIAMMember",
+    )
     assert fp(access)["role"] == "roles/storage.objectUser"
     assert fp(access)["member"] == f"serviceAccount:{CACHE_EMAIL}"
-    assert fp(access)["bucketSelector"]["matchLabels"] == chain["gcp-1-bucket"].body["metadata"][
-        "labels"
-    ]
+    assert (
+        fp(access)["bucketSelector"]["matchLabels"]
+        == chain["gcp-1-bucket"].body["metadata"]["labels"]
+    )
 
 
 def test_gke_no_project_wide_storage_role() -> None:
@@ -538,3 +550,120 @@ def external_name_of(c: Composed) -> str:
     return str(c.body["metadata"]["annotations"][naming.EXTERNAL_NAME])
 
 
+# --------------------------------------------------------------------------- AKS chain
+
+
+def azure_chain(
+    observed: dict[str, dict[str, Any]] | None = None, models: tuple[str, ...] = ("llama2",)
+) -> dict[str, Composed]:
+    ctx = dataclasses.replace(cluster_context("azure"), models=models)
+    return {c.key: c for c in clouds.build(ctx, observed or {})}
+
+
+CONTAINER_ID = (
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"
+    "/blobServices/default/containers/models"
+)
+ISSUER = "https://eastus.oic.prod-aks.azure.com/tenant/cluster-guid/"
+AZURE_REPORTED = {
+    **reports(
+        "azure-1-cache-identity",
+        "UserAssignedIdentity",
+        clientId="00000000-0000-4000-8000-00000000c11d",
+        principalId="00000000-0000-4000-8000-0000000000b1",
+    ),
+    **reports("azure-1-container", "Container", resourceManagerId=CONTAINER_ID),
+    **reports("azure-1-aks-cluster", "KubernetesCluster", oidcIssuerUrl=ISSUER),
+}
+
+
+def test_aks_cluster_is_observed_never_managed() -> None:
+    aks = azure_chain()["azure-1-aks-cluster"]
+    assert (aks.api_version, aks.kind) == (
+        "containerservice.azure.upbound.io/v1beta2",
+        "KubernetesCluster",
+    )
+    assert aks.body["spec"]["managementPolicies"] == ["Observe"]
+    ctx = cluster_context("azure")
+    assert ctx.spec.azure is not None
+    assert ctx.spec.azure.cluster_id.endswith("/" + external_name_of(aks))
+    assert fp(aks) == {"resourceGroupName": ctx.spec.azure.cluster_id.split("/")[4]}
+
+
+def test_aks_workload_identity_chain_from_service_account_to_container() -> None:
+    chain = azure_chain(AZURE_REPORTED, models=("llama2", "mistral"))
+    identity = chain["azure-1-cache-identity"]
+    assert identity.kind == "UserAssignedIdentity"
+    access = chain["azure-1-cache-access"]
+    assert (access.api_version, access.kind) == (
+        "authorization.azure.upbound.io/v1beta1",
+        "RoleAssignment",
+    )
+    assert fp(access)["roleDefinitionName"] == "Storage Blob Data Contributor"
+    assert fp(access)["scope"] == CONTAINER_ID  # the container, not the account or group
+    assert fp(access)["principalId"] == "00000000-0000-4000-8000-0000000000b1"
+    assert fp(access)["principalType"] == "ServicePrincipal"
+    for model in ("llama2", "mistral"):
+        cred = chain[f"azure-1-model-identity-{model}"]
+        assert (cred.api_version, cred.kind) == (
+            "managedidentity.azure.upbound.io/v1beta1",
+            "FederatedIdentityCredential",
+        )
+        assert fp(cred)["issuer"] == ISSUER
+        assert fp(cred)["subject"] == f"system:serviceaccount:ollama-{model}:ollama"
+        assert fp(cred)["audience"] == ["api://AzureADTokenExchange"]
+        assert (
+            fp(cred)["userAssignedIdentityIdSelector"]["matchLabels"]
+            == identity.body["metadata"]["labels"]
+        )
+
+
+def test_aks_chain_waits_for_what_the_provider_reports() -> None:
+    chain = azure_chain({})
+    access, cred = chain["azure-1-cache-access"], chain["azure-1-model-identity-llama2"]
+    assert {(g.key, g.field) for g in access.gates} == {
+        ("azure-1-cache-identity", "principalId"),
+        ("azure-1-container", "resourceManagerId"),
+    }
+    assert [(g.key, g.field) for g in cred.gates] == [("azure-1-aks-cluster", "oidcIssuerUrl")]
+    held = select(chain.values(), {})
+    assert {"azure-1-cache-access", "azure-1-model-identity-llama2"} <= set(held.held)
+    emitted = {c.key for c in select(azure_chain(AZURE_REPORTED).values(), AZURE_REPORTED).emitted}
+    assert {"azure-1-cache-access", "azure-1-model-identity-llama2"} <= emitted
+
+
+def test_aks_fleet_cache_names_the_reported_client_id() -> None:
+    ctx = cluster_context("azure")
+    assert clouds.fleet_cache(ctx, {}) is None
+    assert clouds.fleet_cache(ctx, AZURE_REPORTED) == {
+        "provider": "azureblob",
+        "bucket": "models",
+        "account": external_name_of(azure_chain()["azure-1-storage-account"]),
+        "azureClientId": "00000000-0000-4000-8000-00000000c11d",
+    }
+    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2")] == [
+        ("azure-1-cache-identity", Need.READY),
+        ("azure-1-cache-access", Need.READY),
+        ("azure-1-model-identity-llama2", Need.READY),
+    ]
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "azure"])
+def test_no_bucket_no_cache_chain(cloud: str) -> None:
+    ctx = dataclasses.replace(cluster_context(cloud, bucket={"enabled": False}), models=("m",))
+    observed = {**GCP_REPORTED, **AZURE_REPORTED}
+    keys = {c.key for c in clouds.build(ctx, observed)}
+    assert not {k for k in keys if "cache" in k or "model-identity" in k or "aks-cluster" in k}
+    assert clouds.fleet_cache(ctx, observed) is None
+    assert clouds.cache_gates(ctx, "m") == ()
+
+
+@pytest.mark.parametrize(
+    ("case", "provider"), [("gcp", "gcs"), ("azure", "azureblob"), ("aws", "s3")]
+)
+def test_example_fleets_carry_the_cache_of_their_cloud(case: str, provider: str) -> None:
+    docs = final_desired(case)
+    fleets = [b for b in docs.values() if b["kind"] == "XOllamaFleet"]
+    assert fleets
+    for f in fleets:
+        assert f["spec"]["cache"]["provider"] == provider

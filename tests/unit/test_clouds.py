@@ -114,6 +114,9 @@ def test_azure_resource_keys() -> None:
         "azure-1-nodepool",
         "azure-1-storage-account",
         "azure-1-container",
+        "azure-1-aks-cluster",
+        "azure-1-cache-identity",
+        "azure-1-cache-access",
     ]
 
 
