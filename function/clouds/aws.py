@@ -33,7 +33,9 @@ from function.clouds.common import (
 )
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
+from function.models.common import BlockStorage, Cloud
 from function.readiness import reported
+from function.stack.storage import osd_storage_class
 
 IAM_API = "iam.aws.upbound.io/v1beta1"
 EKS_API = "eks.aws.upbound.io/v1beta2"
@@ -60,7 +62,20 @@ ROLE_CACHE_ROLE = "cache-role"
 ROLE_CACHE_POLICY = "cache-policy"
 ROLE_CACHE_ASSOCIATION = "model-identity"  # + model name; no other key starts so
 
+ROLE_EBS_CSI_ROLE = "ebs-csi-role"
+ROLE_EBS_CSI_POLICY = "ebs-csi-policy"
+ROLE_EBS_CSI_IDENTITY = "ebs-csi-identity"
+ROLE_EBS_CSI_DRIVER = "ebs-csi-driver"
+
 POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+# The EBS CSI driver add-on, its controller's ServiceAccount, and the AWS managed
+# policy it needs (create, attach, snapshot and delete EBS volumes).
+EBS_CSI_ADDON = "aws-ebs-csi-driver"
+EBS_CSI_NAMESPACE = "kube-system"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
+# StorageClass names backed by EBS (the ones EKS ships and the usual gp3).
+EBS_STORAGE_CLASSES = {"gp2", "gp3"}
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 # What the restore and save steps do: list the bucket, read and write objects
 # (multipart uploads included, and their abort). No delete: nothing removes
@@ -74,9 +89,13 @@ Observed = Mapping[str, Mapping[str, Any]]
 def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
     """Build the AWS resources of one cluster: node role, node group, bucket, cache identity."""
     resources = [node_role(ctx), *policy_attachments(ctx), node_group(ctx)]
+    if wants_bucket(ctx) or needs_ebs(ctx):
+        resources.append(pod_identity_agent(ctx))
     if wants_bucket(ctx):
         resources.extend(bucket(ctx))
         resources.extend(cache_identity(ctx, observed or {}))
+    if needs_ebs(ctx):
+        resources.extend(ebs_csi_driver(ctx))
     return resources
 
 
@@ -327,19 +346,6 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         raise missing(ctx, "aws")
     aws_region = region(ctx)
     cluster_name = ctx.spec.aws.cluster_name
-    agent = managed_resource(
-        ctx,
-        EKS_V1BETA1_API,
-        "Addon",
-        ROLE_POD_IDENTITY_AGENT,
-        {
-            "region": aws_region,
-            "clusterName": cluster_name,
-            "addonName": POD_IDENTITY_AGENT,
-            "preserve": True,
-            "tags": cloud_tags(ctx),
-        },
-    )
     role = managed_resource(
         ctx,
         IAM_API,
@@ -362,7 +368,6 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         {"policy": cache_policy(arn or ""), "roleSelector": ctx.selector(ROLE_CACHE_ROLE)},
     )
     out = [
-        Composed(key=naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), body=agent),
         Composed(key=naming.key(ctx.name, ROLE_CACHE_ROLE), body=role),
         Composed(
             key=naming.key(ctx.name, ROLE_CACHE_POLICY),
@@ -393,6 +398,130 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             )
         )
     return out
+
+
+def pod_identity_agent(ctx: ClusterContext) -> Composed:
+    """Build the ``eks-pod-identity-agent`` add-on (the model cache and the EBS CSI driver use it).
+
+    ``preserve``d: deleting the claim leaves the agent running on a cluster the
+    platform does not own (other workloads may use it).
+    """
+    if ctx.spec.aws is None:
+        raise missing(ctx, "aws")
+    agent = managed_resource(
+        ctx,
+        EKS_V1BETA1_API,
+        "Addon",
+        ROLE_POD_IDENTITY_AGENT,
+        {
+            "region": region(ctx),
+            "clusterName": ctx.spec.aws.cluster_name,
+            "addonName": POD_IDENTITY_AGENT,
+            "preserve": True,
+            "tags": cloud_tags(ctx),
+        },
+    )
+    return Composed(key=naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), body=agent)
+
+
+def needs_ebs(ctx: ClusterContext) -> bool:
+    """Whether the cluster's storage claims EBS volumes, so the EBS CSI driver must run.
+
+    Rook-Ceph on EKS puts its OSDs and mons on ``gp2`` volumes (unless
+    ``rook.deviceStorageClass`` names a class that is not EBS); without block
+    storage, volumes use the cluster's default class (``gp2`` on EKS). Longhorn
+    keeps its data on the nodes' disks and is the default class.
+    """
+    if ctx.cloud is not Cloud.AWS:
+        return False
+    if ctx.components.block_storage is BlockStorage.NONE:
+        return True
+    if ctx.components.block_storage is BlockStorage.ROOK_CEPH:
+        return osd_storage_class(ctx) in EBS_STORAGE_CLASSES
+    return False
+
+
+def ebs_csi_driver(ctx: ClusterContext) -> list[Composed]:
+    """Build the EBS CSI driver add-on and its controller's identity (EKS Pod Identity).
+
+    The controller (a Deployment on any node) creates and attaches volumes, so
+    the role goes to its ServiceAccount, not to the GPU node role (the
+    controller rarely runs on GPU nodes, which may scale to zero). The
+    association is made before the add-on, so the controller's first pods get
+    credentials. ``preserve``d, like the agent: volumes of other workloads on
+    the cluster depend on it.
+    """
+    if ctx.spec.aws is None:
+        raise missing(ctx, "aws")
+    arn_prefix = f"arn:{partition(region(ctx))}:iam::aws:policy"
+    role = managed_resource(
+        ctx,
+        IAM_API,
+        "Role",
+        ROLE_EBS_CSI_ROLE,
+        {
+            "assumeRolePolicy": pod_identity_trust_policy(),
+            "description": (
+                f"EBS CSI driver of Ollama platform {ctx.platform.name}, cluster {ctx.name}"
+            ),
+            "tags": cloud_tags(ctx),
+        },
+    )
+    policy = managed_resource(
+        ctx,
+        IAM_API,
+        "RolePolicyAttachment",
+        ROLE_EBS_CSI_POLICY,
+        {
+            "policyArn": f"{arn_prefix}/{EBS_CSI_POLICY}",
+            "roleSelector": ctx.selector(ROLE_EBS_CSI_ROLE),
+        },
+    )
+    identity = managed_resource(
+        ctx,
+        EKS_V1BETA1_API,
+        "PodIdentityAssociation",
+        ROLE_EBS_CSI_IDENTITY,
+        {
+            "region": region(ctx),
+            "clusterName": ctx.spec.aws.cluster_name,
+            "namespace": EBS_CSI_NAMESPACE,
+            "serviceAccount": EBS_CSI_SERVICE_ACCOUNT,
+            "roleArnSelector": ctx.selector(ROLE_EBS_CSI_ROLE),
+            "tags": cloud_tags(ctx),
+        },
+    )
+    addon = managed_resource(
+        ctx,
+        EKS_V1BETA1_API,
+        "Addon",
+        ROLE_EBS_CSI_DRIVER,
+        {
+            "region": region(ctx),
+            "clusterName": ctx.spec.aws.cluster_name,
+            "addonName": EBS_CSI_ADDON,
+            "preserve": True,
+            "tags": cloud_tags(ctx),
+        },
+    )
+    identity_key = naming.key(ctx.name, ROLE_EBS_CSI_IDENTITY)
+    return [
+        Composed(key=naming.key(ctx.name, ROLE_EBS_CSI_ROLE), body=role),
+        Composed(key=naming.key(ctx.name, ROLE_EBS_CSI_POLICY), body=policy),
+        Composed(
+            key=identity_key,
+            body=identity,
+            gates=(Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),),
+        ),
+        Composed(
+            key=naming.key(ctx.name, ROLE_EBS_CSI_DRIVER),
+            body=addon,
+            gates=(
+                Gate(identity_key, Need.READY),
+                Gate(naming.key(ctx.name, ROLE_EBS_CSI_POLICY), Need.READY),
+            ),
+        ),
+    ]
 
 
 def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:  # noqa: ARG001  # every cloud's signature

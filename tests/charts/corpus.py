@@ -33,6 +33,7 @@ EXAMPLES = toolchain.ROOT / "examples"
 HELM_API = "helm.crossplane.io/"
 KUBERNETES_API = "kubernetes.crossplane.io/"
 FLEET_API = "openhands.ai/v1alpha1"
+EKS_API = "eks.aws.upbound.io/"
 # The GPU node pools each cloud composes (EKS NodeGroup, GKE NodePool, AKS pool).
 NODE_POOL_KINDS = {"NodeGroup", "NodePool", "KubernetesClusterNodePool"}
 
@@ -131,6 +132,7 @@ class ClusterState:
     objects: list[dict[str, Any]] = field(default_factory=list)
     fleets: list[dict[str, Any]] = field(default_factory=list)
     pools: list[dict[str, Any]] = field(default_factory=list)
+    addons: list[dict[str, Any]] = field(default_factory=list)  # EKS add-ons
 
     @property
     def label(self) -> str:
@@ -187,6 +189,8 @@ def states_of(src: Source) -> list[ClusterState]:
                 state.objects.extend(_fleet_objects(body))
             elif body["kind"] in NODE_POOL_KINDS:
                 state.pools.append(body)
+            elif body["kind"] == "Addon" and body["apiVersion"].startswith(EKS_API):
+                state.addons.append(body)
         out.append(state)
     return out
 

@@ -143,6 +143,7 @@ def wiring_cluster(state: corpus.ClusterState) -> wiring.Cluster:
         wrapped=state.objects,
         releases=state.releases,
         taints=pool_taints(state) if state.spec else [],
+        addons=[a["spec"]["forProvider"]["addonName"] for a in state.addons],
     )
 
 
@@ -180,6 +181,17 @@ def test_wiring_catches_gpu_agents_without_the_spot_toleration() -> None:
     assert any("ClusterPolicy" in p and "scalesetpriority" in p for p in found), found
     assert any("longhorn-manager" in p for p in found), found
     assert any("Longhorn CSI plugin" in p for p in found), found
+
+
+def test_wiring_catches_eks_volumes_without_the_ebs_csi_driver() -> None:
+    """Before the fix no EBS CSI driver add-on: Rook's OSD and mon volumes on gp2 never provisioned."""
+    [cluster] = _clusters_with({}, example="aws")
+    assert "aws-ebs-csi-driver" in cluster.addons
+    assert not _problems("storage classes", [cluster])
+    cluster.addons = [a for a in cluster.addons if a != "aws-ebs-csi-driver"]
+    found = _problems("storage classes", [cluster])
+    assert found, "the check did not notice"
+    assert all("'gp2' uses ebs.csi.aws.com, whose CSI driver is not installed" in p for p in found), found
 
 
 def test_wiring_catches_rook_without_its_csi_drivers_and_a_route_without_class() -> None:

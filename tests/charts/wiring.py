@@ -28,7 +28,15 @@ BUILTIN_STORAGE_CLASSES: dict[str, dict[str, str]] = {
     # K3s ships the local-path provisioner; generic clusters promise nothing.
     "k3s": {"local-path": "rancher.io/local-path"},
 }
-BUILTIN_CSI_DRIVERS = {*CLOUD_CSI_DRIVER.values(), "rancher.io/local-path"}
+# CSI drivers on by default: GKE's PD and AKS's Azure Disk drivers, K3s's
+# local-path provisioner. EKS runs no EBS driver unless its add-on is installed.
+BUILTIN_CSI_DRIVERS = {
+    CLOUD_CSI_DRIVER[Cloud.GCP],
+    CLOUD_CSI_DRIVER[Cloud.AZURE],
+    "rancher.io/local-path",
+}
+# EKS add-ons (addonName) -> the CSI driver each installs.
+ADDON_CSI_DRIVERS = {"aws-ebs-csi-driver": CLOUD_CSI_DRIVER[Cloud.AWS]}
 
 _SVC = re.compile(
     r"^(?:(?P<scheme>https?)://)?(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\."
@@ -59,6 +67,7 @@ class Cluster:
     wrapped: list[dict[str, Any]]  # Object manifests (the fleets' included)
     releases: list[dict[str, Any]]  # Release bodies (their values)
     taints: list[dict[str, str]] = field(default_factory=list)  # the GPU pools'
+    addons: list[str] = field(default_factory=list)  # EKS add-ons composed (addonName)
 
     def objects(self) -> Iterator[dict[str, Any]]:
         """Every object that exists on the cluster (rendered, wrapped, operator-made)."""
@@ -224,6 +233,7 @@ def check_storage(cluster: Cluster) -> tuple[int, list[str]]:
         cluster.distribution if cluster.cloud == Cloud.EXISTING.value else cluster.cloud, {}
     )
     drivers = {_name(d) for d in cluster.of_kind("CSIDriver")} | set(BUILTIN_CSI_DRIVERS)
+    drivers |= {ADDON_CSI_DRIVERS[a] for a in cluster.addons if a in ADDON_CSI_DRIVERS}
     # ceph-csi-operator makes a CSI driver of each Driver resource
     drivers |= {_name(d) for d in cluster.of_kind("Driver") if "csi.ceph.io" in d.get("apiVersion", "")}
     # longhorn-driver-deployer registers Longhorn's CSI driver

@@ -245,3 +245,36 @@ def test_stack_monitors_follow_their_release_and_prometheus() -> None:
     assert "knative-operator-webhook" in objects
     off = cluster_context("aws", components={"observability": "none"})
     assert not [i for i in stack.build(off) if i.key.endswith(tuple(f"servicemonitor-{m.name}" for m in monitors.MONITORS))]
+
+
+# --- EKS: the EBS CSI driver add-on ---------------------------------------------------
+
+
+def test_ebs_csi_driver_where_eks_volumes_are_claimed() -> None:
+    """Rook's OSDs on gp2 and default-class volumes need the add-on; Longhorn does not."""
+    from function.clouds import aws
+
+    def keys(**components: str) -> dict[str, Composed]:
+        ctx = cluster_context("aws", components=components or None)
+        return {c.key: c for c in aws.build(ctx)}
+
+    rook = keys(blockStorage="rook-ceph", objectStorage="none")
+    assert rook["aws-1-ebs-csi-driver"].body["spec"]["forProvider"]["addonName"] == "aws-ebs-csi-driver"
+    assert rook["aws-1-ebs-csi-driver"].body["spec"]["forProvider"]["preserve"] is True
+    assert "aws-1-pod-identity-agent" in rook  # Pod Identity, even without the cache bucket
+    identity = rook["aws-1-ebs-csi-identity"].body["spec"]["forProvider"]
+    assert (identity["namespace"], identity["serviceAccount"]) == ("kube-system", "ebs-csi-controller-sa")
+    role_labels = rook["aws-1-ebs-csi-role"].body["metadata"]["labels"]
+    assert identity["roleArnSelector"]["matchLabels"].items() <= role_labels.items()
+    policy = rook["aws-1-ebs-csi-policy"].body["spec"]["forProvider"]["policyArn"]
+    assert policy == "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+    trust = rook["aws-1-ebs-csi-role"].body["spec"]["forProvider"]["assumeRolePolicy"]
+    assert "pods.eks.amazonaws.com" in trust
+    assert "ec2.amazonaws.com" not in trust
+    # the association before the add-on, the agent before the association
+    assert [g.key for g in rook["aws-1-ebs-csi-identity"].gates] == ["aws-1-pod-identity-agent"]
+    assert {g.key for g in rook["aws-1-ebs-csi-driver"].gates} == {"aws-1-ebs-csi-identity", "aws-1-ebs-csi-policy"}
+    assert "aws-1-ebs-csi-driver" in keys(blockStorage="none", objectStorage="none")
+    longhorn = keys(blockStorage="longhorn", objectStorage="none")
+    assert not [k for k in longhorn if "ebs" in k or "pod-identity" in k]
+    assert aws.needs_ebs(cluster_context("gcp")) is False
