@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from function import fit, valueschemas
-from function.context import ResolvedComponents, resolve_node_pool
+from function.context import ResolvedComponents, effective_components, resolve_node_pool
 from function.errors import ClaimError, InvalidClaimError, bounded, format_path
 from function.fleet import checks as fleet_checks
 from function.models.common import (
@@ -175,8 +175,37 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
             )
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))
+    errors.extend(_check_federated_credentials(spec))
     if not errors:  # the fit check needs well-formed models and clusters
         errors.extend(fit.errors(spec, inputs))
+    return errors
+
+
+# Microsoft Entra allows at most 20 federated identity credentials per managed identity;
+# the AKS model cache gives each model on a cluster one (clouds/azure.py).
+AZURE_FEDERATED_CREDENTIALS = 20
+
+
+def _check_federated_credentials(spec: PlatformSpec) -> list[ClaimError]:
+    """Refuse more models on an AKS cluster with a bucket than its cache identity can trust."""
+    platform = ResolvedComponents.resolve(spec.profile, spec.components)
+    errors = []
+    for i, cluster in enumerate(spec.clusters):
+        if cluster.cloud is not Cloud.AZURE or not cluster.bucket.enabled:
+            continue
+        if effective_components(platform, cluster).object_storage is not ObjectStorage.CLOUD:
+            continue
+        models = [m for m in spec.models if not m.clusters or cluster.name in m.clusters]
+        if len(models) > AZURE_FEDERATED_CREDENTIALS:
+            errors.append(
+                ClaimError(
+                    f"spec.clusters[{i}].bucket",
+                    f"{len(models)} models run on AKS cluster {cluster.name!r}, but its model "
+                    f"cache identity can trust at most {AZURE_FEDERATED_CREDENTIALS} (one "
+                    "federated credential per model, Entra's limit); spread the models over "
+                    "clusters or set bucket.enabled: false",
+                )
+            )
     return errors
 
 

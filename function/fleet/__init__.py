@@ -9,7 +9,7 @@ module puts them together:
 
 - ``namespace``: Namespace ``ollama-<xr name>``, always;
 - ``serviceaccount``: ServiceAccount ``ollama``, the identity the pods reach the
-  model cache with, for ``serving: deployment`` with ``cache`` (see ``cache``);
+  model cache with, with ``cache`` (see ``cache``);
 - ``statefulset``, ``service``, ``scaledobject``: StatefulSet (one model
   volume per replica), ClusterIP Service and KEDA ScaledObject ``ollama``, for
   ``serving: deployment``;
@@ -44,7 +44,8 @@ The model is pulled once per pod start onto the replica's volume (a re-pull of
 a model that is already there only checks the manifest). StatefulSet pods pull
 in an init container, so the serving container starts only with the model present.
 Knative rejects init containers unless ``kubernetes.podspec-init-containers``
-is on, so Knative mode pulls in the serving container itself: ``ollama serve``
+is on (the stack turns it on), and without a cache Knative mode pulls in the
+serving container itself: ``ollama serve``
 on a private loopback port, ``ollama pull``, then ``exec ollama serve`` on
 11434, so the readiness probe passes only once the model is there; a startup
 probe gives the first pull up to an hour. Both meshes capture init-container
@@ -136,26 +137,27 @@ def build(
     in_namespace = (Gate(key("namespace"), Need.EXISTS),)
 
     out = [wrap(target, "namespace", workload.namespace(ns, xr_name, spec))]
+    if spec.cache is not None:
+        out.append(
+            wrap(
+                target,
+                "serviceaccount",
+                cache.service_account(ns, xr_name, spec.cache),
+                after=in_namespace,
+            )
+        )
+    with_account = (*in_namespace, Gate(key("serviceaccount"), Need.EXISTS))
     if spec.serving is Serving.KNATIVE:
         out.append(
             wrap(
                 target,
                 "knative-service",
                 workload.knative_service(ns, xr_name, spec, inputs),
-                after=in_namespace,
+                after=with_account,
                 readiness="DeriveFromObject",
             )
         )
     else:
-        if spec.cache is not None:
-            out.append(
-                wrap(
-                    target,
-                    "serviceaccount",
-                    cache.service_account(ns, xr_name, spec.cache),
-                    after=in_namespace,
-                )
-            )
         out += [
             wrap(
                 target,
@@ -163,7 +165,7 @@ def build(
                 workload.statefulset(
                     ns, xr_name, spec, inputs, (observed or {}).get(key("statefulset"))
                 ),
-                after=(*in_namespace, Gate(key("serviceaccount"), Need.EXISTS)),
+                after=with_account,
                 cel=_CEL_STATEFULSET_SERVING,
             ),
             wrap(target, "service", routing.service(ns, xr_name), after=in_namespace),

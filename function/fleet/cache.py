@@ -1,7 +1,7 @@
 """The model cache: restore the model's blobs from the cluster's bucket, save them after a pull.
 
 With ``spec.cache`` (the platform sets it on cloud clusters with a bucket) the
-StatefulSet's pod runs three init containers on its model volume:
+pod (StatefulSet or Knative) runs three init containers on its model volume:
 
 1. ``restore-model`` (rclone): copies the model's manifest from the bucket and,
    if it is there, the blobs it lists. Best effort: a miss or an unreachable

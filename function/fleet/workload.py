@@ -19,7 +19,7 @@ from function import naming
 from function.fleet import cache, storage
 from function.fleet.common import PORT, WORKLOAD, labels, meta, selector
 from function.fleet.scaling import knative_annotations
-from function.models.common import Cloud, Mesh, Serving
+from function.models.common import Cloud, Mesh
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.quantity import parse_quantity
@@ -180,10 +180,14 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
             "/api/version", knative=knative, periodSeconds=10, timeoutSeconds=5, failureThreshold=6
         ),
     }
-    if knative:
-        serving["command"] = ["/bin/sh", "-c", SERVE_AFTER_PULL_SCRIPT]
-    else:
+    cached = spec.cache
+    # The pull is an init container, except in Knative mode without a cache, where
+    # the serving container pulls before it serves (no init containers needed there).
+    init_pull = not knative or cached is not None
+    if init_pull:
         serving["command"] = ["/bin/ollama", "serve"]
+    else:
+        serving["command"] = ["/bin/sh", "-c", SERVE_AFTER_PULL_SCRIPT]
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -191,13 +195,12 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
         "containers": [serving],
     }
     volumes = storage.pod_volumes(spec, knative=knative)
-    cached = spec.cache if not knative else None
     if cached is not None:
         pod["serviceAccountName"] = cache.SERVICE_ACCOUNT
         volumes = [*volumes, cache.scratch_volume()]
     if volumes:
         pod["volumes"] = volumes
-    if not knative:
+    if init_pull:
         pod["initContainers"] = [
             {
                 "name": PULL_CONTAINER,
@@ -241,18 +244,18 @@ def _pod_annotations(spec: FleetSpec) -> dict[str, str]:
     subnets = ",".join(cache.CREDENTIAL_ENDPOINTS)
     if spec.mesh is Mesh.ISTIO:
         out["traffic.sidecar.istio.io/excludeOutboundPorts"] = REGISTRY_PORT
-        if spec.cache is not None and spec.serving is not Serving.KNATIVE:
+        if spec.cache is not None:
             out["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = subnets
     elif spec.mesh is Mesh.LINKERD:
         out["config.linkerd.io/skip-outbound-ports"] = REGISTRY_PORT
-        if spec.cache is not None and spec.serving is not Serving.KNATIVE:
+        if spec.cache is not None:
             out["config.linkerd.io/skip-subnets"] = subnets
     return out
 
 
 def _pod_metadata(xr_name: str, spec: FleetSpec, **annotations: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {"labels": labels(xr_name)}
-    if spec.cache is not None and spec.serving is not Serving.KNATIVE:
+    if spec.cache is not None:
         metadata["labels"] = {**metadata["labels"], **cache.pod_labels(spec.cache)}
     merged = {**_pod_annotations(spec), **annotations}
     if merged:

@@ -34,6 +34,7 @@ KNATIVE_SERVING_NAMESPACE = "knative-serving"
 # What a Knative Service of a model needs switched on in KnativeServing's
 # config.features (all disabled by default); the fleet's pods rely on them.
 KNATIVE_FEATURES: dict[str, str] = {
+    "kubernetes.podspec-init-containers": "enabled",  # the model cache's restore and save
     "kubernetes.podspec-nodeselector": "enabled",
     "kubernetes.podspec-securitycontext": "enabled",
     "kubernetes.podspec-tolerations": "enabled",

@@ -204,11 +204,26 @@ def test_the_statefulset_waits_for_the_service_account() -> None:
     assert ("model-object-serviceaccount", Need.EXISTS) in gates
 
 
-def test_knative_pods_do_not_use_the_cache_yet() -> None:
-    objs = objects(fleet_spec(S3, serving="knative"))
-    assert "model-object-serviceaccount" not in objs
-    ksvc = objs["model-object-knative-service"]
-    assert "serviceAccountName" not in ksvc["spec"]["template"]["spec"]
+def test_knative_pods_restore_pull_and_save_in_init_containers() -> None:
+    objs = objects(fleet_spec(AZURE, serving="knative"))
+    assert "model-object-serviceaccount" in objs
+    template = objs["model-object-knative-service"]["spec"]["template"]
+    p = template["spec"]
+    assert p["serviceAccountName"] == "ollama"
+    assert [c["name"] for c in p["initContainers"]] == ["restore-model", "pull-model", "save-model"]
+    assert p["containers"][0]["command"] == ["/bin/ollama", "serve"]  # the model is there
+    assert template["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    # the model volume is the pod's emptyDir; the scratch space beside it
+    assert {v["name"] for v in p["volumes"]} == {"models", "cache-scratch"}
+    # without a cache, Knative pods keep pulling in the serving container
+    plain = objects(fleet_spec(None, serving="knative"))["model-object-knative-service"]
+    assert "initContainers" not in plain["spec"]["template"]["spec"]
+
+
+def test_knative_serving_allows_init_containers() -> None:
+    from function.stack.serving import KNATIVE_FEATURES
+
+    assert KNATIVE_FEATURES["kubernetes.podspec-init-containers"] == "enabled"
 
 
 @pytest.mark.parametrize("provider", sorted(CACHES))
@@ -668,3 +683,19 @@ def test_example_fleets_carry_the_cache_of_their_cloud(case: str, provider: str)
     assert fleets
     for f in fleets:
         assert f["spec"]["cache"]["provider"] == provider
+
+
+def test_more_models_than_an_aks_identity_can_trust_are_refused() -> None:
+    from function.validation import check_platform
+    from tests.factories import platform_spec
+
+    models = [{"name": f"m{i}", "model": "llama2"} for i in range(21)]
+    errors = check_platform(platform_spec(("azure",), models=models), FunctionInput())
+    assert [e.path for e in errors] == ["spec.clusters[0].bucket"]
+    assert "at most 20" in errors[0].message
+    assert not check_platform(platform_spec(("azure",), models=models[:20]), FunctionInput())
+    # no bucket, no credentials: no limit
+    spec = platform_spec(("azure",), models=models)
+    raw = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+    raw["clusters"][0]["bucket"] = {"enabled": False}
+    assert not check_platform(type(spec).model_validate(raw), FunctionInput())

@@ -29,6 +29,26 @@ FLEET_VARIANTS = {
     for serving in ("deployment", "knative")
     for mesh in ("istio", "linkerd", "none")
 }
+# With the model cache the platform sets on cloud clusters with a bucket.
+FLEET_VARIANTS |= {
+    "fleet-deployment-cache-s3": {
+        "serving": "deployment",
+        "mesh": "istio",
+        "ingress": "contour",
+        "cache": {"provider": "s3", "bucket": "ollama-cache-0123456789", "region": "us-east-1"},
+    },
+    "fleet-knative-cache-azureblob": {
+        "serving": "knative",
+        "mesh": "linkerd",
+        "ingress": "contour",
+        "cache": {
+            "provider": "azureblob",
+            "bucket": "models",
+            "account": "ollamacache0123456789",
+            "azureClientId": "00000000-0000-4000-8000-00000000c11d",
+        },
+    },
+}
 
 
 def text_of(rsp: fnv1.RunFunctionResponse) -> str:
