@@ -58,6 +58,17 @@ STORAGE_CLASSES = {
     BlockStorage.NONE: "",
 }
 
+# The block StorageClass each cloud provides out of the box.
+# EKS: ``gp2`` (EBS, needs the EBS CSI driver add-on; since Kubernetes 1.30 EKS
+# no longer marks it as the default class, so volumes must name it); GKE:
+# ``standard-rwo`` (PD CSI, on by default); AKS: ``managed-csi`` (Azure Disk CSI,
+# on by default).
+CLOUD_BLOCK_STORAGE_CLASS = {
+    Cloud.AWS: "gp2",
+    Cloud.GCP: "standard-rwo",
+    Cloud.AZURE: "managed-csi",
+}
+
 # Where the observability stack listens, used by the mesh, KEDA and Grafana.
 MONITORING_NAMESPACE = "monitoring"
 PROMETHEUS_ADDRESS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
@@ -208,6 +219,15 @@ class ClusterContext:
     def distribution(self) -> Distribution:
         """The Kubernetes distribution of an existing cluster (generic for cloud clusters)."""
         return self.spec.distribution or Distribution.GENERIC
+
+    def storage_class(self) -> str:
+        """The StorageClass of the volumes the platform claims on this cluster.
+
+        The block storage component's class; without one, the cloud's own block
+        class, named rather than left to the default (EKS clusters from 1.30 on
+        have no default class); '' on existing clusters (their default).
+        """
+        return self.components.storage_class() or CLOUD_BLOCK_STORAGE_CLASS.get(self.cloud, "")
 
     def labels(self, role: str) -> dict[str, str]:
         """Labels for a composed resource of this cluster, used by selectors."""

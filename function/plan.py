@@ -170,7 +170,7 @@ def fleet_spec(
         "observability": c.observability.value,
         "policies": c.policies.value,
         "policy": {"maxStorageRequest": ctx.platform.max_storage_request},
-        "defaultStorageClass": c.storage_class(),
+        "defaultStorageClass": ctx.storage_class(),
     }
 
 

@@ -84,13 +84,15 @@ MONITORS = (
         },
         ("metrics",),
     ),
-    # The all-in-one's own telemetry and the span-metrics connector's exporter.
+    # The all-in-one's own telemetry. Its ``span-metrics`` port (8889) serves
+    # only a span-metrics pipeline, which Jaeger's built-in all-in-one config
+    # lacks: scraping it would be a target always down (and a TargetDown alert).
     Monitor(
         "jaeger",
         "jaeger",
         MONITORING_NAMESPACE,
         {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/component": "all-in-one"},
-        ("internal-metrics", "span-metrics"),
+        ("internal-metrics",),
     ),
     # Loki and its gateway's exporter; the chart marks the headless twin
     # ``prometheus.io/service-monitor: "false"`` so its pods are scraped once.

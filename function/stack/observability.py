@@ -376,9 +376,12 @@ def _grafana(ctx: ClusterContext, *, full: bool) -> list[Composed]:
 # --- Loki and Jaeger ---------------------------------------------------------
 
 
-def loki_values() -> dict[str, Any]:
-    """Values of the community Loki chart: one monolithic Loki on a filesystem volume."""
-    return {
+def loki_values(storage_class: str = "") -> dict[str, Any]:
+    """Values of the community Loki chart: one monolithic Loki on a filesystem volume.
+
+    The volume is of ``storage_class`` ('' for the cluster's default).
+    """
+    values: dict[str, Any] = {
         "deploymentMode": "Monolithic",
         "loki": {
             "auth_enabled": False,
@@ -408,6 +411,9 @@ def loki_values() -> dict[str, Any]:
         "test": {"enabled": False},
         "gateway": {"enabled": True},
     }
+    if storage_class:
+        values["singleBinary"]["persistence"] = {"storageClass": storage_class}
+    return values
 
 
 def jaeger_values() -> dict[str, Any]:
@@ -423,7 +429,11 @@ def jaeger_values() -> dict[str, Any]:
 def _logs_and_traces(ctx: ClusterContext) -> list[Composed]:
     return [
         wrap.release(
-            ctx, "loki", chart="loki", namespace=MONITORING_NAMESPACE, values=loki_values()
+            ctx,
+            "loki",
+            chart="loki",
+            namespace=MONITORING_NAMESPACE,
+            values=loki_values(ctx.storage_class()),
         ),
         wrap.release(
             ctx, "jaeger", chart="jaeger", namespace=MONITORING_NAMESPACE, values=jaeger_values()

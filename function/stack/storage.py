@@ -37,7 +37,7 @@ from typing import Any
 
 from function import wrap
 from function.composed import Composed, Gate, Need
-from function.context import ClusterContext
+from function.context import CLOUD_BLOCK_STORAGE_CLASS, ClusterContext
 from function.models.common import BlockStorage, Cloud, ObjectStorage, Observability, Profile
 from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
@@ -73,14 +73,6 @@ def _monitored(ctx: ClusterContext) -> bool:
     return ctx.components.observability is not Observability.NONE
 
 
-# The block StorageClass each cloud provides out of the box, for OSD volumes.
-# EKS: ``gp2`` (EBS, needs the EBS CSI driver add-on); GKE: ``standard-rwo``
-# (PD CSI, on by default); AKS: ``managed-csi`` (Azure Disk CSI, on by default).
-CLOUD_BLOCK_STORAGE_CLASS = {
-    Cloud.AWS: "gp2",
-    Cloud.GCP: "standard-rwo",
-    Cloud.AZURE: "managed-csi",
-}
 # The provisioner behind each of those classes (the wiring tests check it).
 CLOUD_CSI_DRIVER = {
     Cloud.AWS: "ebs.csi.aws.com",
@@ -350,7 +342,7 @@ def minio_tenant_values(ctx: ClusterContext) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
-    storage_class = ctx.components.storage_class()
+    storage_class = ctx.storage_class()
     if storage_class:
         pool["storageClassName"] = storage_class
     return {

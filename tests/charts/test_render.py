@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from function import naming
+from function import context, naming
 from function.models.input import DEFAULT_CHARTS
 from function.stack import monitors
 from scripts.render import load_docs
@@ -212,6 +212,23 @@ def test_wiring_catches_rook_without_its_csi_drivers_and_a_route_without_class()
     assert any("HTTPProxy ollama-llama2/ollama" in p for p in _problems("ingress classes", [cluster]))
 
 
+def test_eks_volumes_name_their_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EKS from 1.30 has no default StorageClass: without block storage, every claim names gp2.
+
+    Before the fix the models' claim templates and Loki's volume named no class
+    (the cluster's default), so on a new EKS cluster they would stay Pending.
+    """
+    [cluster] = _clusters_with({}, example="aws", blockStorage="none")
+    count, found = wiring.CHECKS["storage classes"](cluster)
+    assert count and not found, found
+    assert any(sc == "gp2" for o in cluster.wrapped for sc, _ in wiring._storage_class_uses(o, ""))
+    monkeypatch.setattr(context, "CLOUD_BLOCK_STORAGE_CLASS", {})  # the fix undone
+    [cluster] = _clusters_with({}, example="aws", blockStorage="none")
+    _, found = wiring.CHECKS["storage classes"](cluster)
+    assert any("StatefulSet monitoring/loki" in p and "no default" in p for p in found), found
+    assert any("StatefulSet ollama-" in p and "volumeClaimTemplates" in p for p in found), found
+
+
 # --- the stack fixes, read on the rendered charts ------------------------------------
 # Each test runs the check on the example as composed (it must hold and check
 # something) and with the fix undone through a values override or the old
@@ -310,7 +327,7 @@ def test_no_metrics_port_on_the_ingress_load_balancers() -> None:
 
 
 def test_every_metrics_service_of_the_stack_is_scraped() -> None:
-    """Before the fix (no function/stack/monitors.py) 14 metrics ports of 8 charts were scraped by nothing.
+    """Before the fix (no function/stack/monitors.py) 13 metrics ports of 8 charts were scraped by nothing.
 
     Istio, KEDA, Kyverno, the Grafana and OpenTelemetry operators, Jaeger and Loki
     (multicloud: every option), the Knative operator (serving: knative), Cilium's Envoy.
@@ -335,7 +352,6 @@ def test_every_metrics_service_of_the_stack_is_scraped() -> None:
         "Service kyverno/kyverno-svc-metrics port metrics-port (8000)",
         "Service monitoring/grafana-operator-metrics-service port metrics (9090)",
         "Service monitoring/jaeger port internal-metrics (8888)",
-        "Service monitoring/jaeger port span-metrics (8889)",
         "Service monitoring/loki port http-metrics (3100)",
         "Service monitoring/loki-gateway-exporter port http-metrics (4040)",
         "Service opentelemetry-operator-system/opentelemetry-operator port metrics (8443)",

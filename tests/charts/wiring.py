@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from function.context import CLOUD_BLOCK_STORAGE_CLASS
 from function.models.common import Cloud
-from function.stack.storage import CLOUD_BLOCK_STORAGE_CLASS, CLOUD_CSI_DRIVER
+from function.stack.storage import CLOUD_CSI_DRIVER
 
 # Built into every cluster of a kind: StorageClass -> provisioner.
 BUILTIN_STORAGE_CLASSES: dict[str, dict[str, str]] = {
@@ -28,6 +29,9 @@ BUILTIN_STORAGE_CLASSES: dict[str, dict[str, str]] = {
     # K3s ships the local-path provisioner; generic clusters promise nothing.
     "k3s": {"local-path": "rancher.io/local-path"},
 }
+# Clusters of these kinds have no default StorageClass: EKS stopped marking gp2
+# as the default from Kubernetes 1.30, so a claim that names no class stays Pending.
+NO_DEFAULT_STORAGE_CLASS = {Cloud.AWS.value}
 # CSI drivers on by default: GKE's PD and AKS's Azure Disk drivers, K3s's
 # local-path provisioner. EKS runs no EBS driver unless its add-on is installed.
 BUILTIN_CSI_DRIVERS = {
@@ -226,6 +230,23 @@ def _storage_class_uses(node: Any, where: str) -> Iterator[tuple[str, str]]:
             yield from _storage_class_uses(value, f"{where}[{i}]")
 
 
+def _unclassed_claims(node: Any, where: str) -> Iterator[str]:
+    """Where a volume claim (template) names no StorageClass."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            templates = value if key == "volumeClaimTemplates" else [value] if key == "volumeClaimTemplate" else None
+            if isinstance(templates, list):
+                for i, t in enumerate(templates):
+                    spec = (t.get("spec") or t) if isinstance(t, Mapping) else {}
+                    if isinstance(spec, Mapping) and not spec.get("storageClassName"):
+                        yield f"{where}.{key}[{i}]"
+            else:
+                yield from _unclassed_claims(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _unclassed_claims(value, f"{where}[{i}]")
+
+
 def check_storage(cluster: Cluster) -> tuple[int, list[str]]:
     """Every StorageClass used exists, and the CSI driver behind it is installed."""
     classes = {_name(sc): str(sc.get("provisioner")) for sc in cluster.of_kind("StorageClass")}
@@ -246,6 +267,18 @@ def check_storage(cluster: Cluster) -> tuple[int, list[str]]:
         if o.get("kind") != "StorageClass"
         for sc, where in _storage_class_uses(o.get("spec") or {}, ".spec")
     ]
+    if cluster.cloud in NO_DEFAULT_STORAGE_CLASS:
+        for o in cluster.objects():
+            if o.get("kind") == "CustomResourceDefinition":
+                continue
+            where = f"{o.get('kind')} {_ns(o)}/{_name(o)}"
+            spec = o.get("spec") or {}
+            if o.get("kind") == "PersistentVolumeClaim" and not spec.get("storageClassName"):
+                problems.append(f"{where}: names no StorageClass, and {cluster.cloud} has no default one")
+            problems.extend(
+                f"{where}{path}: names no StorageClass, and {cluster.cloud} has no default one"
+                for path in _unclassed_claims(spec, ".spec")
+            )
     for name, where in uses:
         provisioner = classes.get(name) or builtin.get(name)
         if provisioner is None:
@@ -536,6 +569,9 @@ _METRICS_PORT = re.compile(r"metrics|monitoring")
 # (Service, port name) that look like metrics but are not, and why.
 NOT_METRICS = {
     ("keda-operator", "metricsservice"): "gRPC between the KEDA operator and its metrics API server",
+    # Jaeger's built-in all-in-one config has no span-metrics pipeline, so
+    # nothing listens on the chart's 8889 (a scrape would always be down).
+    ("jaeger", "span-metrics"): "served only by a span-metrics pipeline, which this stack does not configure",
 }
 
 def metrics_ports(cluster: Cluster) -> list[tuple[dict[str, Any], dict[str, Any]]]:
