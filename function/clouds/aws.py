@@ -25,6 +25,7 @@ from function.clouds.common import (
     AUTOSCALED_MANAGEMENT_POLICIES,
     GPU_NODE_LABELS,
     cloud_tags,
+    item_resource,
     managed_resource,
     missing,
     node_pool,
@@ -151,20 +152,20 @@ def policy_attachment_key(ctx: ClusterContext, short: str) -> str:
 def policy_attachments(ctx: ClusterContext) -> list[Composed]:
     """Build one RolePolicyAttachment per worker node policy, on the composed node role."""
     arn_prefix = f"arn:{partition(region(ctx))}:iam::aws:policy"
-    attachments = []
-    for short, policy in NODE_POLICIES.items():
-        body = managed_resource(
+    return [
+        item_resource(
             ctx,
             IAM_API,
             "RolePolicyAttachment",
-            f"{ROLE_NODE_ROLE}-{short}",
-            {
+            ROLE_NODE_ROLE,
+            short,
+            for_provider={
                 "policyArn": f"{arn_prefix}/{policy}",
                 "roleSelector": ctx.selector(ROLE_NODE_ROLE),
             },
         )
-        attachments.append(Composed(key=policy_attachment_key(ctx, short), body=body))
-    return attachments
+        for short, policy in NODE_POLICIES.items()
+    ]
 
 
 def node_group(ctx: ClusterContext) -> Composed:
@@ -376,12 +377,13 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         ),
     ]
     for model in ctx.models:
-        association = managed_resource(
+        association = item_resource(
             ctx,
             EKS_V1BETA1_API,
             "PodIdentityAssociation",
-            naming.dns_label(ROLE_CACHE_ASSOCIATION, model),
-            {
+            ROLE_CACHE_ASSOCIATION,
+            model,
+            for_provider={
                 "region": aws_region,
                 "clusterName": cluster_name,
                 "namespace": naming.model_namespace(model),
@@ -389,14 +391,9 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "roleArnSelector": ctx.selector(ROLE_CACHE_ROLE),
                 "tags": cloud_tags(ctx),
             },
+            gates=(Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),),
         )
-        out.append(
-            Composed(
-                key=association_key(ctx, model),
-                body=association,
-                gates=(Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),),
-            )
-        )
+        out.append(association)
     return out
 
 

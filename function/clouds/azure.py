@@ -31,6 +31,7 @@ from function.clouds.common import (
     AUTOSCALED_MANAGEMENT_POLICIES,
     GPU_NODE_LABELS,
     cloud_tags,
+    item_resource,
     managed_resource,
     missing,
     node_pool,
@@ -283,25 +284,21 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         subject = (
             f"system:serviceaccount:{naming.model_namespace(model)}:{naming.MODEL_SERVICE_ACCOUNT}"
         )
-        credential = managed_resource(
+        credential = item_resource(
             ctx,
             IDENTITY_API,
             "FederatedIdentityCredential",
-            naming.dns_label(ROLE_CACHE_CREDENTIAL, model),
-            {
+            ROLE_CACHE_CREDENTIAL,
+            model,
+            for_provider={
                 "audience": [TOKEN_AUDIENCE],
                 "issuer": issuer or "",
                 "subject": subject,
                 "userAssignedIdentityIdSelector": ctx.selector(ROLE_CACHE_IDENTITY),
             },
+            gates=(Gate(aks_cluster_key(ctx), Need.REPORTED, "oidcIssuerUrl"),),
         )
-        out.append(
-            Composed(
-                key=credential_key(ctx, model),
-                body=credential,
-                gates=(Gate(aks_cluster_key(ctx), Need.REPORTED, "oidcIssuerUrl"),),
-            )
-        )
+        out.append(credential)
     return out
 
 

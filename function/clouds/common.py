@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from function import naming
+from function.composed import Composed, Gate
 from function.context import ClusterContext, NodePool
 from function.errors import ClaimError
 from function.models.common import ObjectStorage
@@ -71,6 +72,39 @@ def managed_resource(
     if management_policies is not None:
         spec["managementPolicies"] = list(management_policies)
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
+
+
+def item_resource(
+    ctx: ClusterContext,
+    api_version: str,
+    kind: str,
+    role: str,
+    item: str,
+    *,
+    for_provider: dict[str, Any],
+    gates: tuple[Gate, ...] = (),
+) -> Composed:
+    """Build the resource of ``role`` for one item of a family: a model, a node policy or role.
+
+    Its role label is ``<role>-<item>`` (a DNS label) and its key
+    ``<cluster>-<role>-<item>``, so each item's resource is found and selected
+    apart from its siblings.
+
+    Args:
+        ctx: The cluster the resource belongs to.
+        api_version: The resource's apiVersion.
+        kind: The resource's kind.
+        role: The family's role.
+        item: The item: a model name, or the short name of a policy or role.
+        for_provider: ``spec.forProvider``.
+        gates: What the resource waits for.
+
+    Returns:
+        The composed resource.
+
+    """
+    body = managed_resource(ctx, api_version, kind, naming.dns_label(role, item), for_provider)
+    return Composed(key=naming.key(ctx.name, role, item), body=body, gates=gates)
 
 
 def cloud_tags(ctx: ClusterContext) -> dict[str, str]:

@@ -38,6 +38,7 @@ from function.clouds.common import (
     AUTOSCALED_MANAGEMENT_POLICIES,
     GPU_NODE_LABELS,
     cloud_tags,
+    item_resource,
     managed_resource,
     missing,
     node_pool,
@@ -258,23 +259,22 @@ def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
     (``status.atProvider.member``), so the grants wait for it.
     """
     member = reported(observed.get(node_sa_key(ctx)), "member")
-    out = []
-    for short, role in NODE_ROLES.items():
-        body = managed_resource(
+    return [
+        item_resource(
             ctx,
             IAM_MEMBER_API,
             "ProjectIAMMember",
-            f"{ROLE_NODE_SA}-{short}",
-            {"project": gcp_cluster(ctx).project, "role": role, "member": member or ""},
+            ROLE_NODE_SA,
+            short,
+            for_provider={
+                "project": gcp_cluster(ctx).project,
+                "role": role,
+                "member": member or "",
+            },
+            gates=(Gate(node_sa_key(ctx), Need.REPORTED, "member"),),
         )
-        out.append(
-            Composed(
-                key=naming.key(ctx.name, ROLE_NODE_SA, short),
-                body=body,
-                gates=(Gate(node_sa_key(ctx), Need.REPORTED, "member"),),
-            )
-        )
-    return out
+        for short, role in NODE_ROLES.items()
+    ]
 
 
 def cache_sa_key(ctx: ClusterContext) -> str:
@@ -338,18 +338,19 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         ),
     ]
     for model in ctx.models:
-        binding = managed_resource(
+        binding = item_resource(
             ctx,
             IAM_MEMBER_API,
             "ServiceAccountIAMMember",
-            naming.dns_label(ROLE_CACHE_BINDING, model),
-            {
+            ROLE_CACHE_BINDING,
+            model,
+            for_provider={
                 "serviceAccountIdSelector": ctx.selector(ROLE_CACHE_SA),
                 "role": WORKLOAD_IDENTITY_USER,
                 "member": kubernetes_member(ctx, model),
             },
         )
-        out.append(Composed(key=binding_key(ctx, model), body=binding))
+        out.append(binding)
     return out
 
 
