@@ -37,6 +37,15 @@ def _gib(value: object) -> str:
     return f"{value:.1f}Gi"
 
 
+def _too_large(path: str, request: str, where: str, allocatable: str) -> ClaimError:
+    """Return the error for a memory or CPU request above what one node can give."""
+    return ClaimError(
+        path,
+        f"{request} does not fit {where} ({allocatable} allocatable); request less or "
+        "choose a larger gpuNodePool.instanceType",
+    )
+
+
 def errors(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError]:
     """Models that cannot fit one node of a target pool whose instance type is known."""
     out: list[ClaimError] = []
@@ -48,24 +57,12 @@ def errors(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError]:
         where = f"one {pool.instance_type} node of cluster {cluster.name}"
         memory = parse_quantity(model.resources.memory)
         if memory > shape.allocatable_memory:
-            out.append(
-                ClaimError(
-                    f"{path}.memory",
-                    f"{model.resources.memory} does not fit {where} "
-                    f"({_gib(shape.allocatable_memory / GIB)} allocatable); request less or "
-                    "choose a larger gpuNodePool.instanceType",
-                )
-            )
+            allocatable = _gib(shape.allocatable_memory / GIB)
+            out.append(_too_large(f"{path}.memory", model.resources.memory, where, allocatable))
         cpu = parse_quantity(model.resources.cpu)
         if cpu > shape.allocatable_cpu:
-            out.append(
-                ClaimError(
-                    f"{path}.cpu",
-                    f"{model.resources.cpu} does not fit {where} "
-                    f"({shape.allocatable_cpu.normalize()} CPUs allocatable); request less or "
-                    "choose a larger gpuNodePool.instanceType",
-                )
-            )
+            allocatable = f"{shape.allocatable_cpu.normalize()} CPUs"
+            out.append(_too_large(f"{path}.cpu", model.resources.cpu, where, allocatable))
         if model.resources.gpu and pool.accelerator_count > shape.gpus:
             out.append(
                 ClaimError(
