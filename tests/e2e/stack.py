@@ -91,6 +91,14 @@ def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
     path.chmod(0o600)
 
 
+def _write_secret(secret: dict[str, Any], directory: Path) -> None:
+    """Write each key of a Secret's data, decoded, to a file of that name readable by us only."""
+    for key, value in secret["data"].items():
+        path = directory / key
+        path.write_bytes(base64.b64decode(value))
+        path.chmod(0o600)
+
+
 def _cert(
     subject: x509.Name,
     key: rsa.RSAPrivateKey,
@@ -428,17 +436,11 @@ class Stack:
         assert self.kube is not None
         client = self.kube.get(SECRET, "crossplane-tls-client", NAMESPACE)
         assert client is not None, "core init made no crossplane-tls-client Secret"
-        for key, value in client["data"].items():
-            path = cache / "tls-client" / key
-            path.write_bytes(base64.b64decode(value))
-            path.chmod(0o600)
+        _write_secret(client, cache / "tls-client")
         if WEBHOOKS:  # and the webhook server's certificate, for the Service's DNS name
             server = self.kube.get(SECRET, "crossplane-tls-server", NAMESPACE)
             assert server is not None, "core init made no crossplane-tls-server Secret"
-            for key, value in server["data"].items():
-                path = cache / "tls-server" / key
-                path.write_bytes(base64.b64decode(value))
-                path.chmod(0o600)
+            _write_secret(server, cache / "tls-server")
         self.start(
             "crossplane",
             [
