@@ -106,6 +106,22 @@ MODEL_NAMESPACE_LABEL = f"{LABEL_PREFIX}/model-namespace"
 # the cloud identity chains (clouds/) name it, the fleet creates it.
 MODEL_SERVICE_ACCOUNT = "ollama"
 
+# The MinIO tenant (``objectStorage: minio``) and its model cache: the stack
+# creates the bucket and the policy, the fleet's pods reach them through the
+# MinIO operator's STS (stack/modelcache.py, fleet/cache.py).
+MINIO_OPERATOR_NAMESPACE = "minio-operator"
+MINIO_TENANT_NAMESPACE = "minio-tenant"
+MINIO_CACHE_BUCKET = "ollama-models"
+MINIO_CACHE_POLICY = "ollama-model-cache"
+# The tenant's S3 API (the operator's ``minio`` Service, TLS on 443) and the
+# operator's STS (``sts`` Service, TLS on 4223; the path names the tenant's namespace).
+MINIO_ENDPOINT = f"https://minio.{MINIO_TENANT_NAMESPACE}.svc.cluster.local"
+MINIO_STS_PORT = 4223
+MINIO_STS_ENDPOINT = (
+    f"https://sts.{MINIO_OPERATOR_NAMESPACE}.svc.cluster.local:{MINIO_STS_PORT}"
+    f"/sts/{MINIO_TENANT_NAMESPACE}"
+)
+
 
 def model_namespace(model: str) -> str:
     """Return the namespace of a served model's objects: ``ollama-<model>`` as a DNS label."""

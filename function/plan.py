@@ -27,6 +27,7 @@ from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
 from function.readiness import Selection, is_ready, select, waiting_reason
+from function.stack import modelcache
 from function.status import Condition, model_targets
 from function.wrap import object_key, provider_config_key, release_key
 
@@ -140,7 +141,8 @@ def fleet_spec(
 ) -> dict[str, Any]:
     """The spec of the XOllamaFleet serving ``model`` on ``ctx``'s cluster.
 
-    ``cache`` is set for clusters with a bucket once what it names is known.
+    ``cache`` is set for clusters with a bucket once what it names is known, and
+    for clusters whose object storage is the MinIO tenant.
     """
     c = ctx.components
     body = model.model_dump(
@@ -158,7 +160,7 @@ def fleet_spec(
     }
     if c.observability is not Observability.NONE:
         target["prometheusAddress"] = PROMETHEUS_ADDRESS
-    cache = clouds.fleet_cache(ctx, observed or {})
+    cache = clouds.fleet_cache(ctx, observed or {}) or modelcache.fleet_cache(ctx)
     return {
         "name": model.name,
         **body,
@@ -193,6 +195,7 @@ def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Compose
     else:
         gates.append(Gate(release_key(ctx.name, "keda"), Need.READY))
         gates.extend(clouds.cache_gates(ctx, model.name))
+        gates.extend(modelcache.cache_gates(ctx, model.name))
     return Composed(
         key=fleet_key(ctx.name, model.name),
         body={

@@ -4,7 +4,8 @@
     errors = validate(obj)          # [] when ``obj`` fits its CRD's openAPIV3Schema
 
 Schemas come from every CRD under ``tests.toolchain.CRDS`` (OLLAMA_PLATFORM_CRDS,
-default ../shared/crds) and every XRD under the project's ``xrds/``. Files are
+default ../shared/crds), the CRDs the pinned charts ship (``CHART_CRDS``) and
+every XRD under the project's ``xrds/``. Files are
 indexed by group without parsing (CRD file names are ``<group>_<plural>.yaml``;
 other files are sniffed for their ``spec.group`` line) and parsed only when an
 object of that group is validated, so importing this module costs nothing and a
@@ -32,7 +33,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tests.toolchain import CRDS, ROOT
+from tests.toolchain import CHART_CRDS, CRDS, ROOT
 
 XRDS = ROOT / "xrds"
 
@@ -203,9 +204,13 @@ class SchemaIndex:
         self._by_group: dict[str, list[Path]] = {}
         self._unknown: list[Path] = []
         for base in dirs:
-            if not base.is_dir():
+            if base.is_file():
+                files = [base]
+            elif base.is_dir():
+                files = sorted([*base.rglob("*.yaml"), *base.rglob("*.yml")])
+            else:
                 continue
-            for path in sorted([*base.rglob("*.yaml"), *base.rglob("*.yml")]):
+            for path in files:
                 group = _group_of_file(path)
                 if group is None:
                     self._unknown.append(path)
@@ -280,7 +285,7 @@ class SchemaIndex:
 @cache
 def default_index() -> SchemaIndex:
     """The index over the shared CRDs and this project's XRDs."""
-    return SchemaIndex([CRDS, XRDS])
+    return SchemaIndex([CRDS, XRDS, *CHART_CRDS])
 
 
 # --------------------------------------------------------------------------------------

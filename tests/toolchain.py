@@ -24,6 +24,10 @@ CRDS = Path(os.environ.get("OLLAMA_PLATFORM_CRDS", ROOT.parent / "shared" / "crd
 CHART_SCHEMAS = Path(
     os.environ.get("OLLAMA_PLATFORM_CHART_SCHEMAS", ROOT.parent / "shared" / "chart-schemas")
 )
+CHARTS = Path(os.environ.get("OLLAMA_PLATFORM_CHARTS", ROOT.parent / "shared" / "charts"))
+# CRDs the pinned charts install that ../shared/crds does not hold: the MinIO
+# operator's PolicyBinding (its STS grants the model cache, stack/modelcache.py).
+CHART_CRDS = (CHARTS / "operator-7.1.1" / "templates" / "sts.min.io_policybindings.yaml",)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -53,6 +57,19 @@ def crds_dir() -> Path:
     if not CRDS.is_dir():
         missing(f"CRD directory {CRDS} not found; set OLLAMA_PLATFORM_CRDS")
     return CRDS
+
+
+def chart_crds() -> list[Path]:
+    """The CRD files the pinned charts ship (see ``CHART_CRDS``), for validation."""
+    for path in CHART_CRDS:
+        if not path.is_file():
+            missing(f"chart CRD {path} not found; set OLLAMA_PLATFORM_CHARTS")
+    return list(CHART_CRDS)
+
+
+def extensions() -> list[Path]:
+    """Every CRD a composed or wrapped resource may need: the providers' and the charts'."""
+    return [crds_dir(), *chart_crds()]
 
 
 def free_port() -> int:

@@ -25,16 +25,28 @@ puts in the pod: EKS Pod Identity's container-credentials endpoint and token
 Credentials), AKS workload identity's federated token (azidentity). The
 ServiceAccount carries the GKE and AKS annotations, the pod the AKS label.
 
+With ``provider: minio`` (clusters with ``objectStorage: minio``) the store is
+the tenant's ``ollama-models`` bucket and the identity is the MinIO operator's
+STS, Kubernetes' own workload identity for MinIO: the pod mounts a token of the
+ServiceAccount bound to the audience ``sts.min.io`` and the cluster's CA
+(``kube-root-ca.crt``, which signs the operator's and the tenant's automatic
+certificates); the AWS SDK in rclone exchanges the token at the operator's STS
+(``AssumeRoleWithWebIdentity``) for short-lived keys limited to the policy the
+tenant's ``PolicyBinding`` names (that bucket only; see stack/modelcache.py).
+MinIO ignores the role ARN the SDK insists on.
+
 Under a mesh, init containers run before the proxy, so the link-local
 credential endpoints (EKS Pod Identity 169.254.170.23, the GCE/GKE metadata
-server 169.254.169.254) bypass it, like the registry's port 443 does.
+server 169.254.169.254) bypass it, like the registry's port 443 does, and with
+MinIO the tenant's and the STS's ports.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from function import naming
+from function import minio_sts, naming
 from function.fleet.common import labels
 from function.fleet.storage import MODELS_PATH, mount
 from function.models.fleet import Cache, CacheProvider, FleetSpec
@@ -60,6 +72,11 @@ AZURE_USE_LABEL = "azure.workload.identity/use"
 # Link-local credential endpoints the init containers reach before any mesh proxy runs.
 CREDENTIAL_ENDPOINTS = ("169.254.169.254/32", "169.254.170.23/32")
 
+IDENTITY_VOLUME = "cache-identity"  # MinIO: the STS token and the cluster CA
+MINIO_REGION = "us-east-1"  # MinIO's default region
+# The AWS SDK refuses web identity without a role ARN; MinIO's STS ignores it.
+MINIO_ROLE_ARN = "arn:aws:iam::000000000000:role/ollama-model-cache"
+
 # rclone's remote settings per provider (RCLONE_CONFIG_CACHE_<KEY>).
 _REMOTE: dict[CacheProvider, dict[str, str]] = {
     CacheProvider.S3: {
@@ -75,6 +92,14 @@ _REMOTE: dict[CacheProvider, dict[str, str]] = {
         "BUCKET_POLICY_ONLY": "true",  # uniform bucket-level access: no object ACLs
     },
     CacheProvider.AZURE_BLOB: {"TYPE": "azureblob", "ENV_AUTH": "true"},
+    CacheProvider.MINIO: {
+        "TYPE": "s3",
+        "PROVIDER": "Minio",
+        "ENV_AUTH": "true",
+        "REGION": MINIO_REGION,
+        # The operator creates the bucket with the tenant; the policy grants no more.
+        "NO_CHECK_BUCKET": "true",
+    },
 }
 
 # The manifest's digests -> blob paths (rclone --files-from), from busybox in the rclone image.
@@ -142,10 +167,67 @@ def remote_env(cache: Cache) -> list[dict[str, Any]]:
         settings["REGION"] = cache.region
     if cache.provider is CacheProvider.AZURE_BLOB and cache.account:
         settings["ACCOUNT"] = cache.account
+    if cache.provider is CacheProvider.MINIO:
+        settings["ENDPOINT"] = minio_endpoint(cache)
     return [
         {"name": f"RCLONE_CONFIG_{REMOTE.upper()}_{key}", "value": value}
         for key, value in sorted(settings.items())
     ]
+
+
+def minio_endpoint(cache: Cache) -> str:
+    """Return the MinIO tenant's S3 endpoint: the cache's, else the platform's tenant."""
+    return cache.endpoint or naming.MINIO_ENDPOINT
+
+
+def minio_sts_endpoint(cache: Cache) -> str:
+    """Return the MinIO operator's STS endpoint for the tenant: the cache's, else the platform's."""
+    return cache.sts_endpoint or naming.MINIO_STS_ENDPOINT
+
+
+def identity_env(cache: Cache) -> list[dict[str, Any]]:
+    """Return the AWS SDK's web identity settings (MinIO only): paths and endpoints, no keys."""
+    if cache.provider is not CacheProvider.MINIO:
+        return []
+    settings = {
+        "AWS_ENDPOINT_URL_STS": minio_sts_endpoint(cache),
+        "AWS_REGION": MINIO_REGION,
+        "AWS_ROLE_ARN": MINIO_ROLE_ARN,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": minio_sts.TOKEN_FILE,
+        # Go's TLS trusts this file: the cluster CA that signs the operator's certificates.
+        "SSL_CERT_FILE": minio_sts.CA_FILE,
+    }
+    return [{"name": name, "value": value} for name, value in sorted(settings.items())]
+
+
+def identity_volume(cache: Cache) -> dict[str, Any] | None:
+    """Return the projected volume with the STS token and the cluster CA (MinIO only).
+
+    The token is bound to the audience ``sts.min.io`` and expires within the
+    hour (the kubelet renews it); it cannot call the Kubernetes API.
+    """
+    if cache.provider is not CacheProvider.MINIO:
+        return None
+    return minio_sts.identity_volume(IDENTITY_VOLUME)
+
+
+def _port(url: str) -> str:
+    parts = urlsplit(url)
+    return str(parts.port or (443 if parts.scheme == "https" else 80))
+
+
+def outbound_ports(cache: Cache | None) -> tuple[str, ...]:
+    """Return the ports the cache's init containers reach past a mesh proxy (MinIO's)."""
+    if cache is None or cache.provider is not CacheProvider.MINIO:
+        return ()
+    return tuple(sorted({_port(minio_endpoint(cache)), _port(minio_sts_endpoint(cache))}))
+
+
+def credential_subnets(cache: Cache | None) -> tuple[str, ...]:
+    """Return the link-local credential endpoints the cache reaches past a mesh (clouds)."""
+    if cache is None or cache.provider is CacheProvider.MINIO:
+        return ()
+    return CREDENTIAL_ENDPOINTS
 
 
 def _env(spec: FleetSpec, cache: Cache) -> list[dict[str, Any]]:
@@ -156,6 +238,7 @@ def _env(spec: FleetSpec, cache: Cache) -> list[dict[str, Any]]:
         {"name": "OLLAMA_MODELS", "value": MODELS_PATH},
         {"name": "OLLAMA_PULL_MODEL", "value": spec.model},
         *remote_env(cache),
+        *identity_env(cache),
     ]
 
 
@@ -177,7 +260,15 @@ def _container(
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "2", "memory": "1Gi"},
         },
-        "volumeMounts": [*mount(), {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH}],
+        "volumeMounts": [
+            *mount(),
+            {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
+            *(
+                [minio_sts.identity_mount(IDENTITY_VOLUME)]
+                if cache.provider is CacheProvider.MINIO
+                else []
+            ),
+        ],
         "securityContext": security,
     }
 
@@ -203,6 +294,12 @@ def save_container(
 def scratch_volume() -> dict[str, Any]:
     """Return the rclone containers' scratch space (HOME, file lists)."""
     return {"name": SCRATCH_VOLUME, "emptyDir": {"sizeLimit": SCRATCH_SIZE}}
+
+
+def pod_volumes(cache: Cache) -> list[dict[str, Any]]:
+    """Return the volumes the cache adds to the pod: scratch space, and MinIO's identity."""
+    identity = identity_volume(cache)
+    return [scratch_volume(), *([identity] if identity else [])]
 
 
 def service_account_annotations(cache: Cache) -> dict[str, str]:

@@ -161,7 +161,7 @@ def _unpinned(image: str) -> bool:
 
 
 def image_errors(inputs: FunctionInput) -> list[ClaimError]:
-    """Refuse an Ollama or cache image not pinned to a version tag or a digest (not ``latest``)."""
+    """Refuse an Ollama, cache or MinIO client image not pinned to a tag or digest (not latest)."""
     return [
         ClaimError(
             f"input.spec.{field}",
@@ -170,6 +170,7 @@ def image_errors(inputs: FunctionInput) -> list[ClaimError]:
         for field, image in (
             ("ollamaImage", inputs.spec.ollama_image),
             ("cacheImage", inputs.spec.cache_image),
+            ("minioClientImage", inputs.spec.minio_client_image),
         )
         if _unpinned(image)
     ]

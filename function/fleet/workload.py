@@ -197,7 +197,7 @@ def pod_spec(spec: FleetSpec, inputs: FunctionInput, *, knative: bool) -> dict[s
     volumes = storage.pod_volumes(spec, knative=knative)
     if cached is not None:
         pod["serviceAccountName"] = cache.SERVICE_ACCOUNT
-        volumes = [*volumes, cache.scratch_volume()]
+        volumes = [*volumes, *cache.pod_volumes(cached)]
     if volumes:
         pod["volumes"] = volumes
     if init_pull:
@@ -238,17 +238,18 @@ def _pod_annotations(spec: FleetSpec) -> dict[str, str]:
     """Return pod annotations that let init containers bypass the mesh proxy.
 
     The pull reaches the registry (port 443) and, with a cache, rclone the link-local
-    credential endpoints before the proxy runs.
+    credential endpoints (clouds) or the MinIO tenant and its STS before the proxy runs.
     """
     out: dict[str, str] = {}
-    subnets = ",".join(cache.CREDENTIAL_ENDPOINTS)
+    ports = ",".join(sorted({REGISTRY_PORT, *cache.outbound_ports(spec.cache)}, key=int))
+    subnets = ",".join(cache.credential_subnets(spec.cache))
     if spec.mesh is Mesh.ISTIO:
-        out["traffic.sidecar.istio.io/excludeOutboundPorts"] = REGISTRY_PORT
-        if spec.cache is not None:
+        out["traffic.sidecar.istio.io/excludeOutboundPorts"] = ports
+        if subnets:
             out["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = subnets
     elif spec.mesh is Mesh.LINKERD:
-        out["config.linkerd.io/skip-outbound-ports"] = REGISTRY_PORT
-        if spec.cache is not None:
+        out["config.linkerd.io/skip-outbound-ports"] = ports
+        if subnets:
             out["config.linkerd.io/skip-subnets"] = subnets
     return out
 

@@ -110,10 +110,12 @@ class CacheProvider(StrEnum):
     S3 = "s3"
     GCS = "gcs"
     AZURE_BLOB = "azureblob"
+    MINIO = "minio"
 
 
 _BUCKET = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9.]*[a-z0-9]$", max_length=63)]
 _TEXT = Annotated[str, StringConstraints(pattern=PRINTABLE_PATTERN, max_length=512)]
+_URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]+$", max_length=512)]
 
 
 class Cache(ApiModel):
@@ -136,6 +138,17 @@ class Cache(ApiModel):
         default=None,
         alias="azureClientId",
         description="Client id of the managed identity the model's service account acts as (AKS).",
+    )
+    endpoint: _URL | None = Field(
+        default=None,
+        description="MinIO: the tenant's S3 endpoint; unset: the platform's tenant "
+        "(https://minio.minio-tenant.svc.cluster.local).",
+    )
+    sts_endpoint: _URL | None = Field(
+        default=None,
+        alias="stsEndpoint",
+        description="MinIO: the operator's STS endpoint for the tenant; unset: the platform's "
+        "(https://sts.minio-operator.svc.cluster.local:4223/sts/minio-tenant).",
     )
 
 

@@ -93,6 +93,9 @@ COMPONENT_CHARTS: dict[str, str] = {
 DEFAULT_OLLAMA_IMAGE = "docker.io/ollama/ollama:0.32.15"
 # Copies the model between its volume and the cluster's bucket (README "Model cache").
 DEFAULT_CACHE_IMAGE = "docker.io/rclone/rclone:1.75.1"
+# Creates the MinIO model cache's policy once per tenant (the release MinIO's
+# operator documentation names for operator 7.x).
+DEFAULT_MINIO_CLIENT_IMAGE = "docker.io/minio/mc:RELEASE.2024-10-02T08-27-28Z"
 
 
 class NodePoolDefaults(ApiModel):
@@ -161,6 +164,12 @@ class InputSpec(ApiModel):
         default=DEFAULT_CACHE_IMAGE,
         alias="cacheImage",
         description="rclone image that restores and saves the model cache (pin a version).",
+    )
+    minio_client_image: Image = Field(
+        default=DEFAULT_MINIO_CLIENT_IMAGE,
+        alias="minioClientImage",
+        description="MinIO client (mc) image that creates the model cache's policy in the "
+        "tenant, with objectStorage minio (pin a version).",
     )
     aws: CloudDefaults = Field(default_factory=CloudDefaults)
     gcp: CloudDefaults = Field(default_factory=CloudDefaults)

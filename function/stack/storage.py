@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from function import wrap
+from function import naming, wrap
 from function.composed import Composed, Gate, Need
 from function.context import CLOUD_BLOCK_STORAGE_CLASS, ClusterContext
 from function.models.common import BlockStorage, Cloud, ObjectStorage, Observability, Profile
+from function.stack import modelcache
 from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
 ROOK_NAMESPACE = "rook-ceph"
@@ -49,8 +50,8 @@ CEPH_OBJECT_STORE = "ollama-models"
 LONGHORN_NAMESPACE = "longhorn-system"
 LONGHORN_STORAGE_CLASS = "longhorn"
 
-MINIO_OPERATOR_NAMESPACE = "minio-operator"
-MINIO_TENANT_NAMESPACE = "minio-tenant"
+MINIO_OPERATOR_NAMESPACE = naming.MINIO_OPERATOR_NAMESPACE
+MINIO_TENANT_NAMESPACE = naming.MINIO_TENANT_NAMESPACE
 MINIO_TENANT_NAME = "minio-tenant"
 # The seed's credentials Secret name; it must hold ``config.env`` (see module docstring).
 MINIO_CONFIG_SECRET = "minio-creds-secret"  # noqa: S105  # a Secret's name, not a secret
@@ -434,6 +435,7 @@ def build(ctx: ClusterContext) -> list[Composed]:
     obj = ctx.components.object_storage
     if obj is ObjectStorage.MINIO:
         out.extend(_minio(ctx))
+        out.extend(modelcache.build(ctx))
     elif obj is ObjectStorage.ROOK_CEPH:
         out.extend(_ceph_object_store(ctx))
     return out

@@ -3,7 +3,8 @@
 Each check takes a ``Cluster`` (everything that ends up on one cluster) and
 returns problems as sentences; [] means the wiring holds. What operators
 create at runtime from a rendered resource is modelled where a check needs it
-(the OpenTelemetry operator's collector Service, the Longhorn driver deployer's
+(the OpenTelemetry operator's collector Service, the MinIO operator's tenant
+Service, the Longhorn driver deployer's
 CSI driver, the ceph-csi operator's drivers and node plugins, the GPU
 operator's operand DaemonSets).
 """
@@ -104,6 +105,18 @@ def operator_made(cluster: Cluster) -> Iterator[dict[str, Any]]:
             doc = yaml.safe_load((cm.get("data") or {}).get("storageclass.yaml") or "{}")
             if isinstance(doc, dict):
                 yield doc
+    for _, tenant in cluster.rendered:
+        if tenant.get("kind") == "Tenant" and tenant.get("apiVersion", "").startswith("minio.min.io/"):
+            # The MinIO operator serves each tenant's S3 API as Service ``minio``:
+            # port 443 with TLS (automatic or external certificates), else 80.
+            spec = tenant.get("spec") or {}
+            tls = spec.get("requestAutoCert", True) is not False or bool(spec.get("externalCertSecret"))
+            yield {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "minio", "namespace": _ns(tenant)},
+                "spec": {"ports": [{"port": 443 if tls else 80}]},
+            }
     for obj in cluster.wrapped:
         if obj.get("kind") == "KnativeServing":
             # The Knative operator installs Knative Serving, its CRDs included.

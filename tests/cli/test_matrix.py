@@ -71,7 +71,7 @@ def test_every_option_alone_renders_valid_output(tmp_path: Path) -> None:
     crd_kinds, core = wrapped_manifests(docs)
     out = tmp_path / "matrix.yaml"
     out.write_text(yaml.safe_dump_all(docs + crd_kinds))
-    code, log = toolchain.validate([toolchain.crds_dir(), ROOT / "xrds"], out)
+    code, log = toolchain.validate([*toolchain.extensions(), ROOT / "xrds"], out)
     total = len(docs) + len(crd_kinds)
     assert code == 0, log[-4000:]
     assert f"Total {total} resources: 0 missing schemas, {total} success cases" in log

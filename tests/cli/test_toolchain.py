@@ -94,7 +94,7 @@ def test_rendered_resources_validate_against_real_crds(
     docs = [d for name in sorted(rendered) for d in composed(rendered[name])]
     out = tmp_path / "rendered.yaml"
     out.write_text(yaml.safe_dump_all(docs))
-    code, log = toolchain.validate([toolchain.crds_dir(), ROOT / "xrds"], out)
+    code, log = toolchain.validate([*toolchain.extensions(), ROOT / "xrds"], out)
     summary = log.strip().splitlines()[-1] if code == 0 else log[-4000:]
     assert code == 0, summary
     print(f"\nrendered resources validated: {len(docs)} across {len(rendered)} renders")
@@ -113,7 +113,7 @@ def test_wrapped_crd_manifests_validate(
     assert crd_kinds, "no wrapped custom resources found"
     out = tmp_path / "manifests.yaml"
     out.write_text(yaml.safe_dump_all(crd_kinds))
-    code, log = toolchain.validate([toolchain.crds_dir()], out)
+    code, log = toolchain.validate(toolchain.extensions(), out)
     assert code == 0, log[-4000:]
     n = len(crd_kinds)
     print(f"\nwrapped custom resources validated: {n}")
