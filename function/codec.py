@@ -128,8 +128,12 @@ def _conditions(status: structpb.Struct) -> list[dict[str, str]]:
     return out
 
 
-def _scalars(s: structpb.Struct) -> dict[str, Any]:
-    """The string, number and bool fields of ``s`` (what status reads from atProvider)."""
+def _scalars(s: structpb.Struct, *, nested: bool = False) -> dict[str, Any]:
+    """The string, number and bool fields of ``s`` (what status reads from atProvider).
+
+    With ``nested``, also the scalar fields of each object field, one level down
+    (e.g. a GKE cluster's ``workloadIdentityConfig.workloadPool``); lists are skipped.
+    """
     out: dict[str, Any] = {}
     for k, v in s.fields.items():
         kind = v.WhichOneof("kind")
@@ -139,6 +143,8 @@ def _scalars(s: structpb.Struct) -> dict[str, Any]:
             out[k] = v.bool_value
         elif kind == "number_value" and math.isfinite(v.number_value):
             out[k] = _number(v.number_value)
+        elif kind == "struct_value" and nested:
+            out[k] = _scalars(v.struct_value)
     return out
 
 
@@ -162,7 +168,7 @@ def observed_summary(s: structpb.Struct) -> dict[str, Any]:
         out["status"] = {"conditions": _conditions(status)}
         at_provider = _sub(status, "atProvider")
         if at_provider is not None:
-            out["status"]["atProvider"] = _scalars(at_provider)
+            out["status"]["atProvider"] = _scalars(at_provider, nested=True)
     return out
 
 

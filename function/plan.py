@@ -194,7 +194,7 @@ def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Compose
         gates.append(Gate(object_key(ctx.name, "knative-serving"), Need.READY))
     else:
         gates.append(Gate(release_key(ctx.name, "keda"), Need.READY))
-        gates.extend(clouds.cache_gates(ctx, model.name))
+        gates.extend(clouds.cache_gates(ctx, model.name, observed))
         gates.extend(modelcache.cache_gates(ctx, model.name))
     return Composed(
         key=fleet_key(ctx.name, model.name),
@@ -304,8 +304,20 @@ def plan_platform(
         conditions=conditions,
         connection_details=report.connection_details,
         composite_ready=composite_ready,
-        warnings=fit.warnings(spec, inputs),
+        warnings=[*fit.warnings(spec, inputs), *_cache_warnings(spec, contexts, observed)],
     )
+
+
+def _cache_warnings(
+    spec: PlatformSpec, contexts: list[ClusterContext], observed: Observed
+) -> list[str]:
+    """One message per cluster whose bucket cannot serve as the model cache, and why."""
+    out = []
+    for i, ctx in enumerate(contexts):
+        reason = clouds.cache_warning(ctx, observed)
+        if reason:
+            out.append(f"spec.clusters[{i}] ({spec.clusters[i].name}): {reason}")
+    return out
 
 
 def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Observed) -> Plan:

@@ -63,7 +63,14 @@ def _at_provider(body: dict[str, Any], name: str) -> dict[str, Any]:
         ("UserAssignedIdentity", "managedidentity.azure"): lambda: _identity(name),
         ("Container", "storage.azure"): lambda: {"resourceManagerId": container_id},
         ("KubernetesCluster", "containerservice.azure"): lambda: {
-            "oidcIssuerUrl": f"https://oic.simulated.azure.example/{external}/"
+            "oidcIssuerEnabled": True,
+            "oidcIssuerUrl": f"https://oic.simulated.azure.example/{external}/",
+            "workloadIdentityEnabled": True,
+        },
+        ("Cluster", "container.gcp"): lambda: {
+            "workloadIdentityConfig": {
+                "workloadPool": f"{body['spec']['forProvider']['project']}.svc.id.goog"
+            }
         },
         ("Account", "storage.azure"): lambda: {
             "primaryBlobEndpoint": f"https://{external}.blob.core.windows.net/"

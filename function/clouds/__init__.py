@@ -7,6 +7,7 @@ the one for the cluster's cloud. Existing clusters get no cloud resources.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 from function.clouds import aws, azure, gcp
@@ -21,6 +22,8 @@ BUILDERS: dict[Cloud, Callable[[ClusterContext, Observed | None], list[Composed]
     Cloud.GCP: gcp.build,
     Cloud.AZURE: azure.build,
 }
+# Each cloud module answers the same questions about its cache identity.
+MODULES: dict[Cloud, ModuleType] = {Cloud.AWS: aws, Cloud.GCP: gcp, Cloud.AZURE: azure}
 
 
 def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
@@ -35,21 +38,17 @@ def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Compose
 
 def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
     """Return the ``cache`` block of the cluster's fleets, or None (no bucket, or not known yet)."""
-    if ctx.cloud is Cloud.AWS:
-        return aws.fleet_cache(ctx, observed)
-    if ctx.cloud is Cloud.GCP:
-        return gcp.fleet_cache(ctx, observed)
-    if ctx.cloud is Cloud.AZURE:
-        return azure.fleet_cache(ctx, observed)
-    return None
+    module = MODULES.get(ctx.cloud)
+    return module.fleet_cache(ctx, observed) if module is not None else None
 
 
-def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
+def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:
     """Return what the fleet of ``model`` waits for before it is first composed: its identity."""
-    if ctx.cloud is Cloud.AWS:
-        return aws.cache_gates(ctx, model)
-    if ctx.cloud is Cloud.GCP:
-        return gcp.cache_gates(ctx, model)
-    if ctx.cloud is Cloud.AZURE:
-        return azure.cache_gates(ctx, model)
-    return ()
+    module = MODULES.get(ctx.cloud)
+    return module.cache_gates(ctx, model, observed) if module is not None else ()
+
+
+def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
+    """Return why the cluster's models cannot use its bucket (a prerequisite is off), or None."""
+    module = MODULES.get(ctx.cloud)
+    return module.cache_warning(ctx, observed) if module is not None else None

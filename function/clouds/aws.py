@@ -529,7 +529,12 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Non
     return {"provider": "s3", "bucket": name, "region": region(ctx)}
 
 
-def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
+def cache_warning(ctx: ClusterContext, observed: Observed) -> None:  # noqa: ARG001  # every cloud's signature
+    """Return None: Pod Identity needs nothing turned on (the platform installs the agent)."""
+    return
+
+
+def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:  # noqa: ARG001  # every cloud's signature
     """Return what a model's fleet waits for: its association and the role's policy."""
     if not wants_bucket(ctx):
         return ()

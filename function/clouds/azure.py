@@ -42,7 +42,7 @@ from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.common import Profile
 from function.models.platform import AzureCluster
-from function.readiness import reported
+from function.readiness import is_ready, reported
 
 CONTAINERSERVICE_API = "containerservice.azure.upbound.io/v1beta2"
 STORAGE_ACCOUNT_API = "storage.azure.upbound.io/v1beta2"
@@ -279,6 +279,8 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             ),
         ),
     ]
+    if workload_identity(ctx, observed) is False:
+        return out  # no issuer to federate with: the models pull without the cache
     issuer = reported(observed.get(aks_cluster_key(ctx)), "oidcIssuerUrl")
     for model in ctx.models:
         subject = (
@@ -302,9 +304,41 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
     return out
 
 
+def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
+    """Tell whether the observed AKS cluster has the OIDC issuer and workload identity on.
+
+    None until the cluster is observed.
+    """
+    obj = observed.get(aks_cluster_key(ctx))
+    at_provider = ((obj or {}).get("status") or {}).get("atProvider") or {}
+    if at_provider.get("oidcIssuerEnabled") is False:
+        return False
+    if at_provider.get("workloadIdentityEnabled") is False:
+        return False
+    if reported(obj, "oidcIssuerUrl"):
+        return True
+    return False if is_ready(obj) else None
+
+
+def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
+    """Return why the cluster's models cannot use the container cache (None when they can)."""
+    if not wants_bucket(ctx) or workload_identity(ctx, observed) is not False:
+        return None
+    group, name = cluster_id_parts(azure_cluster(ctx).cluster_id)
+    return (
+        f"AKS cluster {name} has the OIDC issuer or workload identity off, so its models "
+        "pull from the registry without the container cache; turn them on with: "
+        f"az aks update --resource-group {group} --name {name} "
+        "--enable-oidc-issuer --enable-workload-identity"
+    )
+
+
 def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
-    """Return the fleet's ``cache`` block, once the identity reports its client id."""
-    if not wants_bucket(ctx):
+    """Return the fleet's ``cache`` block, once the identity reports its client id.
+
+    None once the cluster is seen without the OIDC issuer or workload identity.
+    """
+    if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
         return None
     client_id = reported(observed.get(identity_key(ctx)), "clientId")
     if client_id is None:
@@ -318,9 +352,12 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Non
     }
 
 
-def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
-    """Return what a model's fleet waits for: the identity, its role, and its own credential."""
-    if not wants_bucket(ctx):
+def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:
+    """Return what a model's fleet waits for: the identity, its role, and its own credential.
+
+    Nothing once the cluster is seen without workload identity (the model pulls).
+    """
+    if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
         return ()
     return (
         Gate(identity_key(ctx), Need.READY),

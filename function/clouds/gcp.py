@@ -21,9 +21,16 @@ Kubernetes ServiceAccount (``roles/iam.workloadIdentityUser`` for
 the narrowest predefined role that both reads and writes objects:
 ``objectViewer`` cannot write, ``objectCreator`` cannot read or replace an
 object (GCS needs ``storage.objects.delete`` to overwrite a manifest whose tag
-moved), and ``objectAdmin`` also manages object ACLs. The cluster itself must
-have Workload Identity (``--workload-pool=<project>.svc.id.goog``): the
-platform does not own it.
+moved), and ``objectAdmin`` also manages object ACLs.
+
+The cluster itself must have Workload Identity
+(``--workload-pool=<project>.svc.id.goog``) and the platform does not own it:
+it observes the cluster (a ``Cluster`` with ``managementPolicies: [Observe]``)
+and waits for it before adding the pool. Without a workload pool GKE refuses a
+``GKE_METADATA`` node pool and IAM refuses a binding to the pool's members, so
+the pool keeps the node's metadata server, no per-model binding is composed,
+the models pull without the cache, and a Warning names the cluster and the
+``gcloud`` command that turns Workload Identity on (the cache follows then).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from function.clouds.common import (
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.platform import GcpCluster
-from function.readiness import reported
+from function.readiness import is_ready, reported
 
 CLOUDPLATFORM_API = "cloudplatform.gcp.upbound.io/v1beta1"
 IAM_MEMBER_API = "cloudplatform.gcp.upbound.io/v1beta2"  # ProjectIAMMember, ServiceAccountIAMMember
@@ -58,6 +65,7 @@ STORAGE_API = "storage.gcp.upbound.io/v1beta2"
 
 ROLE_NODE_SA = "node-sa"
 ROLE_NODEPOOL = "nodepool"
+ROLE_GKE = "gke-cluster"  # the existing cluster, observed only
 
 Observed = Mapping[str, Mapping[str, Any]]
 ROLE_BUCKET = "bucket"
@@ -86,11 +94,55 @@ _LABEL_INVALID = re.compile(r"[^a-z0-9_-]+")
 def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
     """Build one cluster's GCP resources: node account and roles, pool, bucket, cache identity."""
     observed = observed or {}
-    resources = [service_account(ctx), *node_roles(ctx, observed), gke_node_pool(ctx)]
+    resources = [service_account(ctx), *node_roles(ctx, observed), gke_node_pool(ctx, observed)]
     if wants_bucket(ctx):
-        resources.append(bucket(ctx))
+        resources.extend([observed_cluster(ctx), bucket(ctx)])
         resources.extend(cache_identity(ctx, observed))
     return resources
+
+
+def gke_cluster_key(ctx: ClusterContext) -> str:
+    """Return the key of the observed GKE cluster."""
+    return naming.key(ctx.name, ROLE_GKE)
+
+
+def observed_cluster(ctx: ClusterContext) -> Composed:
+    """Observe (never change) the existing GKE cluster, for its Workload Identity pool."""
+    gcp = gcp_cluster(ctx)
+    body = managed_resource(
+        ctx,
+        CONTAINER_API,
+        "Cluster",
+        ROLE_GKE,
+        {"project": gcp.project, "location": region(ctx)},
+        external_name=gcp.cluster_name,
+        management_policies=["Observe"],
+    )
+    return Composed(key=gke_cluster_key(ctx), body=body)
+
+
+def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
+    """Tell whether the observed cluster has a Workload Identity pool (None: not observed yet)."""
+    obj = observed.get(gke_cluster_key(ctx))
+    if not is_ready(obj):
+        return None
+    at_provider = ((obj or {}).get("status") or {}).get("atProvider") or {}
+    config = at_provider.get("workloadIdentityConfig")
+    pool = config.get("workloadPool") if isinstance(config, Mapping) else None
+    return bool(pool)
+
+
+def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
+    """Return why the cluster's models cannot use the bucket cache (None when they can)."""
+    if not wants_bucket(ctx) or workload_identity(ctx, observed) is not False:
+        return None
+    gcp = gcp_cluster(ctx)
+    return (
+        f"GKE cluster {gcp.cluster_name} has no Workload Identity pool, so its models pull "
+        "from the registry without the bucket cache; turn it on with: gcloud container "
+        f"clusters update {gcp.cluster_name} --location {region(ctx)} "
+        f"--project {gcp.project} --workload-pool={workload_pool(ctx)}"
+    )
 
 
 def gcp_cluster(ctx: ClusterContext) -> GcpCluster:
@@ -151,7 +203,7 @@ def initial_node_count(location: str, min_nodes: int) -> int:
     return math.ceil(min_nodes / zones)
 
 
-def gke_node_pool(ctx: ClusterContext) -> Composed:
+def gke_node_pool(ctx: ClusterContext, observed: Observed) -> Composed:
     """Build the GKE node pool of GPU machines, with GKE-managed NVIDIA drivers.
 
     The autoscaler limits are pool totals (``totalMinNodeCount`` and
@@ -161,8 +213,13 @@ def gke_node_pool(ctx: ClusterContext) -> Composed:
     pool on change) and, as on every cloud, ``LateInitialize`` is left out of
     the management policies so the provider never takes the size back from
     the autoscaler (provider-upjet-gcp #600).
+
+    With a bucket the pool waits until the cluster is observed: it serves pods
+    the GKE metadata server only when the cluster has a Workload Identity pool
+    (GKE refuses ``GKE_METADATA`` otherwise).
     """
     pool = node_pool(ctx)
+    metadata_server = wants_bucket(ctx) and workload_identity(ctx, observed) is True
     gcp = gcp_cluster(ctx)
     location = region(ctx)
     node_config: dict[str, Any] = {
@@ -184,7 +241,7 @@ def gke_node_pool(ctx: ClusterContext) -> Composed:
         "resourceLabels": gcp_labels(cloud_tags(ctx)),
         "metadata": {"disable-legacy-endpoints": "true"},
         # Pods see the GKE metadata server, not the node's: Workload Identity.
-        **({"workloadMetadataConfig": {"mode": "GKE_METADATA"}} if wants_bucket(ctx) else {}),
+        **({"workloadMetadataConfig": {"mode": "GKE_METADATA"}} if metadata_server else {}),
         "shieldedInstanceConfig": {"enableSecureBoot": True, "enableIntegrityMonitoring": True},
     }
     for_provider: dict[str, Any] = {
@@ -212,7 +269,8 @@ def gke_node_pool(ctx: ClusterContext) -> Composed:
         init_provider={"initialNodeCount": initial_node_count(location, pool.min_nodes)},
         management_policies=AUTOSCALED_MANAGEMENT_POLICIES,
     )
-    return Composed(key=naming.key(ctx.name, ROLE_NODEPOOL), body=body)
+    gates = (Gate(gke_cluster_key(ctx), Need.READY),) if wants_bucket(ctx) else ()
+    return Composed(key=naming.key(ctx.name, ROLE_NODEPOOL), body=body, gates=gates)
 
 
 def gcs_bucket_name(ctx: ClusterContext) -> str:
@@ -337,6 +395,8 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             gates=(Gate(cache_sa_key(ctx), Need.REPORTED, "member"),),
         ),
     ]
+    if workload_identity(ctx, observed) is False:
+        return out  # IAM refuses members of a pool that does not exist
     for model in ctx.models:
         binding = item_resource(
             ctx,
@@ -349,14 +409,18 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "role": WORKLOAD_IDENTITY_USER,
                 "member": kubernetes_member(ctx, model),
             },
+            gates=(Gate(gke_cluster_key(ctx), Need.READY),),
         )
         out.append(binding)
     return out
 
 
 def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
-    """Return the fleet's ``cache`` block, once the cache service account reports its e-mail."""
-    if not wants_bucket(ctx):
+    """Return the fleet's ``cache`` block, once the cache service account reports its e-mail.
+
+    None until the cluster is seen to have a Workload Identity pool.
+    """
+    if not wants_bucket(ctx) or workload_identity(ctx, observed) is not True:
         return None
     email = reported(observed.get(cache_sa_key(ctx)), "email")
     if email is None:
@@ -364,11 +428,15 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Non
     return {"provider": "gcs", "bucket": gcs_bucket_name(ctx), "gcpServiceAccount": email}
 
 
-def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
-    """Return what a model's fleet waits for: the bucket grant and its own binding."""
-    if not wants_bucket(ctx):
+def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:
+    """Return what a model's fleet waits for: the bucket grant and its own binding.
+
+    Nothing once the cluster is seen without Workload Identity (the model pulls).
+    """
+    if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
         return ()
     return (
+        Gate(gke_cluster_key(ctx), Need.READY),
         Gate(cache_sa_key(ctx), Need.READY),
         Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
         Gate(binding_key(ctx, model), Need.READY),

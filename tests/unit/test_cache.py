@@ -358,7 +358,7 @@ def test_no_bucket_no_identity_chain_and_no_cache(extra: dict[str, Any]) -> None
     # the EBS CSI driver's identity (and the agent it needs) is not the cache's
     assert not {k for k in keys if "cache" in k or "model-identity" in k}
     assert clouds.fleet_cache(ctx, bucket_reported()) is None
-    assert clouds.cache_gates(ctx, "llama2") == ()
+    assert clouds.cache_gates(ctx, "llama2", {}) == ()
 
 
 def test_aws_fleet_cache_block() -> None:
@@ -369,7 +369,7 @@ def test_aws_fleet_cache_block() -> None:
         "bucket": naming.bucket_name(ctx.platform.uid, ctx.platform.name, ctx.name),
         "region": "us-east-1",
     }
-    assert [(g.key, g.need) for g in aws.cache_gates(ctx, "llama2")] == [
+    assert [(g.key, g.need) for g in aws.cache_gates(ctx, "llama2", {})] == [
         ("aws-1-pod-identity-agent", Need.READY),
         ("aws-1-cache-policy", Need.READY),
         ("aws-1-model-identity-llama2", Need.READY),
@@ -445,7 +445,7 @@ def gcp_chain(
     return {c.key: c for c in clouds.build(ctx, observed or {})}
 
 
-def reports(key: str, kind: str, **at_provider: str) -> dict[str, dict[str, Any]]:
+def reports(key: str, kind: str, **at_provider: Any) -> dict[str, dict[str, Any]]:
     return {
         key: {
             "kind": kind,
@@ -468,6 +468,11 @@ GCP_REPORTED = {
         "ServiceAccount",
         email=CACHE_EMAIL,
         member=f"serviceAccount:{CACHE_EMAIL}",
+    ),
+    **reports(
+        "gcp-1-gke-cluster",
+        "Cluster",
+        workloadIdentityConfig={"workloadPool": "proj-1234.svc.id.goog"},
     ),
 }
 
@@ -555,7 +560,8 @@ def test_gke_fleet_cache_names_the_reported_email_once_known() -> None:
         "bucket": external_name_of(gcp_chain()["gcp-1-bucket"]),
         "gcpServiceAccount": CACHE_EMAIL,
     }
-    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2")] == [
+    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", GCP_REPORTED)] == [
+        ("gcp-1-gke-cluster", Need.READY),
         ("gcp-1-cache-sa", Need.READY),
         ("gcp-1-cache-bucket-access", Need.READY),
         ("gcp-1-model-identity-llama2", Need.READY),
@@ -657,7 +663,7 @@ def test_aks_fleet_cache_names_the_reported_client_id() -> None:
         "account": external_name_of(azure_chain()["azure-1-storage-account"]),
         "azureClientId": "00000000-0000-4000-8000-00000000c11d",
     }
-    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2")] == [
+    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", AZURE_REPORTED)] == [
         ("azure-1-cache-identity", Need.READY),
         ("azure-1-cache-access", Need.READY),
         ("azure-1-model-identity-llama2", Need.READY),
@@ -671,7 +677,7 @@ def test_no_bucket_no_cache_chain(cloud: str) -> None:
     keys = {c.key for c in clouds.build(ctx, observed)}
     assert not {k for k in keys if "cache" in k or "model-identity" in k or "aks-cluster" in k}
     assert clouds.fleet_cache(ctx, observed) is None
-    assert clouds.cache_gates(ctx, "m") == ()
+    assert clouds.cache_gates(ctx, "m", observed) == ()
 
 
 @pytest.mark.parametrize(
@@ -699,3 +705,117 @@ def test_more_models_than_an_aks_identity_can_trust_are_refused() -> None:
     raw = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
     raw["clusters"][0]["bucket"] = {"enabled": False}
     assert not check_platform(type(spec).model_validate(raw), FunctionInput())
+
+
+# --------------------------------------------------------------------------- prerequisites off
+
+GKE_WITHOUT_POOL = reports("gcp-1-gke-cluster", "Cluster")
+AKS_WITHOUT_WI = reports(
+    "azure-1-aks-cluster", "KubernetesCluster", oidcIssuerEnabled=False, workloadIdentityEnabled=False
+)
+
+
+def test_gke_cluster_is_observed_never_managed() -> None:
+    gke = gcp_chain()["gcp-1-gke-cluster"]
+    assert (gke.api_version, gke.kind) == ("container.gcp.upbound.io/v1beta2", "Cluster")
+    assert gke.body["spec"]["managementPolicies"] == ["Observe"]
+    assert external_name_of(gke) == "gke-prod"
+    assert fp(gke) == {"project": "my-project", "location": "us-central1"}
+
+
+def test_gke_pool_serves_the_metadata_server_only_once_the_cluster_has_a_workload_pool() -> None:
+    def mode(observed: dict[str, dict[str, Any]]) -> Any:
+        pool = gcp_chain(observed)["gcp-1-nodepool"]
+        return fp(pool)["nodeConfig"].get("workloadMetadataConfig")
+
+    assert mode(GCP_REPORTED) == {"mode": "GKE_METADATA"}
+    # without a pool GKE would refuse GKE_METADATA: the node pool is built without it
+    assert mode({**GCP_REPORTED, **GKE_WITHOUT_POOL}) is None
+    # and it is not sent before the cluster is observed (it waits for it)
+    held = select(gcp_chain({}).values(), {})
+    assert "gcp-1-nodepool" in held.held
+
+
+def test_gke_without_workload_identity_serves_models_without_the_cache() -> None:
+    observed = {**GCP_REPORTED, **GKE_WITHOUT_POOL}
+    ctx = dataclasses.replace(cluster_context("gcp"), models=("llama2",))
+    keys = {c.key for c in clouds.build(ctx, observed)}
+    assert "gcp-1-model-identity-llama2" not in keys  # IAM would refuse the member
+    assert {"gcp-1-bucket", "gcp-1-cache-sa", "gcp-1-nodepool"} <= keys
+    assert clouds.fleet_cache(ctx, observed) is None
+    assert clouds.cache_gates(ctx, "llama2", observed) == ()  # the model is not held
+    warning = clouds.cache_warning(ctx, observed)
+    assert warning is not None
+    assert "gcloud container clusters update gke-prod" in warning
+    assert "--workload-pool=my-project.svc.id.goog" in warning
+    assert clouds.cache_warning(ctx, GCP_REPORTED) is None
+    # before the cluster is observed: no cache yet, the model waits for the cluster
+    assert clouds.fleet_cache(ctx, {}) is None
+    assert ("gcp-1-gke-cluster", Need.READY) in {
+        (g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", {})
+    }
+    assert clouds.cache_warning(ctx, {}) is None
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"oidcIssuerEnabled": False, "workloadIdentityEnabled": False},
+        {"oidcIssuerEnabled": True, "workloadIdentityEnabled": False, "oidcIssuerUrl": ISSUER},
+        {},  # observed (Ready) but no issuer URL reported
+    ],
+)
+def test_aks_without_workload_identity_serves_models_without_the_cache(
+    flags: dict[str, Any],
+) -> None:
+    observed = {**AZURE_REPORTED, **reports("azure-1-aks-cluster", "KubernetesCluster", **flags)}
+    ctx = dataclasses.replace(cluster_context("azure"), models=("llama2",))
+    keys = {c.key for c in clouds.build(ctx, observed)}
+    assert "azure-1-model-identity-llama2" not in keys
+    assert clouds.fleet_cache(ctx, observed) is None
+    assert clouds.cache_gates(ctx, "llama2", observed) == ()
+    warning = clouds.cache_warning(ctx, observed)
+    assert warning is not None
+    assert "--enable-oidc-issuer --enable-workload-identity" in warning
+    assert clouds.cache_warning(ctx, AZURE_REPORTED) is None
+    assert clouds.cache_warning(ctx, {}) is None  # not observed yet: no verdict
+
+
+def test_the_platform_warns_per_cluster_and_still_serves() -> None:
+    from function.plan import XrMeta, plan_platform
+    from tests.factories import platform_spec
+
+    spec = platform_spec(("gcp", "azure"), models=[{"name": "llama2", "model": "llama2"}])
+    observed = {
+        **{k.replace("gcp-1", "gcp-1"): v for k, v in GKE_WITHOUT_POOL.items()},
+        **AKS_WITHOUT_WI,
+    }
+    result = plan_platform(XrMeta(name="demo"), spec, FunctionInput(), observed)
+    paths = [w.split(":", 1)[0] for w in result.warnings]
+    assert paths == ["spec.clusters[0] (gcp-1)", "spec.clusters[1] (azure-1)"], result.warnings
+
+
+def test_observed_summary_keeps_one_level_of_nested_at_provider_scalars() -> None:
+    from google.protobuf import struct_pb2
+
+    from function.codec import observed_summary
+
+    s = struct_pb2.Struct()
+    s.update(
+        {
+            "kind": "Cluster",
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "atProvider": {
+                    "endpoint": "1.2.3.4",
+                    "workloadIdentityConfig": {"workloadPool": "p.svc.id.goog", "deep": {"x": 1}},
+                    "nodePools": [{"name": "a"}],
+                },
+            },
+        }
+    )
+    at_provider = observed_summary(s)["status"]["atProvider"]
+    assert at_provider == {
+        "endpoint": "1.2.3.4",
+        "workloadIdentityConfig": {"workloadPool": "p.svc.id.goog"},
+    }

@@ -107,6 +107,7 @@ def test_gcp_resource_keys() -> None:
         "gcp-1-node-sa-default-node",
         "gcp-1-node-sa-artifact-reader",
         "gcp-1-nodepool",
+        "gcp-1-gke-cluster",
         "gcp-1-bucket",
         "gcp-1-cache-sa",
         "gcp-1-cache-bucket-access",
@@ -419,7 +420,8 @@ def test_gcp_node_pool() -> None:
     pool = by_key(clouds.build(ctx))["gcp-1-nodepool"]
     assert pool.api_version == "container.gcp.upbound.io/v1beta2"
     assert pool.kind == "NodePool"
-    assert pool.gates == ()
+    # with a bucket the pool waits for the observed cluster (its Workload Identity pool)
+    assert [(g.key, g.need.value) for g in pool.gates] == [("gcp-1-gke-cluster", "ready")]
     spec = fp(pool)
     assert spec["project"] == "my-project"
     assert spec["location"] == "us-central1"
