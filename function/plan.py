@@ -158,6 +158,8 @@ def fleet_spec(
         "clusterName": ctx.name,
         "acceleratorCount": ctx.node_pool.accelerator_count if ctx.node_pool else 1,
     }
+    if ctx.node_pool is not None:
+        target["instanceType"] = ctx.node_pool.instance_type
     if c.observability is not Observability.NONE:
         target["prometheusAddress"] = PROMETHEUS_ADDRESS
     cache = clouds.fleet_cache(ctx, observed or {}) or modelcache.fleet_cache(ctx)
@@ -348,4 +350,5 @@ def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Obs
         ],
         connection_details={"endpoint": endpoint},
         composite_ready=composite_ready,
+        warnings=fit.fleet_warnings(spec),
     )

@@ -352,7 +352,11 @@ def _check_components(spec: PlatformSpec) -> list[ClaimError]:
 
 def check_fleet(spec: FleetSpec) -> list[ClaimError]:
     """The cross-field rules and render-time policy of an XOllamaFleet spec."""
-    return [*fleet_checks.spec_errors(spec), *fleet_checks.policy_errors(spec)]
+    return [
+        *fleet_checks.spec_errors(spec),
+        *fleet_checks.policy_errors(spec),
+        *fit.fleet_errors(spec),
+    ]
 
 
 def parse_platform(raw: Any, inputs: FunctionInput) -> PlatformSpec:

@@ -20,6 +20,7 @@ from function.models.common import (
     DnsSubdomain,
     Exposure,
     Ingress,
+    InstanceType,
     Mesh,
     Observability,
     Policies,
@@ -101,6 +102,12 @@ class Target(ApiModel):
         default=None,
         alias="prometheusAddress",
         description="Prometheus the KEDA trigger queries.",
+    )
+    instance_type: InstanceType | None = Field(
+        default=None,
+        alias="instanceType",
+        description="Instance type of the cluster's GPU nodes (the platform sets it); with "
+        "it, a model that cannot fit one node is refused and an unknown type is warned about.",
     )
 
 

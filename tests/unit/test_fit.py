@@ -29,12 +29,14 @@ def platform(
     return {"clusters": [cluster], "models": [{"name": "big", "model": "llama3.1:70b", **model}]}
 
 
-def run(spec: dict[str, Any]) -> fnv1.RunFunctionResponse:
+def run(
+    spec: dict[str, Any], kind: str = "XOllamaPlatform", name: str = "demo-x1"
+) -> fnv1.RunFunctionResponse:
     req = fnv1.RunFunctionRequest()
     xr = {
         "apiVersion": "openhands.ai/v1alpha1",
-        "kind": "XOllamaPlatform",
-        "metadata": {"name": "demo-x1"},
+        "kind": kind,
+        "metadata": {"name": name},
         "spec": spec,
     }
     req.observed.composite.resource.CopyFrom(to_struct(xr))
@@ -129,3 +131,60 @@ def test_existing_clusters_are_not_checked() -> None:
     rsp = run(platform("existing", {"resources": {"memory": "900Gi", "cpu": "500"}}))
     assert results(rsp, fnv1.SEVERITY_FATAL) == []
     assert results(rsp, fnv1.SEVERITY_WARNING) == []
+
+
+# --- a standalone OllamaFleet names its instance type in target.instanceType ---------------
+
+
+def run_fleet(spec: dict[str, Any]) -> fnv1.RunFunctionResponse:
+    return run(spec, kind="XOllamaFleet", name="big")
+
+
+def fleet(target: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": "llama3.1:70b",
+        "target": {"providerConfigName": "pc", "cloud": "aws", **target},
+        "resources": resources,
+    }
+
+
+def test_a_fleet_too_big_for_its_instance_type_is_fatal() -> None:
+    rsp = run_fleet(fleet({"instanceType": "g6.xlarge"}, {"memory": "80Gi", "cpu": "2"}))
+    [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
+    assert "spec.resources.memory: 80Gi does not fit one g6.xlarge node" in fatal
+    assert "spec.target.instanceType" in fatal
+    assert list(rsp.desired.resources) == []
+    rsp = run_fleet(fleet({"instanceType": "g6.xlarge", "acceleratorCount": 4}, {}))
+    [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
+    assert "spec.resources.gpu: the model asks for 4 GPUs (spec.target.acceleratorCount)" in fatal
+
+
+def test_a_fleet_that_fits_or_names_no_type_is_served() -> None:
+    fits = run_fleet(fleet({"instanceType": "g6e.12xlarge"}, {"memory": "80Gi", "cpu": "16"}))
+    assert results(fits, fnv1.SEVERITY_FATAL) == []
+    assert results(fits, fnv1.SEVERITY_WARNING) == []
+    assert len(fits.desired.resources) > 0
+    untyped = run_fleet(fleet({}, {"memory": "80Gi", "cpu": "2"}))
+    assert results(untyped, fnv1.SEVERITY_FATAL) == []
+    assert results(untyped, fnv1.SEVERITY_WARNING) == []
+
+
+def test_a_fleet_with_an_unknown_instance_type_is_warned_about() -> None:
+    rsp = run_fleet(fleet({"instanceType": "x9-unknown-gpu"}, {"memory": "80Gi", "cpu": "2"}))
+    assert results(rsp, fnv1.SEVERITY_FATAL) == []
+    [warning] = results(rsp, fnv1.SEVERITY_WARNING)
+    assert warning.startswith("spec.target.instanceType: x9-unknown-gpu is not in the fit table")
+    assert len(rsp.desired.resources) > 0
+
+
+def test_the_platform_names_the_pool_instance_type_on_its_fleets() -> None:
+    from function import plan
+    from function.models.platform import ModelSpec
+    from tests.factories import cluster_context
+
+    ctx = cluster_context("aws")
+    assert ctx.node_pool is not None
+    model = ModelSpec.model_validate({"name": "m", "model": "llama2"})
+    assert plan.fleet_spec(ctx, model)["target"]["instanceType"] == ctx.node_pool.instance_type
+    existing = cluster_context("existing")
+    assert "instanceType" not in plan.fleet_spec(existing, model)["target"]
