@@ -84,7 +84,7 @@ def figures() -> dict[str, Any]:
     return FIGURES
 
 
-CASES = ("existing", "fleet", "multicloud")
+CASES = ("existing", "fleet", "multicloud", "onprem")
 # Generous: the 2-core CI machine may be shared; E2E_READY_BOUND_S lowers it for a quick run.
 READY_BOUND_S = float(os.environ.get("E2E_READY_BOUND_S", "600"))
 

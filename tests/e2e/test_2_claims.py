@@ -93,6 +93,30 @@ def test_platform_status_on_xr_and_claim(case: str, kube: Kube, ready_claims) ->
             assert model["endpoint"].startswith("http://")
 
 
+def test_minio_cache_is_composed_and_the_fleet_waited_for_its_grant(kube: Kube, ready_claims) -> None:
+    """examples/onprem: the tenant's cache identity, and the fleet created only once it was Ready."""
+    xr = ready_claims["onprem"].xr(kube)
+    objs = c.composed(kube, xr)
+    job = objs["k3s-onprem-object-minio-cache-setup"]
+    grant = objs["k3s-onprem-object-minio-cache-binding-llama2"]
+    manifest = grant["spec"]["forProvider"]["manifest"]
+    assert (manifest["kind"], manifest["spec"]["policies"]) == ("PolicyBinding", ["ollama-model-cache"])
+    assert manifest["spec"]["application"] == {"namespace": "ollama-llama2", "serviceaccount": "ollama"}
+    assert "Delete" in grant["spec"]["managementPolicies"]
+    fleet = objs["k3s-onprem-fleet-llama2"]
+    assert fleet["spec"]["cache"] == {"provider": "minio", "bucket": "ollama-models"}
+    # Crossplane created the fleet only after the setup Job and the model's grant were Ready.
+    created = fleet["metadata"]["creationTimestamp"]
+    for obj in (job, grant):
+        became_ready = condition(obj, "Ready")["lastTransitionTime"]
+        assert became_ready <= created, (obj["metadata"]["name"], became_ready, created)
+    pod = c.composed(kube, fleet)["model-object-statefulset"]["spec"]["forProvider"]["manifest"]
+    volumes = {v["name"]: v for v in pod["spec"]["template"]["spec"]["volumes"]}
+    token = volumes["cache-identity"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "sts.min.io"
+    print(f"\nonprem: fleet created {created}, after the setup Job and grant were Ready")
+
+
 def test_fleet_status(kube: Kube, ready_claims) -> None:
     claim = ready_claims["fleet"]
     for obj in (claim.xr(kube), claim.get(kube)):

@@ -68,7 +68,7 @@ def _watch_gone(
     return gone, present
 
 
-@pytest.mark.parametrize("case", ["existing", "fleet", "multicloud"])
+@pytest.mark.parametrize("case", ["existing", "fleet", "multicloud", "onprem"])
 def test_deleting_a_claim_removes_everything(
     case: str, stack: Stack, kube: Kube, ready_claims, figures
 ) -> None:
