@@ -19,8 +19,8 @@ namespace grants that ServiceAccount. Per cluster:
   the model, whatever ``stackDeletionPolicy`` says, so a namespace created later
   under that name inherits no access.
 
-The fleet's pods do the exchange (fleet/cache.py); a model's fleet waits for the
-policy and its binding, so its first pod already restores from the cache.
+The fleet's pods do the exchange (fleet/cache.py); a model's fleet waits for its
+binding (not for the Job: serving never waits on the cache's health).
 The MinIO operator must trust the cluster CA's signature of its own STS
 certificate (its automatic certificates, the chart's default); the pods trust the
 cluster CA from ``kube-root-ca.crt``.
@@ -151,8 +151,9 @@ def setup_job(image: str) -> dict[str, Any]:
         "kind": "Job",
         "metadata": {"name": SETUP_NAME, "namespace": naming.MINIO_TENANT_NAMESPACE},
         "spec": {
-            # The tenant may still be starting: retry (with the Job's back-off) for a while.
-            "backoffLimit": 12,
+            # The tenant may still be starting: retry with the Job's back-off (10 s
+            # doubling to 6 min), about three hours before the Job gives up.
+            "backoffLimit": 36,
             "template": {
                 "spec": {
                     "serviceAccountName": SETUP_NAME,
@@ -234,10 +235,12 @@ def fleet_cache(ctx: ClusterContext) -> dict[str, Any] | None:
 
 
 def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
-    """Return what a model's fleet waits for: the cache policy and the model's binding."""
+    """Return what a model's fleet waits for: the model's binding, not the setup Job.
+
+    Serving never waits on the cache's health: a Job that fails (a tenant down
+    for hours) would hold the model forever, while a pod that starts before the
+    policy exists only pulls from the registry and caches nothing that time.
+    """
     if not wanted(ctx):
         return ()
-    return (
-        Gate(wrap.object_key(ctx.name, SETUP_JOB_OBJECT), Need.READY),
-        Gate(binding_key(ctx, model), Need.READY),
-    )
+    return (Gate(binding_key(ctx, model), Need.READY),)

@@ -183,8 +183,9 @@ def test_fleets_on_a_minio_cluster_name_the_tenant_cache_and_wait_for_their_gran
     assert spec["cache"] == {"provider": "minio", "bucket": naming.MINIO_CACHE_BUCKET}
     fleet = plan._fleet(ctx, model, {})  # the gates are the point
     gates = {(g.key, g.need) for g in fleet.gates}
-    assert ("existing-1-object-minio-cache-setup", Need.READY) in gates
     assert ("existing-1-object-minio-cache-binding-llama2", Need.READY) in gates
+    # a failed setup Job must not hold the model: the cache is best effort
+    assert not [k for k, _ in gates if k == "existing-1-object-minio-cache-setup"]
 
 
 def test_production_example_caches_in_its_tenant() -> None:
