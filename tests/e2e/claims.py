@@ -81,11 +81,20 @@ def ready(obj: dict[str, Any] | None) -> bool:
     return condition(obj, "Ready").get("status") == "True"
 
 
+def converged(xr: dict[str, Any] | None) -> bool:
+    """The XR is Ready and the function says nothing is awaited (Progressing: Converged)."""
+    return ready(xr) and condition(xr, "Progressing").get("reason") == "Converged"
+
+
 def wait_ready(kube: Kube, claim: Claim, timeout: float) -> float:
-    """Seconds until the claim is Ready (raises with the XR's conditions on timeout)."""
+    """Seconds until the claim is Ready and its XR converged (raises with the XR's conditions).
+
+    The claim alone is not enough: it copies its XR's Ready condition on its own
+    reconcile, so right after a change it can still say Ready from before.
+    """
 
     def probe() -> bool:
-        return ready(claim.get(kube))
+        return ready(claim.get(kube)) and converged(claim.xr(kube))
 
     try:
         _, took = wait_for(f"claim {claim.name} to be Ready", probe, timeout=timeout, interval=1)
