@@ -113,17 +113,21 @@ def test_a_flapping_resource_is_kept_and_reported(
             prog = condition(now, "Progressing")
             return (
                 condition(now, "Ready").get("status") == "False"
+                and condition(now, "StackReady").get("status") == "False"
                 and prog.get("status") == "True"
                 and key in prog.get("message", "")
             )
 
         wait_for(f"the XR to report {key}", reported, BOUND_S)
-        now = claim.xr(kube)
-        assert condition(now, "StackReady")["status"] == "False"
-        after = c.composed(kube, now)
+        after = c.composed(kube, claim.xr(kube))
         assert len(after) == count, "a resource was withdrawn while it flapped"
         assert after[key]["metadata"]["uid"] == target["metadata"]["uid"]
-        assert condition(claim.get(kube), "Progressing")["status"] == "True"
+        # The claim copies its XR's conditions on its own reconcile: wait, do not race it.
+        wait_for(
+            "the claim to say Progressing",
+            lambda: condition(claim.get(kube), "Progressing").get("status") == "True",
+            BOUND_S,
+        )
     finally:
         provider.recover(name)
     c.wait_ready(kube, claim, BOUND_S)
