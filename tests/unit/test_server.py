@@ -159,3 +159,15 @@ def test_v1beta1_gets_the_same_bytes_as_v1() -> None:
     assert v1_bytes == beta_bytes
     assert len(fnv1.RunFunctionResponse.FromString(v1_bytes).desired.resources) > 5
     assert [r.message for r in undecodable.results] == [fn.UNDECODABLE]
+
+
+def test_the_benchmark_claims_are_valid_and_compose_what_they_claim() -> None:
+    """A refused claim would make the benchmark time error paths and report nothing."""
+    from bench.bench import large_xr, largest_xr
+    from function.models.input import FunctionInput
+    from function.validation import parse_platform
+
+    for xr in (large_xr(), largest_xr()):
+        parse_platform(xr["spec"], FunctionInput())
+    largest = largest_xr()
+    assert (len(largest["spec"]["clusters"]), len(largest["spec"]["models"])) == (16, 32)
