@@ -60,11 +60,16 @@ class Selection:
     held: dict[str, list[str]]  # key -> keys it waits for
 
 
+def at_provider(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The ``status.atProvider`` of an observed resource ({} when absent or malformed)."""
+    status = (obj or {}).get("status")
+    found = status.get("atProvider") if isinstance(status, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
 def reported(obj: Mapping[str, Any] | None, field: str) -> str | None:
     """The non-empty string ``status.atProvider.<field>`` of an observed resource, if any."""
-    status = (obj or {}).get("status")
-    at_provider = status.get("atProvider") if isinstance(status, Mapping) else None
-    value = at_provider.get(field) if isinstance(at_provider, Mapping) else None
+    value = at_provider(obj).get(field)
     return value if isinstance(value, str) and value else None
 
 

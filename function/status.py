@@ -14,7 +14,7 @@ from function import naming
 from function.fleet.routing import endpoint as fleet_endpoint
 from function.models.common import Cloud
 from function.models.fleet import FleetSpec
-from function.readiness import Selection
+from function.readiness import Selection, at_provider
 
 if TYPE_CHECKING:
     from function.context import ClusterContext
@@ -51,11 +51,6 @@ class Report:
     connection_details: dict[str, str] = field(default_factory=dict)
 
 
-def _at_provider(observed: Observed, key: str) -> Mapping[str, Any]:
-    obj = observed.get(key) or {}
-    return (obj.get("status") or {}).get("atProvider") or {}
-
-
 def _external_name(body: Mapping[str, Any]) -> str:
     return str(
         ((body.get("metadata") or {}).get("annotations") or {}).get(naming.EXTERNAL_NAME, "")
@@ -68,7 +63,7 @@ def _bucket(ctx: ClusterContext, emitted: Mapping[str, Any], observed: Observed)
     if key not in emitted:
         return {}
     out: dict[str, Any] = {"name": _external_name(emitted[key].body), "region": ctx.spec.region}
-    seen = _at_provider(observed, key)
+    seen = at_provider(observed.get(key))
     url = seen.get("arn") or seen.get("url") or seen.get("primaryBlobEndpoint")
     if url:
         out["url"] = str(url)

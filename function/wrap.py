@@ -128,10 +128,12 @@ def k8s_object(
     after: Iterable[Gate] = (),
     readiness: str = "DeriveFromObject",
     cel_query: str | None = None,
+    deletable: bool = False,
 ) -> Composed:
     """A provider-kubernetes Object that manages ``manifest`` on the cluster.
 
     With ``cel_query``, readiness is that CEL query on the observed object.
+    With ``deletable``, it is deleted with its composite whatever the target's stack policy.
     """
     target = target_of(ctx) if isinstance(ctx, ClusterContext) else ctx
     body = {
@@ -140,7 +142,9 @@ def k8s_object(
         "metadata": {"labels": target.role_labels(f"object-{name}")},
         "spec": {
             "forProvider": {"manifest": dict(manifest)},
-            "managementPolicies": management_policies(target),
+            "managementPolicies": (
+                list(DELETABLE_MANAGEMENT_POLICIES) if deletable else management_policies(target)
+            ),
             "readiness": (
                 {"policy": "DeriveFromCelQuery", "celQuery": cel_query}
                 if cel_query

@@ -6,7 +6,7 @@ the one for the cluster's cloud. Existing clusters get no cloud resources.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -17,12 +17,8 @@ from function.models.common import Cloud
 
 Observed = Mapping[str, Mapping[str, Any]]
 
-BUILDERS: dict[Cloud, Callable[[ClusterContext, Observed | None], list[Composed]]] = {
-    Cloud.AWS: aws.build,
-    Cloud.GCP: gcp.build,
-    Cloud.AZURE: azure.build,
-}
-# Each cloud module answers the same questions about its cache identity.
+# Each cloud module builds its resources and answers the same questions about its
+# cache identity (fleet_cache, cache_gates, cache_warning).
 MODULES: dict[Cloud, ModuleType] = {Cloud.AWS: aws, Cloud.GCP: gcp, Cloud.AZURE: azure}
 
 
@@ -32,8 +28,8 @@ def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Compose
     ``observed`` gives the values the cache identity chain reads from what the
     provider reports (bucket ARN, service account e-mail, identity ids).
     """
-    builder = BUILDERS.get(ctx.cloud)
-    return builder(ctx, observed) if builder is not None else []
+    module = MODULES.get(ctx.cloud)
+    return module.build(ctx, observed) if module is not None else []
 
 
 def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:

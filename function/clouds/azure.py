@@ -42,7 +42,7 @@ from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.common import Profile
 from function.models.platform import AzureCluster
-from function.readiness import is_ready, reported
+from function.readiness import at_provider, is_ready, reported
 
 CONTAINERSERVICE_API = "containerservice.azure.upbound.io/v1beta2"
 STORAGE_ACCOUNT_API = "storage.azure.upbound.io/v1beta2"
@@ -310,10 +310,8 @@ def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
     None until the cluster is observed.
     """
     obj = observed.get(aks_cluster_key(ctx))
-    at_provider = ((obj or {}).get("status") or {}).get("atProvider") or {}
-    if at_provider.get("oidcIssuerEnabled") is False:
-        return False
-    if at_provider.get("workloadIdentityEnabled") is False:
+    flags = at_provider(obj)
+    if flags.get("oidcIssuerEnabled") is False or flags.get("workloadIdentityEnabled") is False:
         return False
     if reported(obj, "oidcIssuerUrl"):
         return True

@@ -55,7 +55,7 @@ from function.clouds.common import (
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.platform import GcpCluster
-from function.readiness import is_ready, reported
+from function.readiness import at_provider, is_ready, reported
 
 CLOUDPLATFORM_API = "cloudplatform.gcp.upbound.io/v1beta1"
 IAM_MEMBER_API = "cloudplatform.gcp.upbound.io/v1beta2"  # ProjectIAMMember, ServiceAccountIAMMember
@@ -126,8 +126,7 @@ def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
     obj = observed.get(gke_cluster_key(ctx))
     if not is_ready(obj):
         return None
-    at_provider = ((obj or {}).get("status") or {}).get("atProvider") or {}
-    config = at_provider.get("workloadIdentityConfig")
+    config = at_provider(obj).get("workloadIdentityConfig")
     pool = config.get("workloadPool") if isinstance(config, Mapping) else None
     return bool(pool)
 

@@ -263,11 +263,7 @@ def _container(
         "volumeMounts": [
             *mount(),
             {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
-            *(
-                [minio_sts.identity_mount(IDENTITY_VOLUME)]
-                if cache.provider is CacheProvider.MINIO
-                else []
-            ),
+            *([minio_sts.identity_mount(IDENTITY_VOLUME)] if identity_volume(cache) else []),
         ],
         "securityContext": security,
     }

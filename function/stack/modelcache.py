@@ -35,7 +35,6 @@ from function import minio_sts, naming, wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.common import ObjectStorage
-from function.wrap import DELETABLE_MANAGEMENT_POLICIES
 
 POLICY_BINDING_API = "sts.min.io/v1beta1"
 SETUP_NAME = "ollama-cache-setup"  # ServiceAccount, PolicyBinding and Job
@@ -220,9 +219,8 @@ def build(ctx: ClusterContext) -> list[Composed]:
                 naming.MINIO_CACHE_POLICY,
             ),
             after=(operator_ready, tenant_applied),
+            deletable=True,  # a model's grant goes with the model, whatever the stack does
         )
-        # A model's grant goes with the model, whatever happens to the stack.
-        binding.body["spec"]["managementPolicies"] = list(DELETABLE_MANAGEMENT_POLICIES)
         out.append(binding)
     return out
 
