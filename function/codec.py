@@ -148,6 +148,40 @@ def _scalars(s: structpb.Struct, *, nested: bool = False) -> dict[str, Any]:
     return out
 
 
+class ObservedResource(dict[str, Any]):
+    """An observed composed resource: the summary the plan reads, and the whole body.
+
+    The dict is the summary (``observed_summary``). ``carried`` reads any other
+    value the resource holds (a field of its spec, a provider-kubernetes
+    Object's live manifest) from the request's own Struct, decoded only when
+    asked for.
+    """
+
+    __slots__ = ("_struct",)
+
+    def __init__(self, summary: Mapping[str, Any], struct: structpb.Struct) -> None:
+        """Wrap ``summary`` and keep the Struct it was read from."""
+        super().__init__(summary)
+        self._struct = struct
+
+    def carried(self, path: tuple[str, ...]) -> Any:  # JSON
+        """The value at ``path`` in the observed body (None when absent or not finite)."""
+        node: structpb.Struct | None = self._struct
+        for name in path[:-1]:
+            node = _sub(node, name) if node is not None else None
+        if node is None or path[-1] not in node.fields:
+            return None
+        try:
+            return value(node.fields[path[-1]])
+        except NonFiniteError:
+            return None
+
+
+def observed_resource(s: structpb.Struct) -> ObservedResource:
+    """The one decoder of an observed composed resource (see ``ObservedResource``)."""
+    return ObservedResource(observed_summary(s), s)
+
+
 def observed_summary(s: structpb.Struct) -> dict[str, Any]:
     """The parts of an observed composed resource the plan reads, in the expected shape.
 

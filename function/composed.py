@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
+
+
+class Unknown(Enum):
+    """A value derived from observed state that is not known on this call."""
+
+    UNKNOWN = "unknown"
+
+
+# Not reported yet, or no longer: the resource that carries it keeps what it has.
+UNKNOWN = Unknown.UNKNOWN
 
 
 class Need(StrEnum):
@@ -13,7 +23,8 @@ class Need(StrEnum):
     EXISTS = "exists"
     READY = "ready"
     # The resource reports ``status.atProvider.<field>``: the owner's body carries
-    # that value, so without it the owner is held even once it exists.
+    # that value, so the owner is not created before it is reported. Once the
+    # owner exists, a report that goes missing only latches (see ``Composed.latch``).
     REPORTED = "reported"
 
 
@@ -38,11 +49,16 @@ class Composed:
         body: The resource as a plain dict, without ``metadata.name``.
         gates: What must exist or be ready before this resource is first emitted.
             Once emitted (observed), a resource is never withdrawn.
+        latch: Body paths whose value derives from observed state that is not
+            known on this call (a report went missing, a source is not ready).
+            Once the resource exists, each takes the value the resource already
+            carries, so a flickering report never rewrites it.
     """
 
     key: str
     body: dict[str, Any]
     gates: tuple[Gate, ...] = ()
+    latch: tuple[tuple[str, ...], ...] = ()
 
     @property
     def api_version(self) -> str:

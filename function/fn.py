@@ -26,7 +26,7 @@ from function import exclusive, logs
 from function.codec import (
     BytesLRU,
     NonFiniteError,
-    observed_summary,
+    observed_resource,
     string_at,
     struct_bytes,
     to_dict,
@@ -67,7 +67,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 4 << 20
 
 
 def _observed(req: fnv1.RunFunctionRequest) -> dict[str, dict[str, Any]]:
-    return {key: observed_summary(item.resource) for key, item in req.observed.resources.items()}
+    return {key: observed_resource(item.resource) for key, item in req.observed.resources.items()}
 
 
 def _size_errors(req: fnv1.RunFunctionRequest) -> list[ClaimError]:

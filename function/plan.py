@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from function import clouds, fit, fleet, naming, stack, status, usages
-from function.composed import Composed, Gate, Need
+from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import (
     PROMETHEUS_ADDRESS,
     ClusterContext,
@@ -162,7 +162,9 @@ def fleet_spec(
         target["instanceType"] = ctx.node_pool.instance_type
     if c.observability is not Observability.NONE:
         target["prometheusAddress"] = PROMETHEUS_ADDRESS
-    cache = clouds.fleet_cache(ctx, observed or {}) or modelcache.fleet_cache(ctx)
+    cache = _fleet_cache(ctx, observed or {})
+    if cache is UNKNOWN:
+        cache = None  # an existing fleet keeps what it carries (see _fleet)
     return {
         "name": model.name,
         **body,
@@ -176,6 +178,12 @@ def fleet_spec(
         "policy": {"maxStorageRequest": ctx.platform.max_storage_request},
         "defaultStorageClass": ctx.storage_class(),
     }
+
+
+def _fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
+    """The fleets' ``cache`` block: the cloud bucket's, or the MinIO tenant's."""
+    cloud = clouds.fleet_cache(ctx, observed)
+    return cloud if cloud is not None else modelcache.fleet_cache(ctx)
 
 
 def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Composed:
@@ -209,7 +217,20 @@ def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Compose
             "spec": fleet_spec(ctx, model, observed),
         },
         gates=tuple(gates),
+        latch=_fleet_latch(ctx, observed),
     )
+
+
+def _fleet_latch(ctx: ClusterContext, observed: Observed) -> tuple[tuple[str, ...], ...]:
+    """What an existing fleet keeps while the values it carries are not observed."""
+    latch: list[tuple[str, ...]] = []
+    if _fleet_cache(ctx, observed) is UNKNOWN:
+        latch.append(("spec", "cache"))
+    if not ctx.kubernetes_provider_config:
+        latch.append(("spec", "target", "providerConfigName"))
+    if not ctx.helm_provider_config:
+        latch.append(("spec", "target", "helmProviderConfigName"))
+    return tuple(latch)
 
 
 def _readiness(selection: Selection, observed: Observed) -> dict[str, bool]:

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from function import naming
 from function.fleet.routing import endpoint as fleet_endpoint
 from function.models.common import Cloud
@@ -165,9 +167,13 @@ def model_targets(spec: PlatformSpec, model: ModelSpec) -> list[ClusterSpec]:
 
 
 def _fleet_spec(item: Any) -> FleetSpec | None:  # Composed | None
+    """The spec of an emitted fleet (None when absent, or when what it carries is not one)."""
     if item is None:
         return None
-    return FleetSpec.model_validate(item.body["spec"])
+    try:
+        return FleetSpec.model_validate(item.body.get("spec"))
+    except ValidationError:
+        return None
 
 
 def _condition(kind: str, flags: Sequence[bool], what: str) -> Condition:

@@ -108,8 +108,6 @@ def build(
             continue
         if pool is not None:
             out.append(usage(ctx, pool, item, "model pods run on the GPU node pool"))
-        if _observed_name(observed, item.key) is None:
-            continue  # the fleet's objects do not exist before the fleet does
         needs = [pool] if pool is not None else []
         if uninstall:  # what the fleet waited for: GPU operator, mesh, KEDA or Knative
             needs += [
@@ -119,7 +117,12 @@ def build(
             ]
         ref = fleet_namespace_ref(ctx, item)
         reason = "the model's objects must be gone from the cluster first"
-        out += [usage(ctx, of, item, reason, by_ref=ref, suffix="objects") for of in needs]
+        objects = [usage(ctx, of, item, reason, by_ref=ref, suffix="objects") for of in needs]
+        if _observed_name(observed, item.key) is None:
+            # The fleet's objects do not exist before the fleet does; a usage that
+            # exists is kept while the fleet is missing from the observed state.
+            objects = [u for u in objects if u.key in observed]
+        out += objects
     if uninstall:
         out += stack_order(ctx, composed)
     return out

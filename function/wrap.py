@@ -117,6 +117,7 @@ def release(  # the Release's knobs are all meaningful
         key=release_key(target.key_prefix, component),
         body=body,
         gates=(*target.helm_gates, *after),
+        latch=_unknown_provider_config(target.helm_provider_config),
     )
 
 
@@ -157,4 +158,10 @@ def k8s_object(
         key=object_key(target.key_prefix, name),
         body=body,
         gates=(*target.kubernetes_gates, *after),
+        latch=_unknown_provider_config(target.kubernetes_provider_config),
     )
+
+
+def _unknown_provider_config(name: str) -> tuple[tuple[str, ...], ...]:
+    """Latch the ProviderConfig reference while its (generated) name is not observed."""
+    return (("spec", "providerConfigRef", "name"),) if not name else ()

@@ -79,6 +79,9 @@ def _at_provider(body: dict[str, Any], name: str) -> dict[str, Any]:
     for (k, prefix), report in reports.items():
         if kind == k and api.startswith(prefix):
             return dict(report())
+    if kind == "Object" and api.startswith("kubernetes.crossplane.io/"):
+        # provider-kubernetes reports the object as it is on the cluster
+        return {"manifest": body["spec"]["forProvider"]["manifest"]}
     return {}
 
 

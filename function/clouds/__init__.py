@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from function.clouds import aws, azure, gcp
-from function.composed import Composed, Gate
+from function.composed import Composed, Gate, Unknown
 from function.context import ClusterContext
 from function.models.common import Cloud
 
@@ -32,7 +32,7 @@ def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Compose
     return module.build(ctx, observed) if module is not None else []
 
 
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
     """Return the ``cache`` block of the cluster's fleets, or None (no bucket, or not known yet)."""
     module = MODULES.get(ctx.cloud)
     return module.fleet_cache(ctx, observed) if module is not None else None

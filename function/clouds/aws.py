@@ -30,9 +30,10 @@ from function.clouds.common import (
     missing,
     node_pool,
     region,
+    unknown,
     wants_bucket,
 )
-from function.composed import Composed, Gate, Need
+from function.composed import Composed, Gate, Need, Unknown
 from function.context import ClusterContext
 from function.models.common import BlockStorage, Cloud
 from function.readiness import reported
@@ -374,6 +375,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             key=naming.key(ctx.name, ROLE_CACHE_POLICY),
             body=policy,
             gates=(Gate(bucket_key(ctx), Need.REPORTED, "arn"),),
+            latch=unknown(arn, "policy"),
         ),
     ]
     for model in ctx.models:
@@ -521,7 +523,7 @@ def ebs_csi_driver(ctx: ClusterContext) -> list[Composed]:
     ]
 
 
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:  # noqa: ARG001  # every cloud's signature
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:  # noqa: ARG001  # every cloud's signature
     """Return the fleet's ``cache`` block: the bucket and its region (None without a bucket)."""
     if not wants_bucket(ctx):
         return None

@@ -36,13 +36,14 @@ from function.clouds.common import (
     missing,
     node_pool,
     region,
+    unknown,
     wants_bucket,
 )
-from function.composed import Composed, Gate, Need
+from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import ClusterContext
 from function.models.common import Profile
 from function.models.platform import AzureCluster
-from function.readiness import at_provider, is_ready, reported
+from function.readiness import at_provider, reported
 
 CONTAINERSERVICE_API = "containerservice.azure.upbound.io/v1beta2"
 STORAGE_ACCOUNT_API = "storage.azure.upbound.io/v1beta2"
@@ -277,6 +278,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 Gate(identity_key(ctx), Need.REPORTED, "principalId"),
                 Gate(naming.key(ctx.name, ROLE_CONTAINER), Need.REPORTED, "resourceManagerId"),
             ),
+            latch=unknown(principal, "principalId") + unknown(scope, "scope"),
         ),
     ]
     if workload_identity(ctx, observed) is False:
@@ -299,6 +301,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "userAssignedIdentityIdSelector": ctx.selector(ROLE_CACHE_IDENTITY),
             },
             gates=(Gate(aks_cluster_key(ctx), Need.REPORTED, "oidcIssuerUrl"),),
+            latch=unknown(issuer, "issuer"),
         )
         out.append(credential)
     return out
@@ -307,15 +310,16 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
 def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
     """Tell whether the observed AKS cluster has the OIDC issuer and workload identity on.
 
-    None until the cluster is observed.
+    None while the cluster reports nothing (not observed yet, or its report
+    went missing): unknown, never "off", so nothing is rewritten on a flicker.
     """
     obj = observed.get(aks_cluster_key(ctx))
     flags = at_provider(obj)
+    if not flags:
+        return None
     if flags.get("oidcIssuerEnabled") is False or flags.get("workloadIdentityEnabled") is False:
         return False
-    if reported(obj, "oidcIssuerUrl"):
-        return True
-    return False if is_ready(obj) else None
+    return reported(obj, "oidcIssuerUrl") is not None
 
 
 def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
@@ -331,16 +335,17 @@ def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
     )
 
 
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
     """Return the fleet's ``cache`` block, once the identity reports its client id.
 
-    None once the cluster is seen without the OIDC issuer or workload identity.
+    None once the cluster is seen without the OIDC issuer or workload identity;
+    UNKNOWN while the client id is not reported.
     """
     if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
         return None
     client_id = reported(observed.get(identity_key(ctx)), "clientId")
     if client_id is None:
-        return None
+        return UNKNOWN
     account = naming.azure_storage_account_name(ctx.platform.uid, ctx.platform.name, ctx.name)
     return {
         "provider": "azureblob",
@@ -359,6 +364,7 @@ def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Ga
         return ()
     return (
         Gate(identity_key(ctx), Need.READY),
+        Gate(identity_key(ctx), Need.REPORTED, "clientId"),
         Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
         Gate(credential_key(ctx, model), Need.READY),
     )

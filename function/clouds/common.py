@@ -83,6 +83,7 @@ def item_resource(
     *,
     for_provider: dict[str, Any],
     gates: tuple[Gate, ...] = (),
+    latch: tuple[tuple[str, ...], ...] = (),
 ) -> Composed:
     """Build the resource of ``role`` for one item of a family: a model, a node policy or role.
 
@@ -98,13 +99,19 @@ def item_resource(
         item: The item: a model name, or the short name of a policy or role.
         for_provider: ``spec.forProvider``.
         gates: What the resource waits for.
+        latch: Body paths whose observed-derived value is unknown on this call.
 
     Returns:
         The composed resource.
 
     """
     body = managed_resource(ctx, api_version, kind, naming.dns_label(role, item), for_provider)
-    return Composed(key=naming.key(ctx.name, role, item), body=body, gates=gates)
+    return Composed(key=naming.key(ctx.name, role, item), body=body, gates=gates, latch=latch)
+
+
+def unknown(value: str | None, *fields: str) -> tuple[tuple[str, ...], ...]:
+    """The ``spec.forProvider`` paths to latch while a reported ``value`` is unknown."""
+    return tuple(("spec", "forProvider", f) for f in fields) if value is None else ()
 
 
 def cloud_tags(ctx: ClusterContext) -> dict[str, str]:

@@ -50,12 +50,13 @@ from function.clouds.common import (
     missing,
     node_pool,
     region,
+    unknown,
     wants_bucket,
 )
-from function.composed import Composed, Gate, Need
+from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import ClusterContext
 from function.models.platform import GcpCluster
-from function.readiness import at_provider, is_ready, reported
+from function.readiness import at_provider, reported
 
 CLOUDPLATFORM_API = "cloudplatform.gcp.upbound.io/v1beta1"
 IAM_MEMBER_API = "cloudplatform.gcp.upbound.io/v1beta2"  # ProjectIAMMember, ServiceAccountIAMMember
@@ -122,11 +123,16 @@ def observed_cluster(ctx: ClusterContext) -> Composed:
 
 
 def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
-    """Tell whether the observed cluster has a Workload Identity pool (None: not observed yet)."""
-    obj = observed.get(gke_cluster_key(ctx))
-    if not is_ready(obj):
+    """Tell whether the observed cluster has a Workload Identity pool.
+
+    None while the cluster reports nothing (not observed yet, or its report
+    went missing): unknown, never "off", so nothing is rewritten on a flicker.
+    Readiness does not matter: an observed-only cluster's report is complete.
+    """
+    seen = at_provider(observed.get(gke_cluster_key(ctx)))
+    if not seen:
         return None
-    config = at_provider(obj).get("workloadIdentityConfig")
+    config = seen.get("workloadIdentityConfig")
     pool = config.get("workloadPool") if isinstance(config, Mapping) else None
     return bool(pool)
 
@@ -218,7 +224,8 @@ def gke_node_pool(ctx: ClusterContext, observed: Observed) -> Composed:
     (GKE refuses ``GKE_METADATA`` otherwise).
     """
     pool = node_pool(ctx)
-    metadata_server = wants_bucket(ctx) and workload_identity(ctx, observed) is True
+    identity = workload_identity(ctx, observed) if wants_bucket(ctx) else False
+    metadata_server = identity is True
     gcp = gcp_cluster(ctx)
     location = region(ctx)
     node_config: dict[str, Any] = {
@@ -269,7 +276,12 @@ def gke_node_pool(ctx: ClusterContext, observed: Observed) -> Composed:
         management_policies=AUTOSCALED_MANAGEMENT_POLICIES,
     )
     gates = (Gate(gke_cluster_key(ctx), Need.READY),) if wants_bucket(ctx) else ()
-    return Composed(key=naming.key(ctx.name, ROLE_NODEPOOL), body=body, gates=gates)
+    latch = (
+        (("spec", "forProvider", "nodeConfig", "workloadMetadataConfig"),)
+        if identity is None
+        else ()
+    )
+    return Composed(key=naming.key(ctx.name, ROLE_NODEPOOL), body=body, gates=gates, latch=latch)
 
 
 def gcs_bucket_name(ctx: ClusterContext) -> str:
@@ -329,6 +341,7 @@ def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "member": member or "",
             },
             gates=(Gate(node_sa_key(ctx), Need.REPORTED, "member"),),
+            latch=unknown(member, "member"),
         )
         for short, role in NODE_ROLES.items()
     ]
@@ -392,6 +405,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             key=naming.key(ctx.name, ROLE_CACHE_ACCESS),
             body=access,
             gates=(Gate(cache_sa_key(ctx), Need.REPORTED, "member"),),
+            latch=unknown(member, "member"),
         ),
     ]
     if workload_identity(ctx, observed) is False:
@@ -414,16 +428,20 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
     return out
 
 
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | None:
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
     """Return the fleet's ``cache`` block, once the cache service account reports its e-mail.
 
-    None until the cluster is seen to have a Workload Identity pool.
+    None when the cluster is seen without a Workload Identity pool; UNKNOWN
+    while the pool or the e-mail is not reported.
     """
-    if not wants_bucket(ctx) or workload_identity(ctx, observed) is not True:
+    if not wants_bucket(ctx):
+        return None
+    identity = workload_identity(ctx, observed)
+    if identity is False:
         return None
     email = reported(observed.get(cache_sa_key(ctx)), "email")
-    if email is None:
-        return None
+    if identity is None or email is None:
+        return UNKNOWN
     return {"provider": "gcs", "bucket": gcs_bucket_name(ctx), "gcpServiceAccount": email}
 
 
@@ -437,6 +455,7 @@ def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Ga
     return (
         Gate(gke_cluster_key(ctx), Need.READY),
         Gate(cache_sa_key(ctx), Need.READY),
+        Gate(cache_sa_key(ctx), Need.REPORTED, "email"),
         Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
         Gate(binding_key(ctx, model), Need.READY),
     )

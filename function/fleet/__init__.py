@@ -158,15 +158,17 @@ def build(
             )
         )
     else:
+        live = (observed or {}).get(key("statefulset"))
         out += [
             wrap(
                 target,
                 "statefulset",
-                workload.statefulset(
-                    ns, xr_name, spec, inputs, (observed or {}).get(key("statefulset"))
-                ),
+                workload.statefulset(ns, xr_name, spec, inputs, live),
                 after=with_account,
                 cel=_CEL_STATEFULSET_SERVING,
+                # The count on the cluster belongs to KEDA: when it is not reported,
+                # the Object keeps the count it carries rather than the claim's.
+                latch=(workload.SENT_REPLICAS,) if workload.live_replicas(live) is None else (),
             ),
             wrap(target, "service", routing.service(ns, xr_name), after=in_namespace),
             wrap(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from function import naming
@@ -63,9 +64,14 @@ def wrap(
     after: tuple[Gate, ...] = (),
     readiness: str = "SuccessfulCreate",
     cel: str | None = None,
+    latch: tuple[tuple[str, ...], ...] = (),
 ) -> Composed:
-    """Wrap ``manifest`` in an Object; ``cel`` makes readiness a CEL query on the object."""
-    return k8s_object(target, name, manifest, after=after, readiness=readiness, cel_query=cel)
+    """Wrap ``manifest`` in an Object; ``cel`` makes readiness a CEL query on the object.
+
+    ``latch`` names body paths kept from the existing Object (``Composed.latch``).
+    """
+    item = k8s_object(target, name, manifest, after=after, readiness=readiness, cel_query=cel)
+    return replace(item, latch=latch) if latch else item
 
 
 def label_value(value: str) -> str:

@@ -23,6 +23,7 @@ from function.models.common import Cloud, Mesh
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.quantity import parse_quantity
+from function.readiness import carried
 
 CONTAINER = "ollama"  # the model container; require-gpu-limits should check this one
 PULL_CONTAINER = "pull-model"
@@ -271,10 +272,15 @@ def starting_replicas(spec: FleetSpec) -> int:
     return min(max(spec.replicas, scaling.min_replicas), upper)
 
 
+# Where provider-kubernetes reports the StatefulSet as it is on the cluster, and
+# where the Object carries the count it was last sent.
+LIVE_REPLICAS = ("status", "atProvider", "manifest", "spec", "replicas")
+SENT_REPLICAS = ("spec", "forProvider", "manifest", "spec", "replicas")
+
+
 def live_replicas(observed: Mapping[str, Any] | None) -> int | None:
     """Return the replica count observed on the cluster (what KEDA set), if known."""
-    manifest = (((observed or {}).get("status") or {}).get("atProvider") or {}).get("manifest")
-    replicas = ((manifest or {}).get("spec") or {}).get("replicas")
+    replicas = carried(observed, LIVE_REPLICAS)
     if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 0:
         return replicas
     return None

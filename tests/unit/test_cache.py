@@ -14,7 +14,7 @@ import pytest
 
 from function import clouds, fleet, naming
 from function.clouds import aws
-from function.composed import Composed, Need
+from function.composed import UNKNOWN, Composed, Need
 from function.errors import ClaimError
 from function.fleet import cache, checks
 from function.models.fleet import FleetSpec
@@ -335,11 +335,18 @@ def test_eks_policy_waits_for_the_bucket_arn_and_is_never_sent_without_it() -> N
     observed = bucket_reported()
     chain = aws_chain(observed)
     assert "aws-1-cache-policy" in {c.key for c in select(chain.values(), observed).emitted}
-    # a policy that exists but whose bucket stops reporting the ARN is not re-sent without it
-    observed = {**bucket_reported(), "aws-1-cache-policy": {"kind": "RolePolicy"}}
+    # a policy that exists while its bucket stops reporting the ARN keeps the policy it
+    # carries (withdrawing it would delete it; an empty ARN would rewrite it)
+    carried = {c.key: c for c in select(chain.values(), observed).emitted}[
+        "aws-1-cache-policy"
+    ].body
+    assert BUCKET_ARN in carried["spec"]["forProvider"]["policy"]
+    observed = {**bucket_reported(), "aws-1-cache-policy": {"kind": "RolePolicy", **carried}}
     observed["aws-1-bucket"] = {"kind": "Bucket", "status": {"atProvider": {}}}
     chain = aws_chain(observed)
-    assert "aws-1-cache-policy" not in {c.key for c in select(chain.values(), observed).emitted}
+    assert chain["aws-1-cache-policy"].body != carried  # built without the ARN ...
+    kept = {c.key: c for c in select(chain.values(), observed).emitted}
+    assert kept["aws-1-cache-policy"].body == carried  # ... but sent as it exists
 
 
 def test_associations_wait_for_the_agent() -> None:
@@ -553,7 +560,7 @@ def test_gke_no_project_wide_storage_role() -> None:
 
 def test_gke_fleet_cache_names_the_reported_email_once_known() -> None:
     ctx = cluster_context("gcp")
-    assert clouds.fleet_cache(ctx, {}) is None  # not known yet: no cache block
+    assert clouds.fleet_cache(ctx, {}) is UNKNOWN  # not known yet: an existing fleet keeps its
     block = clouds.fleet_cache(ctx, GCP_REPORTED)
     assert block == {
         "provider": "gcs",
@@ -563,6 +570,7 @@ def test_gke_fleet_cache_names_the_reported_email_once_known() -> None:
     assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", GCP_REPORTED)] == [
         ("gcp-1-gke-cluster", Need.READY),
         ("gcp-1-cache-sa", Need.READY),
+        ("gcp-1-cache-sa", Need.REPORTED),  # its e-mail goes into the fleet
         ("gcp-1-cache-bucket-access", Need.READY),
         ("gcp-1-model-identity-llama2", Need.READY),
     ]
@@ -656,7 +664,7 @@ def test_aks_chain_waits_for_what_the_provider_reports() -> None:
 
 def test_aks_fleet_cache_names_the_reported_client_id() -> None:
     ctx = cluster_context("azure")
-    assert clouds.fleet_cache(ctx, {}) is None
+    assert clouds.fleet_cache(ctx, {}) is UNKNOWN
     assert clouds.fleet_cache(ctx, AZURE_REPORTED) == {
         "provider": "azureblob",
         "bucket": "models",
@@ -665,6 +673,7 @@ def test_aks_fleet_cache_names_the_reported_client_id() -> None:
     }
     assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", AZURE_REPORTED)] == [
         ("azure-1-cache-identity", Need.READY),
+        ("azure-1-cache-identity", Need.REPORTED),  # its client id goes into the fleet
         ("azure-1-cache-access", Need.READY),
         ("azure-1-model-identity-llama2", Need.READY),
     ]
@@ -709,7 +718,10 @@ def test_more_models_than_an_aks_identity_can_trust_are_refused() -> None:
 
 # --------------------------------------------------------------------------- prerequisites off
 
-GKE_WITHOUT_POOL = reports("gcp-1-gke-cluster", "Cluster")
+# A real report carries the cluster's id (and much more); only the pool is missing.
+GKE_WITHOUT_POOL = reports(
+    "gcp-1-gke-cluster", "Cluster", id="projects/my-project/locations/us-central1/clusters/gke-prod"
+)
 AKS_WITHOUT_WI = reports(
     "azure-1-aks-cluster", "KubernetesCluster", oidcIssuerEnabled=False, workloadIdentityEnabled=False
 )
@@ -749,8 +761,8 @@ def test_gke_without_workload_identity_serves_models_without_the_cache() -> None
     assert "gcloud container clusters update gke-prod" in warning
     assert "--workload-pool=my-project.svc.id.goog" in warning
     assert clouds.cache_warning(ctx, GCP_REPORTED) is None
-    # before the cluster is observed: no cache yet, the model waits for the cluster
-    assert clouds.fleet_cache(ctx, {}) is None
+    # before the cluster is observed: the cache is unknown, the model waits for the cluster
+    assert clouds.fleet_cache(ctx, {}) is UNKNOWN
     assert ("gcp-1-gke-cluster", Need.READY) in {
         (g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", {})
     }
@@ -762,7 +774,7 @@ def test_gke_without_workload_identity_serves_models_without_the_cache() -> None
     [
         {"oidcIssuerEnabled": False, "workloadIdentityEnabled": False},
         {"oidcIssuerEnabled": True, "workloadIdentityEnabled": False, "oidcIssuerUrl": ISSUER},
-        {},  # observed (Ready) but no issuer URL reported
+        {"id": "aks-prod"},  # observed (Ready) but no issuer URL reported
     ],
 )
 def test_aks_without_workload_identity_serves_models_without_the_cache(
