@@ -145,8 +145,8 @@ class InClusterTarget:
         return self.key_prefix_override or self.cluster
 
     def role_labels(self, role: str) -> dict[str, str]:
-        """Labels of one composed resource."""
-        return {**self.labels, naming.LABEL_ROLE: role}
+        """Labels of one composed resource (a role too long for a label value is shortened)."""
+        return {**self.labels, naming.LABEL_ROLE: naming.label_value(role)}
 
     def chart(self, name: str) -> Any:  # models.input.Chart
         """The chart ``name`` from the function input (or the catalogue)."""
@@ -234,7 +234,7 @@ class ClusterContext:
         return {
             **self.platform.labels(),
             naming.LABEL_CLUSTER: self.name,
-            naming.LABEL_ROLE: role,
+            naming.LABEL_ROLE: naming.label_value(role),
         }
 
     def selector(self, role: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from function.codec import (
     value,
 )
 from function.errors import ClaimError, InvalidClaimError, bounded
-from function.plan import PROGRESSING, Plan, XrMeta, plan_fleet, plan_platform
+from function.plan import ADVISORIES, PROGRESSING, Plan, XrMeta, plan_fleet, plan_platform
 from function.validation import (
     is_label_value,
     meta_errors,
@@ -157,11 +157,29 @@ def require_platforms(rsp: fnv1.RunFunctionResponse) -> None:
     selector.match_labels.SetInParent()  # no labels: every XOllamaPlatform
 
 
-def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
+def announced(xr: structpb.Struct, kind: str) -> str | None:
+    """The message of the observed XR's condition ``kind`` (None when it has none)."""
+    status = xr.fields["status"] if "status" in xr.fields else None
+    if status is None or status.WhichOneof("kind") != "struct_value":
+        return None
+    conditions = status.struct_value.fields.get("conditions")
+    if conditions is None or conditions.WhichOneof("kind") != "list_value":
+        return None
+    for item in conditions.list_value.values:
+        cond = item.struct_value if item.WhichOneof("kind") == "struct_value" else None
+        if cond is not None and string_at(cond, "type") == kind:
+            return string_at(cond, "message") or ""
+    return None
+
+
+def write(plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = None) -> None:
     """Write the plan into ``rsp`` (desired resources, XR status, conditions).
 
     The desired composite of earlier steps is kept as it is; only the status
-    fields the plan sets are replaced, without decoding the rest.
+    fields the plan sets are replaced, without decoding the rest. Warnings go
+    out as Warning results (Events) only when they differ from ``announced``,
+    the ``Advisories`` message the XR already carries: the condition holds them
+    between changes.
     """
     for item in plan.resources:
         out = rsp.desired.resources[item.key]
@@ -179,7 +197,9 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
         composite.connection_details[key] = plan.connection_details[key].encode()
     if not plan.composite_ready:
         composite.ready = fnv1.READY_FALSE
-    for message in plan.warnings:
+    advisory = next((c for c in plan.conditions if c.type == ADVISORIES), None)
+    repeated = advisory is not None and announced == bounded(advisory.message, MAX_MESSAGE_CHARS)
+    for message in () if repeated else plan.warnings:
         rsp.results.append(
             fnv1.Result(
                 severity=fnv1.SEVERITY_WARNING,
@@ -193,7 +213,7 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse) -> None:
                 type=cond.type,
                 status=fnv1.STATUS_CONDITION_TRUE if cond.status else fnv1.STATUS_CONDITION_FALSE,
                 reason=cond.reason,
-                message=cond.message,
+                message=bounded(cond.message, MAX_MESSAGE_CHARS),
                 target=fnv1.TARGET_COMPOSITE_AND_CLAIM,
             )
         )
@@ -288,6 +308,35 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         self.answered += 1  # not when cancelled
         return rsp
 
+    def bound_fatal(self, rsp: fnv1.RunFunctionResponse) -> None:
+        """Keep a Fatal answer within the send limit.
+
+        A Fatal passes through the desired state and context of earlier steps,
+        which Crossplane does not apply after a Fatal anyway; when they would
+        push the answer past the limit (gRPC would fail the call with
+        RESOURCE_EXHAUSTED and the claim would never learn why), they are
+        dropped and the message says so.
+        """
+        if rsp.ByteSize() <= self.max_response_bytes or not any(
+            r.severity == fnv1.SEVERITY_FATAL for r in rsp.results
+        ):
+            return
+        dropped = rsp.desired.ByteSize() + rsp.context.ByteSize()
+        rsp.ClearField("desired")
+        rsp.ClearField("context")
+        note = (
+            f" (the desired state and context of earlier pipeline steps, {dropped} bytes, "
+            f"are not passed through: with them the answer would exceed the "
+            f"{self.max_response_bytes}-byte message limit)"
+        )
+        for result in rsp.results:
+            if result.severity == fnv1.SEVERITY_FATAL:
+                result.message = bounded(result.message, MAX_MESSAGE_CHARS - len(note)) + note
+        for cond in rsp.conditions:
+            if cond.reason == "FatalError":
+                cond.message = bounded(cond.message, MAX_MESSAGE_CHARS - len(note)) + note
+        self.log.info("dropped passed-through state from a Fatal answer", bytes=dropped)
+
     def undecodable(self) -> fnv1.RunFunctionResponse:
         """The answer to a request protobuf cannot decode (no tag, nothing to pass through)."""
         self.log.info("refused an undecodable request")
@@ -305,6 +354,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             return cached
         rsp, cacheable = self.compose(req)
         surface_fatal(rsp)
+        self.bound_fatal(rsp)
         if key and cacheable:
             self.cache.put(key, rsp)
         return rsp
@@ -331,7 +381,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             return rsp, False
         staged = response.to(req)
         try:
-            write(plan, staged)
+            write(plan, staged, announced=announced(req.observed.composite.resource, ADVISORIES))
             if kind == PLATFORM_KIND:
                 require_platforms(staged)
         except Exception as exc:  # keep earlier pipeline state intact

@@ -16,6 +16,9 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 EXTERNAL_NAME = "crossplane.io/external-name"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A label value: at most 63 characters, alphanumeric at both ends.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+MAX_LABEL_VALUE = 63
 
 
 def digest(*parts: str, length: int = 8) -> str:
@@ -41,6 +44,19 @@ def dns_label(*parts: str, max_length: int = 63) -> str:
     suffix = digest(raw)
     head = cleaned[: max_length - len(suffix) - 1].rstrip("-")
     return f"{head}-{suffix}"
+
+
+def label_value(value: str) -> str:
+    """Return ``value`` if it is a valid label value, else a stable DNS label of it.
+
+    A value that fits is kept as it is; a longer one (a role naming a 40-character
+    model, say) is cut and ends with a digest of the whole, so two values that
+    differ only past the cut still get different labels, and every reconcile the
+    same one.
+    """
+    if len(value) <= MAX_LABEL_VALUE and _LABEL_VALUE.match(value):
+        return value
+    return dns_label(value, max_length=MAX_LABEL_VALUE)
 
 
 def key(*parts: str) -> str:

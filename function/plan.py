@@ -34,6 +34,7 @@ from function.wrap import object_key, provider_config_key, release_key
 FLEET_API = "openhands.ai/v1alpha1"
 FLEET_KIND = "XOllamaFleet"
 PROGRESSING = "Progressing"
+ADVISORIES = "Advisories"
 
 Observed = Mapping[str, Mapping[str, Any]]
 
@@ -286,6 +287,22 @@ def progressing(waiting: str, *, ready: bool) -> Condition:
     return Condition(PROGRESSING, status=True, reason="Creating", message=waiting)
 
 
+def advisories(messages: list[str]) -> Condition:
+    """The ``Advisories`` condition, sent on every call: what needs a person's attention.
+
+    Persistent situations (an unknown instance type, workload identity off on a
+    cluster) live here rather than in a Warning result on every reconcile, which
+    Crossplane would turn into the same Event again and again; the runner sends
+    the Warning once, when the message changes.
+    """
+    if messages:
+        message = "; ".join(messages)
+        return Condition(ADVISORIES, status=True, reason="AttentionNeeded", message=message)
+    return Condition(
+        ADVISORIES, status=False, reason="NothingToReport", message="nothing needs attention"
+    )
+
+
 def plan_platform(
     xr: XrMeta, spec: PlatformSpec, inputs: FunctionInput, observed: Observed
 ) -> Plan:
@@ -319,7 +336,12 @@ def plan_platform(
     report = status.platform_status(contexts, spec, owned, selection, ready, observed)
     composite_ready = not selection.held and all(ready.values())
     message = _waiting_message(selection, ready, observed)
-    conditions = [*report.conditions, progressing(message, ready=composite_ready)]
+    warnings = [*fit.warnings(spec, inputs), *_cache_warnings(spec, contexts, observed)]
+    conditions = [
+        *report.conditions,
+        progressing(message, ready=composite_ready),
+        advisories(warnings),
+    ]
     return Plan(
         resources=sorted(selection.emitted, key=lambda c: c.key),
         ready=ready,
@@ -327,7 +349,7 @@ def plan_platform(
         conditions=conditions,
         connection_details=report.connection_details,
         composite_ready=composite_ready,
-        warnings=[*fit.warnings(spec, inputs), *_cache_warnings(spec, contexts, observed)],
+        warnings=warnings,
     )
 
 
@@ -356,6 +378,7 @@ def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Obs
     composite_ready = not selection.held and all(ready.values())
     endpoint = fleet_endpoint(base, spec)
     message = _waiting_message(selection, ready, observed)
+    warnings = fit.fleet_warnings(spec)
     return Plan(
         resources=sorted(selection.emitted, key=lambda c: c.key),
         ready=ready,
@@ -368,8 +391,9 @@ def plan_fleet(xr: XrMeta, spec: FleetSpec, inputs: FunctionInput, observed: Obs
                 message or f"{spec.model} serves at {endpoint}",
             ),
             progressing(message, ready=composite_ready),
+            advisories(warnings),
         ],
         connection_details={"endpoint": endpoint},
         composite_ready=composite_ready,
-        warnings=fit.fleet_warnings(spec),
+        warnings=warnings,
     )

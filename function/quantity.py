@@ -9,6 +9,11 @@ from decimal import Decimal, InvalidOperation
 # exponent, so every value is non-negative and bounded by the field's length.
 QUANTITY_PATTERN = r"^(([0-9]+(\.[0-9]+)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE])?$"
 _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
+# The same grammar with a non-zero digit somewhere: a quantity greater than zero.
+POSITIVE_QUANTITY_PATTERN = (
+    r"^(([0-9]*[1-9][0-9]*(\.[0-9]+)?)|([0-9]+\.[0-9]*[1-9][0-9]*)|(\.[0-9]*[1-9][0-9]*))"
+    r"(([KMGTPE]i)|[numkMGTPE])?$"
+)
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {

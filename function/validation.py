@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from function import fit, valueschemas
+from function import exclusive, fit, valueschemas
 from function.context import ResolvedComponents, effective_components, resolve_node_pool
 from function.errors import ClaimError, InvalidClaimError, bounded, format_path
 from function.fleet import checks as fleet_checks
@@ -173,11 +173,42 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
                     f"minNodes ({pool.min_nodes}) must not exceed maxNodes ({pool.max_nodes})",
                 )
             )
+    errors.extend(_check_same_cluster(spec))
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))
     errors.extend(_check_federated_credentials(spec))
     if not errors:  # the fit check needs well-formed models and clusters
         errors.extend(fit.errors(spec, inputs))
+    return errors
+
+
+def _check_same_cluster(spec: PlatformSpec) -> list[ClaimError]:
+    """Refuse a cluster listed twice: the same kubeconfig, or the same cloud cluster.
+
+    Two entries for one cluster would compose the shared stack and every model
+    twice into it. The identities are those of the one-platform-per-cluster rule
+    (``exclusive.identities``): the kubeconfig Secret key or ProviderConfig, the
+    EKS region and name, the GKE project, location and name, the AKS cluster id.
+    """
+    errors: list[ClaimError] = []
+    first: dict[str, int] = {}
+    for j, cluster in enumerate(spec.clusters):
+        raw = cluster.model_dump(by_alias=True, mode="json", exclude_none=True)
+        mine = sorted(exclusive.identities(raw))
+        shared = sorted((first[identity], identity) for identity in mine if identity in first)
+        if shared:
+            i, identity = shared[0]
+            errors.append(
+                ClaimError(
+                    f"spec.clusters[{j}]",
+                    f"cluster {cluster.name!r} is the same cluster as spec.clusters[{i}] "
+                    f"({spec.clusters[i].name!r}): both use the {identity}, so everything "
+                    "would be composed into it twice; list each cluster once and name it in "
+                    "the models that should run there",
+                )
+            )
+        for identity in mine:
+            first.setdefault(identity, j)
     return errors
 
 

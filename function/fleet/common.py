@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -20,9 +19,6 @@ DEFAULT_CLUSTER = "fleet"
 WORKLOAD = "ollama"  # Deployment, Service, Knative Service, ScaledObject, HTTPProxy
 PORT = 11434
 POLLING_INTERVAL = 15
-
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
 
 def namespace_for(xr_name: str) -> str:
     """Return the namespace of a fleet's objects: ``ollama-<xr name>`` as a DNS label."""
@@ -76,9 +72,7 @@ def wrap(
 
 def label_value(value: str) -> str:
     """Return ``value`` if it is a valid label value, else a stable DNS label of it."""
-    if len(value) <= 63 and _LABEL_VALUE.match(value):
-        return value
-    return naming.dns_label(value)
+    return naming.label_value(value)
 
 
 def labels(xr_name: str) -> dict[str, str]:

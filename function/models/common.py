@@ -8,7 +8,7 @@ from typing import Annotated, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
-from function.quantity import QUANTITY_PATTERN
+from function.quantity import POSITIVE_QUANTITY_PATTERN, QUANTITY_PATTERN
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Kubernetes object names (RFC 1123 subdomain), e.g. Secrets, ProviderConfigs, StorageClasses.
@@ -47,6 +47,9 @@ InstanceType = Annotated[
 ]
 
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=32)]
+PositiveQuantity = Annotated[
+    str, StringConstraints(pattern=POSITIVE_QUANTITY_PATTERN, max_length=32)
+]
 
 
 class ApiModel(BaseModel):
@@ -179,13 +182,27 @@ class Policies(StrEnum):
     NONE = "none"
 
 
-# An IPv4 or IPv6 address or CIDR block (Contour's ipAllowPolicy takes both).
+# An IPv4 or IPv6 address or CIDR block (Contour's ipAllowPolicy takes both). The
+# pattern bounds octets and prefix lengths; whether an IPv6 text is an address, and
+# that no host bits are set, is for CEL here and the ipaddress module in the function.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
 CIDR_PATTERN = (
-    r"^([0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?)$"
+    rf"^({_IPV4}(/(3[0-2]|[12]?[0-9]))?"
+    r"|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
 )
 Cidr = Annotated[str, StringConstraints(pattern=CIDR_PATTERN, min_length=2, max_length=49)]
-# A TLS Secret: ``name`` in the model's namespace, or ``namespace/name`` (delegated).
-TLS_SECRET_PATTERN = f"^({_SUBDOMAIN}/)?{_SUBDOMAIN}$"
+# A host name: RFC 1123 labels of at most 63 characters (253 in all, maxLength).
+_HOST_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+HOSTNAME_PATTERN = rf"^{_HOST_LABEL}(\.{_HOST_LABEL})*$"
+Hostname = Annotated[
+    str, StringConstraints(pattern=HOSTNAME_PATTERN, min_length=1, max_length=253)
+]
+# A TLS Secret: ``name`` in the model's namespace, or ``namespace/name`` (delegated):
+# a namespace (a label, at most 63 characters) and a name (a subdomain, at most 253,
+# a CEL rule below: a pattern cannot bound one part of the value).
+MAX_SUBDOMAIN = 253
+TLS_SECRET_PATTERN = f"^({_HOST_LABEL}/)?{_SUBDOMAIN}$"
 
 
 class Exposure(ApiModel):
@@ -194,9 +211,24 @@ class Exposure(ApiModel):
     Without it a model is reachable only inside its cluster and mesh.
     """
 
-    host: DnsSubdomain = Field(description="The host name the model answers on (Contour).")
+    model_config = cel(
+        Rule(
+            "self.allowedSourceRanges.all(r, isCIDR(r) ? cidr(r) == cidr(r).masked() : isIP(r))",
+            "allowedSourceRanges must be IP addresses or CIDR blocks without host bits "
+            "(10.0.0.0/8, not 10.0.0.1/8)",
+            ".allowedSourceRanges",
+        ),
+        Rule(
+            f"size(self.tlsSecretName) - self.tlsSecretName.indexOf('/') - 1 <= {MAX_SUBDOMAIN}",
+            f"the Secret name in tlsSecretName must be at most {MAX_SUBDOMAIN} characters",
+            ".tlsSecretName",
+        ),
+    )
+
+    host: Hostname = Field(description="The host name the model answers on (Contour).")
     tls_secret_name: Annotated[
-        str, StringConstraints(pattern=TLS_SECRET_PATTERN, min_length=1, max_length=317)
+        str,
+        StringConstraints(pattern=TLS_SECRET_PATTERN, min_length=1, max_length=64 + MAX_SUBDOMAIN),
     ] = Field(
         alias="tlsSecretName",
         description="kubernetes.io/tls Secret with the host's certificate: a name in the "
@@ -234,7 +266,7 @@ class Resources(ApiModel):
 class Storage(ApiModel):
     """Where the pulled model is kept."""
 
-    size: Quantity = Field(default="50Gi", description="PersistentVolumeClaim size.")
+    size: PositiveQuantity = Field(default="50Gi", description="PersistentVolumeClaim size.")
     storage_class: StorageClassName = Field(
         default="",
         alias="class",

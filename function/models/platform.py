@@ -8,6 +8,7 @@ as CEL ``x-kubernetes-validations`` in the generated XRD.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -275,6 +276,55 @@ class Components(ApiModel):
     policies: Policies | None = None
 
 
+def _listed_once(has: Callable[[str], str], same: str, what: str) -> Rule:
+    """A rule that no two clusters ``c`` with ``has(c)`` are ``same`` (``a`` and ``b``)."""
+    return Rule(
+        f"self.clusters.all(a, !({has('a')}) || "
+        f"self.clusters.filter(b, {has('b')} && {same}).size() == 1)",
+        f"two clusters {what}; list each cluster once",
+        ".clusters",
+    )
+
+
+def _secret_key(c: str) -> str:
+    ref = f"{c}.kubeconfig.secretRef"
+    return f"(has({ref}.key) ? {ref}.key : 'kubeconfig')"
+
+
+# The same cluster twice would compose the stack and the models into it twice
+# (the identities of the one-platform-per-cluster rule, function/exclusive.py).
+SAME_CLUSTER_RULES = (
+    _listed_once(
+        lambda c: f"has({c}.kubeconfig.providerConfigName)",
+        "b.kubeconfig.providerConfigName == a.kubeconfig.providerConfigName",
+        "use the same kubeconfig.providerConfigName",
+    ),
+    _listed_once(
+        lambda c: f"has({c}.kubeconfig.secretRef)",
+        "b.kubeconfig.secretRef.name == a.kubeconfig.secretRef.name && "
+        "b.kubeconfig.secretRef.namespace == a.kubeconfig.secretRef.namespace && "
+        f"{_secret_key('b')} == {_secret_key('a')}",
+        "use the same kubeconfig Secret key",
+    ),
+    _listed_once(
+        lambda c: f"{c}.cloud == 'aws' && has({c}.aws) && has({c}.region)",
+        "b.aws.clusterName == a.aws.clusterName && b.region == a.region",
+        "name the same EKS cluster (region and aws.clusterName)",
+    ),
+    _listed_once(
+        lambda c: f"{c}.cloud == 'gcp' && has({c}.gcp) && has({c}.region)",
+        "b.gcp.project == a.gcp.project && b.region == a.region && "
+        "b.gcp.clusterName == a.gcp.clusterName",
+        "name the same GKE cluster (gcp.project, region and gcp.clusterName)",
+    ),
+    _listed_once(
+        lambda c: f"{c}.cloud == 'azure' && has({c}.azure)",
+        "b.azure.clusterId.lowerAscii() == a.azure.clusterId.lowerAscii()",
+        "name the same AKS cluster (azure.clusterId)",
+    ),
+)
+
+
 class PlatformSpec(ApiModel):
     """The spec of an XOllamaPlatform."""
 
@@ -290,6 +340,7 @@ class PlatformSpec(ApiModel):
             # server names spec.models; the function's Fatal names the entry.
             ".models",
         ),
+        *SAME_CLUSTER_RULES,
     )
 
     profile: Profile = Profile.PRODUCTION

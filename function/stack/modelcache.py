@@ -43,6 +43,11 @@ SETUP_SERVICE_ACCOUNT_OBJECT = "minio-cache-setup-serviceaccount"
 SETUP_BINDING_OBJECT = "minio-cache-setup-binding"
 SETUP_JOB_OBJECT = "minio-cache-setup"
 BINDING_OBJECT_PREFIX = "minio-cache-binding"
+# A PolicyBinding's status has no conditions (the CRD's schema has currentState
+# and usage only; the API server prunes anything else), so provider-kubernetes
+# could never derive Ready from it: the binding is ready once it exists, which
+# is when the operator's STS honours it (it reads bindings on each exchange).
+BINDING_READINESS = "SuccessfulCreate"
 IDENTITY_VOLUME = "sts-identity"
 SCRATCH_PATH = "/tmp"  # noqa: S108  # an emptyDir of the Job's own
 ALIAS = "tenant"  # mc's name for the tenant (MC_HOST_tenant)
@@ -189,12 +194,14 @@ def build(ctx: ClusterContext) -> list[Composed]:
             "automountServiceAccountToken": False,
         },
         after=(tenant_applied,),
+        readiness="SuccessfulCreate",  # a ServiceAccount has no status
     )
     setup_binding = wrap.k8s_object(
         ctx,
         SETUP_BINDING_OBJECT,
         policy_binding(SETUP_NAME, naming.MINIO_TENANT_NAMESPACE, SETUP_NAME, SETUP_POLICY),
         after=(operator_ready, tenant_applied),
+        readiness=BINDING_READINESS,
     )
     job = wrap.k8s_object(
         ctx,
@@ -219,6 +226,7 @@ def build(ctx: ClusterContext) -> list[Composed]:
                 naming.MINIO_CACHE_POLICY,
             ),
             after=(operator_ready, tenant_applied),
+            readiness=BINDING_READINESS,
             deletable=True,  # a model's grant goes with the model, whatever the stack does
         )
         out.append(binding)

@@ -237,7 +237,10 @@ def ingress_service(ctx: ClusterContext) -> dict[str, Any]:
         return {"type": "LoadBalancer", "loadBalancerSourceRanges": list(ctx.public_sources)}
     annotations = INTERNAL_LB_ANNOTATIONS.get(ctx.cloud)
     if annotations is None:
-        return {"type": "ClusterIP"}
+        # Charts default externalTrafficPolicy to Local (Contour's) or leave it
+        # empty (Istio's gateway); the API server refuses it on a ClusterIP
+        # Service, and both charts omit it when empty.
+        return {"type": "ClusterIP", "externalTrafficPolicy": ""}
     return {"type": "LoadBalancer", "annotations": dict(annotations)}
 
 

@@ -358,19 +358,50 @@ def _grafana(ctx: ClusterContext, *, full: bool) -> list[Composed]:
     sources = [("prometheus", "prometheus", PROMETHEUS_ADDRESS)]
     if full:
         sources += [("loki", "loki", LOKI_URL), ("jaeger", "jaeger", JAEGER_QUERY_URL)]
-    out = [operator, wrap.k8s_object(ctx, "grafana", grafana_manifest(), after=after)]
+    grafana = wrap.k8s_object(
+        ctx, "grafana", grafana_manifest(), after=after, cel_query=CEL_GRAFANA_UP
+    )
+    out = [operator, grafana]
     for name, kind, url in sources:
         manifest = grafana_datasource_manifest(name, kind, url, default=name == "prometheus")
-        out.append(wrap.k8s_object(ctx, f"grafana-datasource-{name}", manifest, after=after))
+        out.append(
+            wrap.k8s_object(
+                ctx,
+                f"grafana-datasource-{name}",
+                manifest,
+                after=after,
+                cel_query=_synchronized("DatasourceSynchronized"),
+            )
+        )
     out.append(
         wrap.k8s_object(
             ctx,
             f"grafana-dashboard-{DASHBOARD_NAME}",
             grafana_dashboard_manifest(ctx.components.mesh),
             after=after,
+            cel_query=_synchronized("DashboardSynchronized"),
         )
     )
     return out
+
+
+# grafana-operator v5.24.0 writes no ``Ready`` condition on its kinds, so
+# provider-kubernetes' DeriveFromObject would never call them ready. A Grafana is
+# up when the operator finished its last stage and reached the Grafana API
+# (controllers/grafana_controller.go: stage "complete", stageStatus "success");
+# a data source or dashboard when it was applied to its instances
+# (controllers/controller_shared.go: <Kind>Synchronized True, ApplySuccessful).
+CEL_GRAFANA_UP = (
+    "has(object.status) && has(object.status.stage) && has(object.status.stageStatus) && "
+    "object.status.stage == 'complete' && object.status.stageStatus == 'success'"
+)
+
+
+def _synchronized(condition: str) -> str:
+    return (
+        "has(object.status) && has(object.status.conditions) && "
+        f"object.status.conditions.exists(c, c.type == '{condition}' && c.status == 'True')"
+    )
 
 
 # --- Loki and Jaeger ---------------------------------------------------------

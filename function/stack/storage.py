@@ -38,7 +38,14 @@ from typing import Any
 from function import naming, wrap
 from function.composed import Composed, Gate, Need
 from function.context import CLOUD_BLOCK_STORAGE_CLASS, ClusterContext
-from function.models.common import BlockStorage, Cloud, ObjectStorage, Observability, Profile
+from function.models.common import (
+    BlockStorage,
+    Cloud,
+    ObjectStorage,
+    Observability,
+    Profile,
+    StackDeletionPolicy,
+)
 from function.stack import modelcache
 from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
@@ -287,6 +294,11 @@ def longhorn_values(ctx: ClusterContext) -> dict[str, Any]:
     Volumes of model pods attach on GPU nodes, so the manager, the driver
     deployer and the components Longhorn creates itself (CSI plugin, instance
     managers: ``taintToleration``) tolerate the GPU pool's taints.
+
+    With ``stackDeletionPolicy: Delete`` the chart's uninstall is confirmed
+    (``deletingConfirmationFlag``): Longhorn's pre-delete hook refuses to run
+    without it, so the Release would never finish deleting. Otherwise the flag
+    stays unset and guards against an uninstall by hand.
     """
     replicas = 1 if ctx.platform.profile is Profile.DEVELOPMENT else CEPH_REPLICAS
     tolerations = gpu_tolerations(ctx)
@@ -303,8 +315,14 @@ def longhorn_values(ctx: ClusterContext) -> dict[str, Any]:
         "defaultSettings": {
             "defaultReplicaCount": replicas,
             "taintToleration": taint_toleration_setting(ctx),
+            **({"deletingConfirmationFlag": True} if _uninstalls(ctx) else {}),
         },
     }
+
+
+def _uninstalls(ctx: ClusterContext) -> bool:
+    """Tell whether the claim removes the stack with itself (``stackDeletionPolicy: Delete``)."""
+    return ctx.spec.stack_deletion_policy is StackDeletionPolicy.DELETE
 
 
 def _longhorn(ctx: ClusterContext) -> list[Composed]:

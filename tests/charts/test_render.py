@@ -326,6 +326,21 @@ def test_no_metrics_port_on_the_ingress_load_balancers() -> None:
         assert any("contour-envoy" in p and "Envoy /stats (Contour)" in p for p in found), found
 
 
+def test_contour_installs_on_an_existing_cluster_without_a_public_model() -> None:
+    """Before the fix the chart's externalTrafficPolicy: Local stayed on the ClusterIP Service.
+
+    The real API server refused it (``may only be set for externally-accessible
+    services``), so Contour never installed on an existing cluster.
+    """
+    clusters = _clusters_with({}, example="existing")
+    envoy = [s for c in clusters for s in c.of_kind("Service") if s["metadata"]["name"] == "contour-envoy"]
+    assert envoy and all(s["spec"]["type"] == "ClusterIP" for s in envoy)
+    _holds("Service types", clusters)
+    undone = {"contour": {"envoy": {"service": {"externalTrafficPolicy": "Local"}}}}
+    _, found = _run("Service types", _clusters_with(undone, example="existing"))
+    assert any("contour-envoy of type ClusterIP sets spec.externalTrafficPolicy" in p for p in found), found
+
+
 def test_every_metrics_service_of_the_stack_is_scraped() -> None:
     """Before the fix (no function/stack/monitors.py) 13 metrics ports of 8 charts were scraped by nothing.
 

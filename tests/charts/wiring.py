@@ -703,8 +703,32 @@ def check_load_balancer_ports(cluster: Cluster) -> tuple[int, list[str]]:
     return len(balancers), problems
 
 
+# Service fields the API server refuses unless the Service is reachable from outside
+# the cluster (NodePort or LoadBalancer): validation that no CRD schema carries.
+_EXTERNAL_ONLY = ("externalTrafficPolicy", "healthCheckNodePort")
+_LOAD_BALANCER_ONLY = ("loadBalancerSourceRanges", "loadBalancerIP", "loadBalancerClass")
+
+
+def check_service_types(cluster: Cluster) -> tuple[int, list[str]]:
+    """Every Service carries only the fields its type admits (the API server's own checks)."""
+    problems = []
+    services = cluster.of_kind("Service")
+    for svc in services:
+        spec = svc.get("spec") or {}
+        kind = spec.get("type") or "ClusterIP"
+        fields = [f for f in _EXTERNAL_ONLY if spec.get(f) and kind not in {"NodePort", "LoadBalancer"}]
+        fields += [f for f in _LOAD_BALANCER_ONLY if spec.get(f) and kind != "LoadBalancer"]
+        problems += [
+            f"Service {_ns(svc)}/{_name(svc)} of type {kind} sets spec.{f}: the API server "
+            "refuses it (only for externally-accessible Services)"
+            for f in fields
+        ]
+    return len(services), problems
+
+
 CHECKS = {
     "endpoints": check_endpoints,
+    "Service types": check_service_types,
     "ingress classes": check_ingress_classes,
     "storage classes": check_storage,
     "GPU taints": check_gpu_taints,

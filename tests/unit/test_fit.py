@@ -32,13 +32,17 @@ def platform(
 def run(
     spec: dict[str, Any], kind: str = "XOllamaPlatform", name: str = "demo-x1"
 ) -> fnv1.RunFunctionResponse:
-    req = fnv1.RunFunctionRequest()
     xr = {
         "apiVersion": "openhands.ai/v1alpha1",
         "kind": kind,
         "metadata": {"name": name},
         "spec": spec,
     }
+    return run_xr(xr)
+
+
+def run_xr(xr: dict[str, Any]) -> fnv1.RunFunctionResponse:
+    req = fnv1.RunFunctionRequest()
     req.observed.composite.resource.CopyFrom(to_struct(xr))
     return asyncio.run(FunctionRunner().RunFunction(req, None))
 
@@ -188,3 +192,40 @@ def test_the_platform_names_the_pool_instance_type_on_its_fleets() -> None:
     assert plan.fleet_spec(ctx, model)["target"]["instanceType"] == ctx.node_pool.instance_type
     existing = cluster_context("existing")
     assert "instanceType" not in plan.fleet_spec(existing, model)["target"]
+
+
+def advisory(rsp: fnv1.RunFunctionResponse) -> fnv1.Condition:
+    [cond] = [c for c in rsp.conditions if c.type == "Advisories"]
+    return cond
+
+
+def test_a_persistent_warning_is_a_condition_and_one_event_not_one_per_reconcile() -> None:
+    """Before the fix the Warning result (an Event) went out on every reconcile."""
+    spec = platform("aws", {"resources": {"memory": "80Gi", "cpu": "2"}}, {"instanceType": "x9-unknown-gpu"})
+    first = run(spec)
+    [warning] = results(first, fnv1.SEVERITY_WARNING)
+    cond = advisory(first)
+    assert cond.status == fnv1.STATUS_CONDITION_TRUE
+    assert cond.reason == "AttentionNeeded"
+    assert cond.message == warning
+    # Crossplane applied the condition: the next reconcile sends the condition again, no Event
+    xr = {
+        "apiVersion": "openhands.ai/v1alpha1",
+        "kind": "XOllamaPlatform",
+        "metadata": {"name": "demo-x1"},
+        "spec": spec,
+        "status": {"conditions": [{"type": "Advisories", "status": "True", "message": cond.message}]},
+    }
+    again = run_xr(xr)
+    assert results(again, fnv1.SEVERITY_WARNING) == []
+    assert advisory(again).message == cond.message
+    # a changed situation is announced once more
+    xr["status"]["conditions"][0]["message"] = "something else"
+    assert results(run_xr(xr), fnv1.SEVERITY_WARNING) == [warning]
+
+
+def test_advisories_say_false_when_nothing_needs_attention() -> None:
+    pool = {"instanceType": "g6e.12xlarge", "accelerator": {"type": "nvidia-l40s", "count": 4}}
+    cond = advisory(run(platform("aws", {"resources": {"memory": "80Gi", "cpu": "16"}}, pool)))
+    assert cond.status == fnv1.STATUS_CONDITION_FALSE
+    assert cond.reason == "NothingToReport"

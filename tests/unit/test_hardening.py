@@ -375,3 +375,31 @@ def test_bytes_lru_is_bounded_in_entries_and_bytes() -> None:
     assert lru.bytes <= 100
     assert lru.get(5) == b"z" * 35
     assert BytesLRU(entries=0, max_bytes=100).put(1, b"x") is False
+
+
+def test_a_fatal_answer_never_exceeds_the_send_limit() -> None:
+    """Before the fix the Fatal carried the passed-through desired state unchecked.
+
+    An invalid claim whose earlier pipeline steps desired ~1 MB got an answer
+    larger than the limit, which gRPC refuses with RESOURCE_EXHAUSTED.
+    """
+    xr, observed = final("aws")
+    xr["spec"]["clusters"][0]["region"] = "not a region!"
+    req = request(xr, observed)
+    for i in range(40):  # what earlier pipeline steps desired
+        req.desired.resources[f"earlier-{i}"].resource.update({"data": "x" * 30_000})
+    req.context.update({"earlier": "y" * 30_000})
+    runner = FunctionRunner()
+    runner.limit_responses(500_000)
+    rsp = runner.run(req)
+    assert rsp.ByteSize() <= 500_000
+    [msg] = fatal(rsp)
+    assert "spec.clusters[0].region" in msg
+    assert "are not passed through" in msg and "500000-byte message limit" in msg
+    assert len(rsp.desired.resources) == 0
+    # within the limit, a Fatal still passes everything through
+    rsp = FunctionRunner().run(req)
+    [msg] = fatal(rsp)
+    assert "not passed through" not in msg
+    assert len(rsp.desired.resources) == 40
+    assert rsp.context.fields["earlier"].string_value == "y" * 30_000

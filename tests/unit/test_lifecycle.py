@@ -53,6 +53,7 @@ def test_final_stage_is_ready_with_status(case: str, walks) -> None:
     assert all(r.ready == fnv1.READY_TRUE for r in rsp.desired.resources.values())
     conditions = {c.type: c.status for c in rsp.conditions}
     assert conditions.pop("Progressing") == fnv1.STATUS_CONDITION_FALSE
+    assert conditions.pop("Advisories") == fnv1.STATUS_CONDITION_FALSE  # nothing to act on
     assert conditions and all(s == fnv1.STATUS_CONDITION_TRUE for s in conditions.values()), (
         conditions
     )

@@ -228,3 +228,33 @@ def test_unchanged_claims_keep_their_objects(aws_walk) -> None:
     final = aws_walk[-1]
     wanted = desired(run(request(xr_of("aws"), copy.deepcopy(final))))
     assert set(wanted) == set(final)
+
+
+# --------------------------------------------------------------------------- charts' own guards
+
+
+@pytest.mark.parametrize("policy", ["Delete", "Orphan"])
+def test_longhorn_uninstall_is_confirmed_only_when_the_claim_removes_the_stack(policy: str) -> None:
+    """Longhorn's pre-delete hook refuses to run unless deletingConfirmationFlag is true.
+
+    Without it a Release deleted with ``stackDeletionPolicy: Delete`` never
+    finishes; with ``Orphan`` the guard stays, against an uninstall by hand.
+    """
+    xr = xr_of("development")
+    for cluster in xr["spec"]["clusters"]:
+        cluster["stackDeletionPolicy"] = policy
+    final = walk(xr)[-1]
+    releases = [
+        body
+        for body in desired(run(request(xr, final))).values()
+        if body["kind"] == "Release"
+        and body["metadata"]["annotations"][naming.EXTERNAL_NAME] == "longhorn"
+    ]
+    assert releases
+    for release in releases:
+        settings = release["spec"]["forProvider"]["values"]["defaultSettings"]
+        if policy == "Delete":
+            assert settings["deletingConfirmationFlag"] is True
+            assert "Delete" in release["spec"]["managementPolicies"]
+        else:
+            assert "deletingConfirmationFlag" not in settings
