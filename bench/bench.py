@@ -60,11 +60,19 @@ def largest_xr() -> dict[str, Any]:
         {**clusters[i % len(clusters)], "name": f"{clusters[i % len(clusters)]['name'][:14]}-{i}"}
         for i in range(16)
     ]
-    for c in xr["spec"]["clusters"]:
+    for i, c in enumerate(xr["spec"]["clusters"]):
+        # Each entry its own cluster: a cluster listed twice is refused.
         if c["kubeconfig"].get("secretRef"):
             c["kubeconfig"] = {
                 "secretRef": {**c["kubeconfig"]["secretRef"], "name": f"{c['name']}-kc"}
             }
+        else:
+            c["kubeconfig"] = {"providerConfigName": f"{c['name']}-pc"}
+        if c["cloud"] in ("aws", "gcp"):
+            block = c[c["cloud"]]
+            c[c["cloud"]] = {**block, "clusterName": f"{block['clusterName']}-{i}"}
+        if c["cloud"] == "azure":
+            c["azure"] = {**c["azure"], "clusterId": f"{c['azure']['clusterId']}-{i}"}
         if c["cloud"] == "azure":
             # An AKS cache identity trusts at most 20 models (Entra's federated
             # credential limit), so 32 models run there without the bucket cache.
@@ -124,6 +132,60 @@ async def drive(
         "errors": errors,
         "bytes": size,
     }
+
+
+async def drive_mixed(
+    port: int,
+    small: fnv1.RunFunctionRequest,
+    large: fnv1.RunFunctionRequest | None,
+    total: int,
+    clients: int = 4,
+) -> dict[str, Any]:
+    """``clients`` small-claim clients send ``total`` requests while as many large ones loop."""
+    latencies: list[float] = []
+    done = asyncio.Event()
+    large_calls = 0
+    opts = [("grpc.max_receive_message_length", 16 << 20)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+        stub = grpcv1.FunctionRunnerServiceStub(channel)
+        await stub.RunFunction(small)
+        queue = iter(range(total))
+
+        async def small_client() -> None:
+            for _ in queue:
+                t = time.perf_counter()
+                await stub.RunFunction(small, timeout=60)
+                latencies.append(time.perf_counter() - t)
+
+        async def large_client() -> None:
+            nonlocal large_calls
+            while not done.is_set() and large is not None:
+                await stub.RunFunction(large, timeout=60)
+                large_calls += 1
+
+        loaders = [asyncio.ensure_future(large_client()) for _ in range(clients if large else 0)]
+        await asyncio.sleep(0.5 if large else 0)  # the large plans are under way
+        t0 = time.perf_counter()
+        await asyncio.gather(*(small_client() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+        done.set()
+        await asyncio.gather(*loaders)
+    q = statistics.quantiles(latencies, n=100)
+    return {"p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3, "rps": total / wall, "large": large_calls}
+
+
+def mixed(
+    argv: list[str], small: fnv1.RunFunctionRequest, large: fnv1.RunFunctionRequest, total: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Small-claim latency with 4 small clients alone, then beside 4 large-claim clients."""
+    proc, port, _ = launch(argv)
+    try:
+        alone = asyncio.run(drive_mixed(port, small, None, total))
+        loaded = asyncio.run(drive_mixed(port, small, large, total))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return alone, loaded
 
 
 def measure(
@@ -208,6 +270,13 @@ def main() -> int:
             f"{label} p50 / floor p50: {by_name[f'function {label}']['p50_ms'] / floor:.2f}x "
             f"(uncached {by_name[f'function {label} uncached']['p50_ms'] / floor:.2f}x)"
         )
+    alone, loaded = mixed(uncached_argv, small, large, max(args.requests // 4, 100))
+    print(
+        f"small claims beside large ones (uncached, 4 small + 4 large clients): small p99 "
+        f"{loaded['p99_ms']:.1f} ms (p50 {loaded['p50_ms']:.1f}, {loaded['rps']:.0f} req/s, "
+        f"{loaded['large']} large answered meanwhile); unloaded (4 small clients alone) p99 "
+        f"{alone['p99_ms']:.1f} ms (p50 {alone['p50_ms']:.1f}, {alone['rps']:.0f} req/s)"
+    )
     t0 = time.perf_counter()
     rsp = run(largest)
     refused = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]

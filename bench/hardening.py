@@ -163,6 +163,7 @@ def in_flight_exit(sig: signal.Signals, largest: fnv1.RunFunctionRequest) -> dic
     return {
         "server_in_flight": log["shutting down"]["in_flight"],
         "server_answered": log["stopped"]["answered"],
+        "server_cancelled": log["stopped"]["cancelled"],
         "server_unfinished": log["stopped"]["unfinished"],
         "completed": sum(ok for ok, _, _ in results),
         "exit_s": exit_s,
@@ -193,7 +194,8 @@ def report(small: fnv1.RunFunctionRequest, largest: fnv1.RunFunctionRequest) -> 
             f"shutdown {sig.name}: idle exit {seconds:.2f} s (code {code}, Aborted! printed: "
             f"{aborted}); {IN_FLIGHT} largest-claim calls sent: {f['server_in_flight']} in flight "
             f"at the server at the signal, {f['server_answered']} answered after it, "
-            f"{f['server_unfinished']} cut off; the client got {f['completed']}/{IN_FLIGHT} "
+            f"{f['server_cancelled']} cut off by the grace, {f['server_unfinished']} unfinished; "
+            f"the client got {f['completed']}/{IN_FLIGHT} "
             f"answers (calls that had not reached the server are refused); exit after "
             f"{f['exit_s']:.2f} s (code {f['code']}, Aborted! printed: {f['aborted']})"
         )

@@ -12,6 +12,8 @@ tag, counts and exception types only.
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -40,8 +42,50 @@ def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[st
     return event
 
 
+class _Bridge(logging.Handler):
+    """Standard library records (asyncio, grpc, concurrent.futures) as our JSON lines.
+
+    Only the logger's name, the message (bounded) and the exception's type go
+    out: never a traceback, whose frames could hold request data.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_info and record.exc_info[0] is not None:
+            fields["error"] = record.exc_info[0].__name__
+        structlog.get_logger().log(record.levelno, message, **fields)
+
+
+def _uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "unknown"
+    structlog.get_logger().error(
+        "uncaught exception in a thread", thread=name, error=args.exc_type.__name__
+    )
+
+
+def _unraisable(args: sys.UnraisableHookArgs) -> None:
+    # Exceptions raised where nothing can catch them (a cancelled gRPC call's
+    # coroutine in grpc's Cython server, a finaliser): Python prints a traceback.
+    structlog.get_logger().warning(
+        "exception raised where nothing catches it", error=args.exc_type.__name__
+    )
+
+
 def configure(*, debug: bool = False) -> None:
-    """JSON lines at INFO (DEBUG with ``debug``), without tracebacks or long values."""
+    """JSON lines at INFO (DEBUG with ``debug``), without tracebacks or long values.
+
+    The standard library's loggers and uncaught exceptions in threads go through
+    the same renderer, so nothing the process prints is a bare traceback.
+    """
+    root = logging.getLogger()
+    root.handlers[:] = [_Bridge()]
+    root.setLevel(logging.WARNING)
+    threading.excepthook = _uncaught_in_thread
+    sys.unraisablehook = _unraisable
     structlog.configure(
         processors=[
             structlog.stdlib.add_log_level,

@@ -260,6 +260,7 @@ def _key_collisions(spec: PlatformSpec, owned: Mapping[str, list[str]]) -> list[
     first: dict[str, str] = {}
     errors: list[ClaimError] = []
     for cluster, keys in owned.items():
+        errors += _collisions_within(spec, cluster, keys)
         for key in keys:
             other = first.setdefault(key, cluster)
             if other != cluster:
@@ -271,6 +272,37 @@ def _key_collisions(spec: PlatformSpec, owned: Mapping[str, list[str]]) -> list[
                         "cluster or model so that no name is another's prefix joined with '-'",
                     )
                 )
+    return errors
+
+
+def _collisions_within(spec: PlatformSpec, cluster: str, keys: list[str]) -> list[ClaimError]:
+    """Refuse model names whose resources on one cluster share a name.
+
+    Models ``x`` and ``x-objects`` would give the usage ``<pool>-used-by-fleet-x-objects``
+    twice (the pool's usage by the second fleet, the objects' usage by the first),
+    and one would silently replace the other.
+    """
+    seen: set[str] = set()
+    errors: list[ClaimError] = []
+    for key in keys:
+        if key not in seen:
+            seen.add(key)
+            continue
+        involved = [
+            (i, m.name)
+            for i, m in enumerate(spec.models)
+            if f"-fleet-{m.name}-" in f"-{key}-"
+        ]
+        i, name = involved[-1] if involved else (0, "")
+        others = ", ".join(repr(n) for _, n in involved[:-1]) or "another model"
+        errors.append(
+            ClaimError(
+                f"spec.models[{i}].name",
+                f"models {name!r} and {others} compose two resources named {key!r} on cluster "
+                f"{cluster!r}; rename one so that no model's name is another's followed by "
+                "'-objects' or another suffix joined with '-'",
+            )
+        )
     return errors
 
 
@@ -325,7 +357,7 @@ def plan_platform(
         per_cluster += [
             _fleet(ctx, m, observed) for m in spec.models if ctx.spec in model_targets(spec, m)
         ]
-        per_cluster += usages.build(ctx, per_cluster, observed)
+        per_cluster += usages.build(ctx, per_cluster)
         owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster
     errors = _key_collisions(spec, owned)

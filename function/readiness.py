@@ -73,10 +73,22 @@ def at_provider(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
+# What a provider reports and the plan copies into a body (ARNs, e-mails, ids,
+# URLs) is printable ASCII without spaces, and short.
+MAX_REPORTED_CHARS = 512
+
+
 def reported(obj: Mapping[str, Any] | None, field: str) -> str | None:
-    """The non-empty string ``status.atProvider.<field>`` of an observed resource, if any."""
+    """The string ``status.atProvider.<field>`` of an observed resource, if it is one.
+
+    A value that is empty, too long, or not printable ASCII without spaces (a
+    newline, a non-ASCII character) is no report: the plan treats it as
+    unknown, so nothing is composed from it and what exists keeps its value.
+    """
     value = at_provider(obj).get(field)
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_REPORTED_CHARS:
+        return None
+    return value if value.isascii() and value.isprintable() and " " not in value else None
 
 
 def carried(obj: Mapping[str, Any] | None, path: tuple[str, ...]) -> Any:  # JSON

@@ -30,6 +30,8 @@ SERVICE = "apiextensions.fn.proto.{}.FunctionRunnerService"
 # Kubernetes waits 30 s by default between SIGTERM and SIGKILL.
 DEFAULT_GRACE_SECONDS = 20.0
 SWITCH_INTERVAL_SECONDS = 0.0005
+# After the grace, how long the calls given up on have to send their UNAVAILABLE.
+CUT_OFF_SECONDS = 2.0
 
 
 def _deterministic(message: Any) -> bytes:  # any protobuf message
@@ -87,11 +89,23 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        before = runner.answered
+        before, cut = runner.answered, runner.cancelled
         runner.log.info("shutting down", grace_seconds=grace, in_flight=runner.in_flight)
-        await server.stop(grace)  # refuses new calls; lets those in flight finish
-        runner.log.info("stopped", answered=runner.answered - before, unfinished=runner.in_flight)
-        runner.executor.shutdown(wait=False, cancel_futures=True)
+        # Refuse new calls; let those in flight finish for ``grace`` seconds, then
+        # answer what is left UNAVAILABLE ourselves: gRPC's own cut-off cancels the
+        # calls' coroutines and prints a bare traceback for each.
+        stopping = asyncio.ensure_future(server.stop(grace + CUT_OFF_SECONDS))
+        if not await runner.drain(grace):
+            runner.give_up()
+        await stopping
+        runner.log.info(
+            "stopped",
+            answered=runner.answered - before,
+            cancelled=runner.cancelled - cut,
+            unfinished=runner.in_flight,
+            answered_in_all=runner.answered,
+        )
+        runner.shutdown()
 
 
 def run(  # the SDK's standard options

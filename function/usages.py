@@ -18,7 +18,7 @@ hold a ProviderConfig while anything uses it. What they do not know:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from function import naming
@@ -84,18 +84,8 @@ def fleet_namespace_ref(ctx: ClusterContext, fleet: Composed) -> dict[str, Any]:
     }
 
 
-def _observed_name(observed: Mapping[str, Mapping[str, Any]], key: str) -> str | None:
-    name = ((observed.get(key) or {}).get("metadata") or {}).get("name")
-    return str(name) if name else None
-
-
-def build(
-    ctx: ClusterContext,
-    composed: Sequence[Composed],
-    observed: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[Composed]:
-    """The Usages between this cluster's composed resources."""
-    observed = observed or {}
+def build(ctx: ClusterContext, composed: Sequence[Composed]) -> list[Composed]:
+    """The Usages between this cluster's composed resources (each gated on both ends existing)."""
     by_key = {c.key: c for c in composed}
     out: list[Composed] = []
     pool = by_key.get(naming.key(ctx.name, "nodepool"))
@@ -117,12 +107,10 @@ def build(
             ]
         ref = fleet_namespace_ref(ctx, item)
         reason = "the model's objects must be gone from the cluster first"
-        objects = [usage(ctx, of, item, reason, by_ref=ref, suffix="objects") for of in needs]
-        if _observed_name(observed, item.key) is None:
-            # The fleet's objects do not exist before the fleet does; a usage that
-            # exists is kept while the fleet is missing from the observed state.
-            objects = [u for u in objects if u.key in observed]
-        out += objects
+        # Gated on the fleet's existence like every usage (the fleet's objects do
+        # not exist before the fleet does), and always a candidate, so a usage that
+        # exists is kept while the fleet is missing from the observed state.
+        out += [usage(ctx, of, item, reason, by_ref=ref, suffix="objects") for of in needs]
     if uninstall:
         out += stack_order(ctx, composed)
     return out

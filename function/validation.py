@@ -31,6 +31,7 @@ from function.models.common import (
 )
 from function.models.fleet import FleetSpec
 from function.models.input import (
+    CHART_COMPONENTS,
     COMPONENT_CHARTS,
     INPUT_GROUP,
     INPUT_KIND,
@@ -49,7 +50,15 @@ _FIELD_MESSAGES = {
 _PATTERN_HINTS = {
     "name": "must be a DNS-1123 label: lowercase letters, digits and '-', starting and "
     "ending with a letter or digit",
-    "size": "must be a Kubernetes quantity such as 50Gi",
+    "size": "must be a Kubernetes quantity greater than zero, such as 50Gi",
+    "host": "must be a DNS name: lowercase letters, digits, '-' and '.', each dot-separated "
+    "label at most 63 characters, starting and ending with a letter or digit",
+    "tlsSecretName": "must be a Secret name (a DNS-1123 subdomain), or namespace/name with a "
+    "namespace of at most 63 characters",
+    "allowedSourceRanges": "must be an IPv4 or IPv6 address or CIDR block such as "
+    "203.0.113.0/24 or 2001:db8::/32",
+    "bucket": "must be a bucket name: lowercase letters, digits, '.' and '-', starting and "
+    "ending with a letter or digit, no two dots in a row",
     "memory": "must be a Kubernetes quantity such as 16Gi",
     "cpu": "must be a Kubernetes quantity such as 4 or 500m",
     "maxStorageRequest": "must be a Kubernetes quantity such as 100Gi",
@@ -433,10 +442,27 @@ def parse_input(raw: Any) -> FunctionInput:
     except InvalidClaimError as exc:
         raise InvalidClaimError([*errors, *exc.errors]) from None
     errors.extend(fleet_checks.image_errors(inputs))
+    errors.extend(chart_override_errors(inputs))
     errors.extend(values_override_errors(inputs))
     if errors:
         raise InvalidClaimError(errors)
     return inputs
+
+
+def chart_override_errors(inputs: FunctionInput) -> list[ClaimError]:
+    """``spec.charts``: every key names a chart of the catalogue, or the override does nothing."""
+    return [
+        ClaimError(
+            # A key that is not printable stays out of the path; the message shows it escaped.
+            format_path((component,), root="input.spec.charts")
+            if component.isprintable()
+            else "input.spec.charts",
+            f"no component is named {_shown(component)}, so this override would never be "
+            f"used; the keys are the catalogue's components: {', '.join(CHART_COMPONENTS)}",
+        )
+        for component in sorted(inputs.spec.charts)
+        if component not in CHART_COMPONENTS
+    ]
 
 
 def values_override_errors(inputs: FunctionInput) -> list[ClaimError]:

@@ -229,6 +229,137 @@ def _cases() -> list[Invalid]:
             "spec.scaling.maxReplicas: 2 is less than minReplicas 4",
             ("spec.scaling.minReplicas: Invalid value", "minReplicas must not exceed maxReplicas"),
         ),
+        # One cluster listed twice (the identities of the one-platform-per-cluster rule).
+        Invalid(
+            "same-providerconfig", p,
+            platform([existing("same-providerconfig"), existing("same-providerconfig", name="k3s-2")]),
+            "spec.clusters[1]: cluster 'k3s-2' is the same cluster as spec.clusters[0] ('k3s'): "
+            "both use the ProviderConfig invalid-same-providerconfig",
+            ("spec.clusters: Invalid value", "two clusters use the same kubeconfig.providerConfigName; list each cluster once"),
+        ),
+        Invalid(
+            "same-secret", p,
+            platform([
+                existing("same-secret", kubeconfig={"secretRef": {"name": "invalid-same-secret", "namespace": NAMESPACE}}),
+                existing(
+                    "same-secret", name="k3s-2",
+                    kubeconfig={"secretRef": {"name": "invalid-same-secret", "namespace": NAMESPACE, "key": "kubeconfig"}},
+                ),
+            ]),
+            "spec.clusters[1]: cluster 'k3s-2' is the same cluster as spec.clusters[0] ('k3s'): "
+            f"both use the kubeconfig Secret {NAMESPACE}/invalid-same-secret key kubeconfig",
+            ("spec.clusters: Invalid value", "two clusters use the same kubeconfig Secret key; list each cluster once"),
+        ),
+        Invalid(
+            "same-eks", p,
+            platform([
+                cloud("same-eks", "aws"),
+                {**cloud("same-eks", "aws", name="aws-2"),
+                 "kubeconfig": {"secretRef": {"name": "invalid-same-eks-2", "namespace": NAMESPACE}}},
+            ]),
+            "spec.clusters[1]: cluster 'aws-2' is the same cluster as spec.clusters[0] ('aws-1'): "
+            "both use the EKS cluster us-east-1/eks-same-eks",
+            ("spec.clusters: Invalid value",
+             "two clusters name the same EKS cluster (region and aws.clusterName); list each cluster once"),
+        ),
+        Invalid(
+            "same-gke", p,
+            platform([
+                cloud("same-gke", "gcp"),
+                {**cloud("same-gke", "gcp", name="gcp-2"),
+                 "kubeconfig": {"secretRef": {"name": "invalid-same-gke-2", "namespace": NAMESPACE}}},
+            ]),
+            "spec.clusters[1]: cluster 'gcp-2' is the same cluster as spec.clusters[0] ('gcp-1'): "
+            "both use the GKE cluster invalid-claims/us-central1/gke-same-gke",
+            ("spec.clusters: Invalid value",
+             "two clusters name the same GKE cluster (gcp.project, region and gcp.clusterName); list each cluster once"),
+        ),
+        Invalid(
+            "same-aks", p,
+            platform([
+                cloud("same-aks", "azure"),
+                # Azure resource ids ignore case.
+                {**cloud("same-aks", "azure", name="azure-2"),
+                 "kubeconfig": {"secretRef": {"name": "invalid-same-aks-2", "namespace": NAMESPACE}},
+                 "azure": {"resourceGroupName": "rg-invalid",
+                           "clusterId": cloud("same-aks", "azure")["azure"]["clusterId"].replace("aks-same", "AKS-same")}},
+            ]),
+            "spec.clusters[1]: cluster 'azure-2' is the same cluster as spec.clusters[0] ('azure-1'): "
+            "both use the AKS cluster /subscriptions/",
+            ("spec.clusters: Invalid value", "two clusters name the same AKS cluster (azure.clusterId); list each cluster once"),
+        ),
+        # A fleet's cache without what its provider reads, or with a bucket it refuses.
+        Invalid(
+            "cache-s3-no-region", f,
+            fleet("cache-s3-no-region", cache={"provider": "s3", "bucket": "models"}),
+            "spec.cache.region: required when provider is s3",
+            ("spec.cache.region: Invalid value", "region is required when provider is s3"),
+        ),
+        Invalid(
+            "cache-gcs-no-account", f,
+            fleet("cache-gcs-no-account", cache={"provider": "gcs", "bucket": "models"}),
+            "spec.cache.gcpServiceAccount: required when provider is gcs",
+            ("spec.cache.gcpServiceAccount: Invalid value", "gcpServiceAccount is required when provider is gcs"),
+        ),
+        Invalid(
+            "cache-azure-no-account", f,
+            fleet("cache-azure-no-account", cache={"provider": "azureblob", "bucket": "models", "azureClientId": "x"}),
+            "spec.cache.account: required when provider is azureblob",
+            ("spec.cache.account: Invalid value", "account is required when provider is azureblob"),
+        ),
+        Invalid(
+            "cache-azure-no-client", f,
+            fleet("cache-azure-no-client", cache={"provider": "azureblob", "bucket": "models", "account": "models"}),
+            "spec.cache.azureClientId: required when provider is azureblob",
+            ("spec.cache.azureClientId: Invalid value", "azureClientId is required when provider is azureblob"),
+        ),
+        Invalid(
+            "cache-bucket-ip", f,
+            fleet("cache-bucket-ip", cache={"provider": "minio", "bucket": "10.0.0.1"}),
+            "spec.cache.bucket: '10.0.0.1' is formatted as an IP address",
+            ("spec.cache.bucket: Invalid value", "a bucket name must not be an IP address"),
+        ),
+        Invalid(
+            "cache-azure-container", f,
+            fleet(
+                "cache-azure-container",
+                cache={"provider": "azureblob", "bucket": "my.models", "account": "models", "azureClientId": "x"},
+            ),
+            "spec.cache.bucket: 'my.models' is not an Azure blob container name",
+            ("spec.cache.bucket: Invalid value",
+             "an Azure blob container name has only lowercase letters, digits and single hyphens between them"),
+        ),
+        # Exposure: callers that are networks, a TLS Secret name that is a name.
+        Invalid(
+            "exposure-host-bits", f,
+            fleet(
+                "exposure-host-bits", ingress="contour",
+                exposure={"host": "llama.example.com", "tlsSecretName": "llama-tls", "allowedSourceRanges": ["10.0.0.1/8"]},
+            ),
+            "spec.exposure.allowedSourceRanges[0]: '10.0.0.1/8' has host bits set; use its network 10.0.0.0/8",
+            ("spec.exposure.allowedSourceRanges: Invalid value",
+             "allowedSourceRanges must be IP addresses or CIDR blocks without host bits (10.0.0.0/8, not 10.0.0.1/8)"),
+        ),
+        Invalid(
+            "exposure-secret-name", f,
+            fleet(
+                "exposure-secret-name", ingress="contour",
+                exposure={"host": "llama.example.com", "tlsSecretName": "certs/" + "a" * 254,
+                          "allowedSourceRanges": ["10.0.0.0/8"]},
+            ),
+            "spec.exposure.tlsSecretName: the Secret name is 254 characters",
+            ("spec.exposure.tlsSecretName: Invalid value", "the Secret name in tlsSecretName must be at most 253 characters"),
+        ),
+        Invalid(
+            "trigger-setting-name", f,
+            fleet(
+                "trigger-setting-name",
+                scaling={"metrics": [{"type": "cron", "metadata": {"time zone": "UTC"}}]},
+            ),
+            "spec.scaling.metrics[0].metadata: setting name 'time zone' is not printable ASCII without spaces",
+            ("spec.scaling.metrics[0].metadata: Invalid value",
+             "trigger setting names must be printable ASCII without spaces, at most 63 characters"),
+        ),
         # --- OpenAPI: enums, patterns, list keys, types, required fields ------------
         Invalid(
             "unknown-cloud", p,
@@ -262,6 +393,44 @@ def _cases() -> list[Invalid]:
             platform([existing("replicas-not-int")], [{"name": "llama2", "model": "llama2", "replicas": "three"}]),
             "spec.models[0].replicas: ",
             ("spec.models[0].replicas: Invalid value", "must be of type integer"),
+        ),
+        Invalid(
+            "storage-zero", p,
+            platform([existing("storage-zero")], [{"name": "llama2", "model": "llama2", "storage": {"size": "0"}}]),
+            "spec.models[0].storage.size: '0' must be a Kubernetes quantity greater than zero",
+            ('spec.models[0].storage.size: Invalid value: "0"', "should match"),
+        ),
+        Invalid(
+            "exposure-not-an-address", f,
+            fleet(
+                "exposure-not-an-address", ingress="contour",
+                exposure={"host": "llama.example.com", "tlsSecretName": "llama-tls",
+                          "allowedSourceRanges": ["999.999.999.999/99"]},
+            ),
+            "spec.exposure.allowedSourceRanges[0]: '999.999.999.999/99' must be an IPv4 or IPv6 address",
+            ('spec.exposure.allowedSourceRanges[0]: Invalid value: "999.999.999.999/99"', "should match"),
+        ),
+        Invalid(
+            "exposure-host-label", f,
+            fleet(
+                "exposure-host-label", ingress="contour",
+                exposure={"host": "a" * 64 + ".example.com", "tlsSecretName": "llama-tls",
+                          "allowedSourceRanges": ["10.0.0.0/8"]},
+            ),
+            "spec.exposure.host: ",
+            ("spec.exposure.host: Invalid value", "should match"),
+        ),
+        Invalid(
+            "cache-bucket-dots", f,
+            fleet("cache-bucket-dots", cache={"provider": "minio", "bucket": "a..b"}),
+            "spec.cache.bucket: 'a..b' must be a bucket name",
+            ('spec.cache.bucket: Invalid value: "a..b"', "should match"),
+        ),
+        Invalid(
+            "trigger-type-control", f,
+            fleet("trigger-type-control", scaling={"metrics": [{"type": "cron\u001b[2J", "metadata": {}}]}),
+            "spec.scaling.metrics[0].type: ",
+            ("spec.scaling.metrics[0].type: Invalid value", "should match"),
         ),
         Invalid(
             "fleet-no-target", f,

@@ -20,6 +20,7 @@ WORKLOAD = "ollama"  # Deployment, Service, Knative Service, ScaledObject, HTTPP
 PORT = 11434
 POLLING_INTERVAL = 15
 
+
 def namespace_for(xr_name: str) -> str:
     """Return the namespace of a fleet's objects: ``ollama-<xr name>`` as a DNS label."""
     return naming.model_namespace(xr_name)

@@ -195,9 +195,7 @@ Cidr = Annotated[str, StringConstraints(pattern=CIDR_PATTERN, min_length=2, max_
 # A host name: RFC 1123 labels of at most 63 characters (253 in all, maxLength).
 _HOST_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 HOSTNAME_PATTERN = rf"^{_HOST_LABEL}(\.{_HOST_LABEL})*$"
-Hostname = Annotated[
-    str, StringConstraints(pattern=HOSTNAME_PATTERN, min_length=1, max_length=253)
-]
+Hostname = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN, min_length=1, max_length=253)]
 # A TLS Secret: ``name`` in the model's namespace, or ``namespace/name`` (delegated):
 # a namespace (a label, at most 63 characters) and a name (a subdomain, at most 253,
 # a CEL rule below: a pattern cannot bound one part of the value).

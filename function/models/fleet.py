@@ -26,9 +26,11 @@ from function.models.common import (
     Policies,
     Policy,
     Resources,
+    Rule,
     Serving,
     Storage,
     StorageClassName,
+    cel,
 )
 from function.models.common import Scaling as BaseScaling
 from function.models.platform import ClusterName, ModelName
@@ -37,18 +39,44 @@ Name = DnsSubdomain
 
 
 _SHORT: dict[str, Any] = {"type": "string", "maxLength": 253}
+# A KEDA trigger's type and setting names: printable ASCII without spaces; its
+# settings: any text without control characters (no newline, tab or escape).
+TRIGGER_WORD_PATTERN = PRINTABLE_PATTERN
+TRIGGER_SETTING_PATTERN = r"^[^\x00-\x1F\x7F-\x9F]*$"
+MAX_TRIGGER_SETTINGS = 32
+MAX_TRIGGER_SETTING_CHARS = 1024
+MAX_TRIGGER_WORD_CHARS = 63
 KEDA_TRIGGER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type"],
     "properties": {
-        "type": {"type": "string", "minLength": 1, "maxLength": 63},
-        "name": {"type": "string", "maxLength": 63},
+        "type": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_TRIGGER_WORD_CHARS,
+            "pattern": TRIGGER_WORD_PATTERN,
+        },
+        "name": {"type": "string", "maxLength": MAX_TRIGGER_WORD_CHARS},
         "metricType": {"type": "string", "enum": ["AverageValue", "Utilization", "Value"]},
         "useCachedMetrics": {"type": "boolean"},
         "metadata": {
             "type": "object",
-            "maxProperties": 32,
-            "additionalProperties": {"type": "string", "maxLength": 1024},
+            "maxProperties": MAX_TRIGGER_SETTINGS,
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_TRIGGER_SETTING_CHARS,
+                "pattern": TRIGGER_SETTING_PATTERN,
+            },
+            "x-kubernetes-validations": [
+                {
+                    "rule": (
+                        f"self.all(k, size(k) <= {MAX_TRIGGER_WORD_CHARS} && "
+                        f"k.matches('{TRIGGER_WORD_PATTERN}'))"
+                    ),
+                    "message": "trigger setting names must be printable ASCII without spaces, "
+                    f"at most {MAX_TRIGGER_WORD_CHARS} characters",
+                }
+            ],
         },
         "authenticationRef": {
             "type": "object",
@@ -120,7 +148,20 @@ class CacheProvider(StrEnum):
     MINIO = "minio"
 
 
-_BUCKET = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9.]*[a-z0-9]$", max_length=63)]
+# S3 and GCS bucket names (MinIO's too): 3 to 63 lowercase letters, digits, dots and
+# hyphens, alphanumeric at both ends, no two dots in a row; not an IP address (CEL).
+# An Azure blob container: letters, digits and single hyphens only (CEL).
+BUCKET_PATTERN = r"^[a-z0-9]((\.?[-a-z0-9])*\.?[a-z0-9])?$"
+IP_ADDRESS_PATTERN = r"^[0-9]{1,3}([.][0-9]{1,3}){3}$"  # [.]: CEL strings take no \.
+AZURE_CONTAINER_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+_BUCKET = Annotated[str, StringConstraints(pattern=BUCKET_PATTERN, min_length=3, max_length=63)]
+# What each provider's remote reads besides the bucket (fleet/cache.py).
+CACHE_REQUIRED: dict[CacheProvider, tuple[str, ...]] = {
+    CacheProvider.S3: ("region",),
+    CacheProvider.GCS: ("gcpServiceAccount",),
+    CacheProvider.AZURE_BLOB: ("account", "azureClientId"),
+    CacheProvider.MINIO: (),
+}
 _TEXT = Annotated[str, StringConstraints(pattern=PRINTABLE_PATTERN, max_length=512)]
 _URL = Annotated[str, StringConstraints(pattern=r"^https://[^\s]+$", max_length=512)]
 
@@ -131,6 +172,29 @@ class Cache(ApiModel):
     The platform fills it in for cloud clusters with a bucket; without it, pods pull
     from the registry only.
     """
+
+    model_config = cel(
+        *[
+            Rule(
+                f"self.provider != '{provider.value}' || has(self.{field})",
+                f"{field} is required when provider is {provider.value}",
+                f".{field}",
+            )
+            for provider, fields in CACHE_REQUIRED.items()
+            for field in fields
+        ],
+        Rule(
+            f"self.provider == 'azureblob' || !self.bucket.matches('{IP_ADDRESS_PATTERN}')",
+            "a bucket name must not be an IP address",
+            ".bucket",
+        ),
+        Rule(
+            f"self.provider != 'azureblob' || self.bucket.matches('{AZURE_CONTAINER_PATTERN}')",
+            "an Azure blob container name has only lowercase letters, digits and single "
+            "hyphens between them",
+            ".bucket",
+        ),
+    )
 
     provider: CacheProvider
     bucket: _BUCKET = Field(description="Bucket (S3, GCS, MinIO) or blob container (Azure).")

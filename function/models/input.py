@@ -82,6 +82,9 @@ DEFAULT_CHARTS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# The keys ``spec.charts`` may use: the catalogue's components.
+CHART_COMPONENTS = tuple(sorted(DEFAULT_CHARTS))
+
 # Release name (the key of ``spec.values``) -> its chart in the catalogue. Both
 # Istio gateways are Releases of the one gateway chart.
 COMPONENT_CHARTS: dict[str, str] = {
@@ -158,6 +161,15 @@ class InputSpec(ApiModel):
     charts: dict[str, Chart] = Field(
         default_factory=dict,
         description="Chart overrides keyed by component (cilium, istiod, kyverno, ...).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, k in [{', '.join(repr(c) for c in CHART_COMPONENTS)}])",
+                    "message": "every key of charts must be a component of the catalogue: "
+                    + ", ".join(CHART_COMPONENTS),
+                }
+            ]
+        },
     )
     ollama_image: Image = Field(default=DEFAULT_OLLAMA_IMAGE, alias="ollamaImage")
     cache_image: Image = Field(

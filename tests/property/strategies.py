@@ -15,6 +15,7 @@ function's error must name.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import string
 from collections.abc import Callable, Mapping
@@ -26,7 +27,12 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from function.quantity import QUANTITY_PATTERN, is_quantity, parse_quantity
+from function.quantity import (
+    POSITIVE_QUANTITY_PATTERN,
+    QUANTITY_PATTERN,
+    is_quantity,
+    parse_quantity,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 XRD = ROOT / "xrds" / "xollamaplatforms.openhands.ai.yaml"
@@ -121,8 +127,9 @@ def _string(node: Mapping[str, Any]) -> st.SearchStrategy[str]:
         return st.sampled_from(list(node["enum"]))
     if "pattern" in node:
         drawn = st.from_regex(node["pattern"], fullmatch=True, alphabet=PATTERN_ALPHABET)
-        if node["pattern"] == QUANTITY_PATTERN:
-            drawn = st.one_of(st.sampled_from(QUANTITY_EDGES), drawn)
+        if node["pattern"] in (QUANTITY_PATTERN, POSITIVE_QUANTITY_PATTERN):
+            edges = [q for q in QUANTITY_EDGES if re.fullmatch(node["pattern"], q)]
+            drawn = st.one_of(st.sampled_from(edges), drawn)
         return drawn.filter(lambda s: low <= len(s) <= high)
     return st.text(TEXT_ALPHABET, min_size=low, max_size=min(high, max(low, TEXT_CAP)))
 
@@ -249,6 +256,8 @@ def _repair_policies(draw: Draw, spec: dict[str, Any]) -> None:
     if _effective(spec, "policies") != "enforce":
         return
     limit = (spec.get("policy") or {}).get("maxStorageRequest", "100Gi")
+    if parse_quantity(limit) == 0:  # no model's storage (always above zero) fits
+        limit = spec["policy"]["maxStorageRequest"] = "1Gi"
 
     def refused(model: Mapping[str, Any]) -> bool:
         size = (model.get("storage") or {}).get("size", "50Gi")
@@ -267,10 +276,32 @@ def _repair_policies(draw: Draw, spec: dict[str, Any]) -> None:
             model.setdefault("storage", {})["size"] = limit
 
 
+def _repair_same_cluster(spec: dict[str, Any]) -> None:
+    """No two entries may reach one cluster: rename what a later entry shares."""
+    from function.exclusive import identities  # the identities the function compares
+
+    seen: set[str] = set()
+    for j, cluster in enumerate(spec["clusters"]):
+        if identities(cluster) & seen:
+            own = f"{cluster['name']}-{j}"  # names are unique, and so is this
+            kube = cluster["kubeconfig"]
+            if "secretRef" in kube:
+                kube["secretRef"] = {**kube["secretRef"], "name": f"{own}-kubeconfig"}
+            else:
+                kube["providerConfigName"] = f"{own}-pc"
+            if cluster["cloud"] in ("aws", "gcp"):
+                cluster[cluster["cloud"]]["clusterName"] = f"k-{own}"
+            if cluster["cloud"] == "azure":
+                head = cluster["azure"]["clusterId"].rsplit("/", 1)[0]
+                cluster["azure"]["clusterId"] = f"{head}/aks-{own}"
+        seen |= identities(cluster)
+
+
 def repair(draw: Draw, spec: dict[str, Any]) -> dict[str, Any]:
     """Make a schema-valid spec satisfy every cross-field rule (mutates and returns it)."""
     for cluster in spec["clusters"]:
         _repair_cluster(draw, cluster)
+    _repair_same_cluster(spec)
     names = [c["name"] for c in spec["clusters"]]
     for model in spec.get("models", []):
         _repair_model(draw, model, names)
@@ -302,12 +333,39 @@ def _repair_fit(spec: dict[str, Any]) -> None:
             resources["memory"], resources["cpu"] = "1Gi", "500m"
 
 
+DOCUMENTATION_RANGE = ipaddress.ip_network("192.0.2.0/24")
+
+
 def _repair_exposure(spec: dict[str, Any]) -> None:
-    """Public exposure needs Contour and deployment serving; drop it elsewhere."""
+    """Public exposure needs Contour and deployment serving; drop it elsewhere.
+
+    Where it stays, its callers are distinct networks without host bits and its
+    TLS Secret name at most 253 characters (the XRD's CEL rules).
+    """
     if _effective(spec, "ingress") == "contour" and _effective(spec, "serving") == "deployment":
+        for model in spec.get("models", []):
+            if "exposure" in model:
+                _repair_exposure_values(model["exposure"])
         return
     for model in spec.get("models", []):
         model.pop("exposure", None)
+
+
+def _repair_exposure_values(exposure: dict[str, Any]) -> None:
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for text in exposure["allowedSourceRanges"]:
+        try:  # the network of what the pattern drew, in its canonical form
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            network = DOCUMENTATION_RANGE
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
+            network = DOCUMENTATION_RANGE
+        if network not in networks:
+            networks.append(network)
+    exposure["allowedSourceRanges"] = [str(n) for n in networks]
+    namespace, slash, name = exposure["tlsSecretName"].rpartition("/")
+    if len(name) > 253:
+        exposure["tlsSecretName"] = f"{namespace}{slash}{name[-253:].lstrip('.-')}"
 
 
 def _repair_scale_to_zero(spec: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ def pool_min(state: dict[str, dict[str, Any]], cluster: str) -> int:
 
 CPU_MODEL = {"name": "small", "model": "tinyllama", "resources": {"gpu": False}}
 GPU_MODEL = {"name": "llama2", "model": "llama2"}
+SUBNETS = ["subnet-0a1b2c3d4e5f60718"]
 
 
 @pytest.mark.parametrize("cloud", ["aws", "azure"])
@@ -61,7 +62,10 @@ def test_gke_never_gets_the_operator_but_its_pool_still_scales_to_zero() -> None
 
 def test_only_the_clusters_a_gpu_model_targets_get_gpus() -> None:
     spec = {
-        "clusters": [cluster_dict("aws-1", "aws"), cluster_dict("aws-2", "aws")],
+        "clusters": [
+            cluster_dict("aws-1", "aws"),
+            cluster_dict("aws-2", "aws", aws={"clusterName": "eks-2", "subnetIds": SUBNETS}),
+        ],
         "models": [{**GPU_MODEL, "clusters": ["aws-1"]}],
     }
     state = final(spec)

@@ -185,6 +185,7 @@ def test_cluster_status_counts_only_its_own_resources() -> None:
     first = copy.deepcopy(xr["spec"]["clusters"][0])  # aws-east
     first["name"] = "aws"
     first["kubeconfig"] = {"secretRef": {"name": "aws-kc", "namespace": "crossplane-system"}}
+    first["aws"] = {**first["aws"], "clusterName": "eks-other"}  # another cluster
     xr["spec"]["clusters"].append(first)
     final = walk(xr)[-1]
     final["aws-east-release-cilium"]["status"]["conditions"][0]["status"] = "False"

@@ -109,8 +109,12 @@ def test_calls_in_flight_finish_after_a_signal(sig: signal.Signals, large: Any) 
     in_flight = lines["shutting down"]["in_flight"]
     assert in_flight >= 1  # the server was answering calls when the signal came
     assert lines["stopped"]["unfinished"] == 0
+    assert lines["stopped"]["cancelled"] == 0  # the grace was enough
     assert lines["stopped"]["answered"] >= in_flight
+    assert b"Traceback" not in err
     answered = [r for r, done in results if isinstance(r, fnv1.RunFunctionResponse)]
+    # the server's count is what the clients saw
+    assert lines["stopped"]["answered_in_all"] == len(answered)
     assert all(not r.results for r in answered)
     assert len([1 for r, done in results if done > sent and r in answered]) >= in_flight
     # Calls that had not reached the server yet are refused, never left hanging.
@@ -171,3 +175,34 @@ def test_the_benchmark_claims_are_valid_and_compose_what_they_claim() -> None:
         parse_platform(xr["spec"], FunctionInput())
     largest = largest_xr()
     assert (len(largest["spec"]["clusters"]), len(largest["spec"]["models"])) == (16, 32)
+
+
+def test_a_grace_that_runs_out_cuts_calls_off_in_json_and_counts_them(large: Any) -> None:
+    """Before the fix the cut-off plans printed bare tracebacks and went uncounted."""
+    proc, port = start("--cache-size", "0", "--shutdown-grace", "0.05")
+
+    async def go() -> list[tuple[Any, float]]:
+        calls = []
+        for i in range(40):  # ~75 ms of planning each, two at a time: 1.5 s of work
+            req = fnv1.RunFunctionRequest()
+            req.CopyFrom(large)
+            req.meta.tag = f"cut-{i}"
+            calls.append(asyncio.ensure_future(call(port, req)))
+        await asyncio.sleep(0.3)  # calls received, the first ones planning
+        proc.send_signal(signal.SIGTERM)
+        return await asyncio.gather(*calls)
+
+    results = asyncio.run(go())
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err and b"Traceback" not in out
+    entries = [json.loads(line) for line in out.decode().splitlines()]  # every line is JSON
+    stopped = next(e for e in entries if e["msg"] == "stopped")
+    answered = [r for r, _ in results if isinstance(r, fnv1.RunFunctionResponse)]
+    assert stopped["cancelled"] >= 1
+    assert stopped["answered_in_all"] == len(answered)
+    assert stopped["cancelled"] + len(answered) <= len(results)
+    # the calls given up on get a clean UNAVAILABLE, which Crossplane retries
+    refused = {r for r, _ in results if not isinstance(r, fnv1.RunFunctionResponse)}
+    assert grpc.StatusCode.UNAVAILABLE in refused
+    assert refused <= {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
