@@ -335,9 +335,14 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         return rsp
 
     async def drain(self, grace: float) -> bool:
-        """Wait up to ``grace`` seconds for the calls in flight; True when none is left."""
-        if self._waiting:
-            await asyncio.wait(set(self._waiting), timeout=grace)
+        """Wait up to ``grace`` seconds for the calls in flight; True when none is left.
+
+        Calls accepted while the server was stopping join the wait too.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._waiting and loop.time() < deadline:
+            await asyncio.wait(set(self._waiting), timeout=deadline - loop.time())
         return not self._waiting
 
     def give_up(self) -> None:

@@ -156,7 +156,13 @@ def aks_node_pool(ctx: ClusterContext) -> Composed:
 
 
 def storage_account(ctx: ClusterContext) -> Composed:
-    """Build the storage account for model artefacts: HTTPS and TLS 1.2 only, no public blobs."""
+    """Build the storage account for model artefacts: HTTPS and TLS 1.2 only, no public blobs.
+
+    No static keys: every consumer authenticates with Entra ID (the models by
+    workload identity, the provider through the management plane, where the
+    container is created by the account's id), so Shared Key (account keys and the
+    SAS they sign) and local users are off, and the portal defaults to Entra ID.
+    """
     body = managed_resource(
         ctx,
         STORAGE_ACCOUNT_API,
@@ -172,6 +178,9 @@ def storage_account(ctx: ClusterContext) -> Composed:
             "httpsTrafficOnlyEnabled": True,
             "allowNestedItemsToBePublic": False,
             "crossTenantReplicationEnabled": False,
+            "sharedAccessKeyEnabled": False,
+            "localUserEnabled": False,
+            "defaultToOauthAuthentication": True,
             "blobProperties": {"versioningEnabled": ctx.spec.bucket.versioning},
             "tags": cloud_tags(ctx),
         },

@@ -36,7 +36,11 @@ put ``k8sServiceHost`` and ``k8sServicePort`` (and any other cluster fact) in th
 cluster values ConfigMap on the control plane:
 
     namespace: ``crossplane-system`` (``VALUES_NAMESPACE``)
-    name: ``<XR name>-<cluster name>-cilium-values`` (``cilium_values_configmap``)
+    name: ``<claim namespace>.<claim name>.<cluster name>.cilium-values`` for a claim,
+        ``<XR name>.<cluster name>.cilium-values`` for an XR made without one
+        (``cilium_values_configmap``): names the user knows before applying the
+        claim, so the ConfigMap can be prepared first. The dots keep the parts
+        apart (namespaces and cluster names have none).
     key: ``values.yaml``
 
 provider-helm merges ``valuesFrom`` first and the inline values over them, so the
@@ -89,8 +93,14 @@ HUBBLE_METRICS = ["dns:query;ignoreAAAA", "drop", "tcp", "flow", "icmp", "http"]
 
 
 def cilium_values_configmap(ctx: ClusterContext) -> str:
-    """Name of the optional ConfigMap with this cluster's Cilium values (see module doc)."""
-    return f"{ctx.platform.name}-{ctx.name}-cilium-values"
+    """Name of the ConfigMap with this cluster's Cilium values (see module doc).
+
+    Built from what the user chooses (claim namespace and name, or the XR's own
+    name, and the cluster), never from the generated XR name.
+    """
+    p = ctx.platform
+    owner = f"{p.claim_namespace}.{p.claim_name}" if p.claim_name and p.claim_namespace else p.name
+    return f"{owner}.{ctx.name}.cilium-values"
 
 
 def cilium_cloud_values(cloud: Cloud) -> dict[str, Any]:

@@ -38,6 +38,13 @@ def test_buckets_are_private_encrypted_and_versioned() -> None:
     assert account["httpsTrafficOnlyEnabled"] is True
     assert account["allowNestedItemsToBePublic"] is False
     assert out["azure-east-container"]["spec"]["forProvider"]["containerAccessType"] == "private"
+    # no static keys where identity is used: Shared Key (account keys, SAS) and local
+    # users off; the container is created through the management plane by account id
+    assert account["sharedAccessKeyEnabled"] is False
+    assert account["localUserEnabled"] is False
+    assert account["defaultToOauthAuthentication"] is True
+    assert "storageAccountIdSelector" in out["azure-east-container"]["spec"]["forProvider"]
+    assert "storageAccountName" not in out["azure-east-container"]["spec"]["forProvider"]
 
 
 def test_model_pods_run_as_non_root() -> None:

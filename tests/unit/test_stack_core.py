@@ -144,8 +144,22 @@ def test_cilium_cluster_values_come_from_a_configmap_required_only_on_gcp(cloud:
     (source,) = for_provider(cilium)["valuesFrom"]
     ref = source["configMapKeyRef"]
     assert ref["namespace"] == networking.VALUES_NAMESPACE == "crossplane-system"
-    assert ref["name"] == f"{ctx.platform.name}-{ctx.name}-cilium-values"
     assert ref["name"] == networking.cilium_values_configmap(ctx)
+    # an XR made without a claim: its own name, which its author chose
+    unclaimed = dataclasses.replace(
+        ctx, platform=dataclasses.replace(ctx.platform, claim_name="", claim_namespace="")
+    )
+    assert networking.cilium_values_configmap(unclaimed) == f"{ctx.platform.name}.{ctx.name}.cilium-values"
+    # a claim's: the claim's namespace and name, known before the claim is applied
+    # (the XR's generated name is not, so a ConfigMap named after it could only be
+    # created after the claim)
+    claimed = dataclasses.replace(
+        ctx,
+        platform=dataclasses.replace(
+            ctx.platform, name="team-x7k2p", claim_name="team", claim_namespace="ml"
+        ),
+    )
+    assert networking.cilium_values_configmap(claimed) == f"ml.team.{ctx.name}.cilium-values"
     assert ref["key"] == "values.yaml"
     assert ref["optional"] is (cloud != "gcp")
 
