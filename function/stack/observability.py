@@ -1,7 +1,9 @@
 """In-cluster observability: OpenTelemetry, Prometheus, Grafana, Loki and Jaeger.
 
 ``full`` installs the OpenTelemetry operator with one collector
-(``otel-collector.monitoring.svc``: OTLP in, Prometheus / Loki / Jaeger out),
+(``otel-collector.monitoring.svc``: OTLP in, Prometheus / Loki / Jaeger out) and a
+log agent on every node (``otel-logs``, a collector in daemonset mode that reads
+the container logs under ``/var/log/pods`` and ships them to Loki),
 kube-prometheus-stack, the Grafana operator with a Grafana, its data sources and
 the Ollama GPU dashboard, Loki (monolithic, filesystem) and Jaeger (all-in-one,
 in memory). ``metrics`` installs only kube-prometheus-stack and Grafana with the
@@ -52,6 +54,7 @@ JAEGER_OTLP_ENDPOINT = f"{JAEGER_FULLNAME}.{MONITORING_NAMESPACE}.svc:4317"
 JAEGER_QUERY_URL = f"http://{JAEGER_FULLNAME}.{MONITORING_NAMESPACE}.svc:16686"
 
 PROMETHEUS_DATASOURCE_UID = "prometheus"
+LOKI_DATASOURCE_UID = "loki"  # the data source's uid is its name (grafana_datasource_manifest)
 DASHBOARD_NAME = "ollama-gpu"
 
 # Clusters whose control plane the cloud runs: their scheduler, controller
@@ -143,6 +146,82 @@ def otel_collector_manifest() -> dict[str, Any]:
     }
 
 
+# The node log agent: the kubelet writes every container's log under
+# /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log (CRI format).
+LOG_AGENT_NAME = "otel-logs"
+POD_LOGS = "/var/log/pods"
+
+
+def log_agent_config() -> dict[str, Any]:
+    """The node agent's pipeline: container log files -> Loki's OTLP endpoint.
+
+    The ``container`` operator parses the CRI line format and sets
+    ``k8s.namespace.name``, ``k8s.pod.name``, ``k8s.container.name`` and the pod
+    uid from the file's path, which Loki indexes as labels (``k8s_namespace_name``
+    ...); no API access is needed. The agent's own logs are left out, and files
+    are read from their end, so a restart does not ship old lines twice.
+    """
+    own = f"{POD_LOGS}/{MONITORING_NAMESPACE}_{LOG_AGENT_NAME}-collector-*/*/*.log"
+    return {
+        "receivers": {
+            "filelog": {
+                "include": [f"{POD_LOGS}/*/*/*.log"],
+                "exclude": [own],
+                "start_at": "end",
+                "include_file_path": True,
+                "include_file_name": False,
+                "operators": [{"type": "container", "id": "container-parser"}],
+            }
+        },
+        "processors": {
+            "memory_limiter": {"check_interval": "1s", "limit_mib": 200},
+            "batch": {"timeout": "1s", "send_batch_size": 1024},
+        },
+        "exporters": {"otlphttp/loki": {"endpoint": LOKI_OTLP_ENDPOINT}},
+        "service": {
+            "pipelines": {
+                "logs": {
+                    "receivers": ["filelog"],
+                    "processors": ["memory_limiter", "batch"],
+                    "exporters": ["otlphttp/loki"],
+                }
+            }
+        },
+    }
+
+
+def log_agent_manifest() -> dict[str, Any]:
+    """The node log agent: a collector on every node, GPU and otherwise tainted ones included.
+
+    It tolerates every taint (a log agent belongs on every node) and reads the
+    host's pod logs read-only, as root: the kubelet writes them owned by root.
+    """
+    return {
+        "apiVersion": "opentelemetry.io/v1beta1",
+        "kind": "OpenTelemetryCollector",
+        "metadata": {"name": LOG_AGENT_NAME, "namespace": MONITORING_NAMESPACE},
+        "spec": {
+            "mode": "daemonset",
+            "tolerations": [{"operator": "Exists"}],
+            "securityContext": {
+                "runAsUser": 0,
+                "runAsGroup": 0,
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumes": [{"name": "pod-logs", "hostPath": {"path": POD_LOGS}}],
+            "volumeMounts": [{"name": "pod-logs", "mountPath": POD_LOGS, "readOnly": True}],
+            # Above memory_limiter's 200 MiB, so the limiter acts before the OOM killer.
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"memory": "300Mi"},
+            },
+            "config": log_agent_config(),
+        },
+    }
+
+
 def _otel(ctx: ClusterContext) -> list[Composed]:
     operator = wrap.release(
         ctx,
@@ -160,7 +239,15 @@ def _otel(ctx: ClusterContext) -> list[Composed]:
         # ServiceMonitor CRD the operator writes to.
         after=(_ready(ctx, "opentelemetry-operator"), _ready(ctx, "kube-prometheus-stack")),
     )
-    return [operator, collector]
+    agent = wrap.k8s_object(
+        ctx,
+        "otel-logs",
+        log_agent_manifest(),
+        # The monitoring namespace comes with kube-prometheus-stack; Loki need not
+        # be up (the agent retries), so logs never hold the stack back.
+        after=(_ready(ctx, "opentelemetry-operator"), _ready(ctx, "kube-prometheus-stack")),
+    )
+    return [operator, collector, agent]
 
 
 # --- Prometheus --------------------------------------------------------------
@@ -279,8 +366,28 @@ def _panel(
     }
 
 
-def dashboard_json(mesh: Mesh) -> dict[str, Any]:
-    """Build the Ollama GPU dashboard: request rate (mesh), GPU use and memory (DCGM)."""
+# The models' namespaces (naming.model_namespace) as Loki labels them.
+MODEL_LOGS_QUERY = '{k8s_namespace_name=~"ollama-.+"}'
+
+
+def _logs_panel(panel_id: int, y: int) -> dict[str, Any]:
+    return {
+        "id": panel_id,
+        "type": "logs",
+        "title": "Model logs",
+        "datasource": {"type": "loki", "uid": LOKI_DATASOURCE_UID},
+        "gridPos": {"h": 10, "w": 24, "x": 0, "y": y},
+        "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending"},
+        "targets": [{"refId": "A", "expr": MODEL_LOGS_QUERY}],
+    }
+
+
+def dashboard_json(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
+    """Build the Ollama GPU dashboard: request rate (mesh), GPU use and memory (DCGM).
+
+    With ``logs`` (observability ``full``, where Loki and the node log agent run),
+    the models' logs beside their metrics.
+    """
     panels = [
         _panel(
             1,
@@ -311,6 +418,8 @@ def dashboard_json(mesh: Mesh) -> dict[str, Any]:
         panels.append(
             _panel(3, "Ollama request rate", query, legend=legend, unit="reqps", x=0, y=8)
         )
+    if logs:
+        panels.append(_logs_panel(4, y=16))
     return {
         "title": "Ollama GPU",
         "uid": DASHBOARD_NAME,
@@ -322,7 +431,7 @@ def dashboard_json(mesh: Mesh) -> dict[str, Any]:
     }
 
 
-def grafana_dashboard_manifest(mesh: Mesh) -> dict[str, Any]:
+def grafana_dashboard_manifest(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
     """Build the GrafanaDashboard carrying ``dashboard_json`` as sorted, stable JSON."""
     return {
         "apiVersion": "grafana.integreatly.org/v1beta1",
@@ -330,7 +439,7 @@ def grafana_dashboard_manifest(mesh: Mesh) -> dict[str, Any]:
         "metadata": {"name": DASHBOARD_NAME, "namespace": MONITORING_NAMESPACE},
         "spec": {
             "instanceSelector": _instance_selector(),
-            "json": json.dumps(dashboard_json(mesh), indent=2, sort_keys=True),
+            "json": json.dumps(dashboard_json(mesh, logs=logs), indent=2, sort_keys=True),
         },
     }
 
@@ -377,7 +486,7 @@ def _grafana(ctx: ClusterContext, *, full: bool) -> list[Composed]:
         wrap.k8s_object(
             ctx,
             f"grafana-dashboard-{DASHBOARD_NAME}",
-            grafana_dashboard_manifest(ctx.components.mesh),
+            grafana_dashboard_manifest(ctx.components.mesh, logs=full),
             after=after,
             cel_query=_synchronized("DashboardSynchronized"),
         )

@@ -130,7 +130,7 @@ def find_chart(name: str, version: str) -> Chart:
 # ``valuesFrom`` (the README documents each). Keyed by the reference's name suffix.
 VALUES_FROM_FIXTURES: dict[str, dict[str, Any]] = {
     # GKE native routing needs the cluster's pod CIDR (its clusterIpv4Cidr).
-    "-cilium-values": {"ipv4NativeRoutingCIDR": "10.64.0.0/14"},
+    ".cilium-values": {"ipv4NativeRoutingCIDR": "10.64.0.0/14"},
     # Linkerd's identity: the trust anchor and issuer (placeholders; helm only templates them).
     "linkerd-identity-issuer-values": {
         "identityTrustAnchorsPEM": "fake-trust",

@@ -10,8 +10,10 @@ manifests valid against the Kubernetes schemas and the CRDs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -69,23 +71,52 @@ def test_chart_renders_with_the_values_the_function_emits(
 
 
 def test_totals(by_chart: dict[str, list[rendered.Distinct]]) -> None:
-    """Print what was rendered and checked (and assert the corpus is not trivially small)."""
+    """What was rendered and checked: every Release of the corpus, every chart, every source.
+
+    Reads only the module's fixture (no other test's results), so it holds in any
+    order and alone.
+    """
     distinct = [d for ds in by_chart.values() for d in ds]
-    objects = 0
-    for d in distinct:
-        try:
-            objects += len(helm.template(d.render))
-        except helm.RenderError:
-            continue
+    objects: dict[str, int] = dict.fromkeys(by_chart, 0)
+    for chart, ds in by_chart.items():
+        for d in ds:
+            try:
+                objects[chart] += len(helm.template(d.render))
+            except helm.RenderError:
+                continue
     releases = rendered.release_count()
     line = (
         f"charts: {len(by_chart)} charts, {releases} Releases rendered "
-        f"({len(distinct)} distinct renders), {objects} objects checked, "
+        f"({len(distinct)} distinct renders), {sum(objects.values())} objects checked, "
         f"{time.monotonic() - STARTED:.1f}s"
     )
     helm.record_total(line)
-    assert len(by_chart) == len(CHART_NAMES)
+    # Every chart of the catalogue is rendered, and renders objects.
+    assert sorted(by_chart) == CHART_NAMES
+    assert not [c for c, n in objects.items() if n == 0], objects
+    # Deduplication loses no Release: every Release of every source and stage is behind a render.
+    corpus_releases = [where for where, _ in corpus.releases()]
+    assert releases == len(corpus_releases)
+    assert sorted(w for d in distinct for w in d.where) == sorted(corpus_releases)
     assert releases > len(distinct) > len(CHART_NAMES)
+    # Every platform example (under both profiles) and every option of the matrix is rendered.
+    covered = {w.split(" stage ", 1)[0] for d in distinct for w in d.where}
+    platforms = [
+        p.name
+        for p in sorted(corpus.EXAMPLES.iterdir())
+        if (p / "xr.yaml").exists() and load_docs(p / "xr.yaml")[0]["kind"] == "XOllamaPlatform"
+    ]
+    assert platforms
+    for name in platforms:
+        assert name in covered, name
+        assert {f"{name}@production", f"{name}@development"} & covered, name
+    options = {
+        f"multicloud+{option}={member.value}"
+        for option, enum in corpus.OPTIONS.items()
+        for member in enum
+        if (option, member.value) not in corpus.REFUSED
+    }
+    assert options <= covered, sorted(options - covered)
 
 
 # --- wiring ------------------------------------------------------------------------
@@ -419,18 +450,29 @@ def test_an_override_the_chart_schema_refuses_is_refused_before_helm() -> None:
         helm.template(helm.render_of(broken))
 
 
+@pytest.fixture(scope="module")
+def wiring_results(clusters: list[wiring.Cluster]) -> Callable[[str], tuple[int, list[str]]]:
+    """(links checked, problems) of one wiring check over every cluster, run once per check."""
+    done: dict[str, tuple[int, list[str]]] = {}
+
+    def result(check: str) -> tuple[int, list[str]]:
+        if check not in done:
+            links, problems = 0, []
+            for cluster in clusters:
+                count, found = wiring.CHECKS[check](cluster)
+                links += count
+                problems += [f"{cluster.label}: {p}" for p in found]
+            done[check] = (links, list(dict.fromkeys(problems)))
+        return done[check]
+
+    return result
+
+
 @pytest.mark.parametrize("check", sorted(wiring.CHECKS))
-def test_wiring(check: str, clusters: list[wiring.Cluster]) -> None:
-    problems: list[str] = []
-    links = 0
-    for cluster in clusters:
-        count, found = wiring.CHECKS[check](cluster)
-        links += count
-        problems += [f"{cluster.label}: {p}" for p in found]
-    unique = list(dict.fromkeys(problems))
+def test_wiring(check: str, wiring_results: Callable[[str], tuple[int, list[str]]]) -> None:
+    links, unique = wiring_results(check)
     assert not unique, f"{len(unique)} broken:\n" + "\n".join(unique[:30])
     assert links > 0, f"{check}: nothing to check"
-    WIRING[check] = links
 
 
 def test_wrapped_kinds_have_their_crds(clusters: list[wiring.Cluster]) -> None:
@@ -442,14 +484,43 @@ def test_wrapped_kinds_have_their_crds(clusters: list[wiring.Cluster]) -> None:
     assert not unique, f"{len(unique)} broken:\n" + "\n".join(unique[:30])
 
 
-WIRING: dict[str, int] = {}
+def test_wiring_totals(
+    clusters: list[wiring.Cluster], wiring_results: Callable[[str], tuple[int, list[str]]]
+) -> None:
+    """What the wiring checks covered: every cluster of every platform source, every check.
 
-
-def test_wiring_totals(clusters: list[wiring.Cluster]) -> None:
+    Runs the checks itself (once per module, shared with ``test_wiring``), so it
+    holds in any order and alone.
+    """
+    links = {check: wiring_results(check)[0] for check in sorted(wiring.CHECKS)}
     objects = sum(len(c.rendered) + len(c.wrapped) for c in clusters)
     line = (
         f"wiring: {len(clusters)} clusters, {objects} objects, links checked: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(WIRING.items()))
+        + ", ".join(f"{k} {v}" for k, v in links.items())
     )
     helm.record_total(line)
+    # Every check found something to check somewhere in the corpus.
+    assert not [k for k, v in links.items() if v == 0], links
+    # Every cluster of every source's ready state that runs Releases is checked, with its charts rendered.
+    expected = {s.label for s in corpus.cluster_states() if s.releases}
+    assert {c.label for c in clusters} == expected
+    assert not [c.label for c in clusters if not c.rendered or not c.releases]
     assert len(clusters) > 50
+
+
+def test_loki_gets_every_nodes_container_logs() -> None:
+    """Before the fix Loki was installed and nothing sent it a log line."""
+    clusters = _clusters_with({}, example="production")
+    _holds("log shipping", clusters)
+    _holds("GPU taints", clusters)  # the agent is a node agent that tolerates the GPU taint
+    agents = [a for c in clusters for a, _ in wiring._log_agents(c)]
+    assert agents
+    # the check fails when the agent is not there
+    loki_clusters = [c for c in clusters if any(wiring._name(s) == "loki-gateway" for s in c.of_kind("Service"))]
+    assert loki_clusters
+    stripped = [
+        dataclasses.replace(c, wrapped=[o for o in c.wrapped if o.get("kind") != "OpenTelemetryCollector" or o["spec"]["mode"] != "daemonset"])
+        for c in loki_clusters
+    ]
+    _, found = _run("log shipping", stripped)
+    assert any("no daemonset collector reads container logs" in p for p in found), found

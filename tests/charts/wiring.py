@@ -361,6 +361,10 @@ def node_agents(cluster: Cluster) -> list[tuple[str, list[dict[str, Any]]]]:
         if oc.get("apiVersion", "").startswith("csi.ceph.io/"):
             node = ((oc.get("spec") or {}).get("driverSpecDefaults") or {}).get("nodePlugin") or {}
             out.append((f"ceph-csi node plugins (OperatorConfig {_name(oc)})", list(node.get("tolerations") or [])))
+    for oc in cluster.of_kind("OpenTelemetryCollector"):
+        spec = oc.get("spec") or {}
+        if spec.get("mode") == "daemonset":
+            out.append((f"OpenTelemetryCollector {_ns(oc)}/{_name(oc)} (daemonset)", list(spec.get("tolerations") or [])))
     setting = _longhorn_setting(cluster)
     if setting is not None:
         out.append(("Longhorn CSI plugin and instance managers (taint-toleration setting)", setting))
@@ -703,6 +707,62 @@ def check_load_balancer_ports(cluster: Cluster) -> tuple[int, list[str]]:
     return len(balancers), problems
 
 
+# --- log shipping -----------------------------------------------------------------
+
+
+def _log_agents(cluster: Cluster) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    """(collector, log files it reads) for every daemonset collector with a filelog receiver."""
+    for oc in cluster.of_kind("OpenTelemetryCollector"):
+        spec = oc.get("spec") or {}
+        receivers = (spec.get("config") or {}).get("receivers") or {}
+        files = [f for k, r in receivers.items() if k.split("/")[0] == "filelog" for f in (r or {}).get("include") or []]
+        if spec.get("mode") == "daemonset" and files:
+            yield oc, files
+
+
+def _mounted_from_host(spec: Mapping[str, Any], path: str) -> bool:
+    """Whether ``path`` lies under a volumeMount of a hostPath volume with the same path."""
+    host = {v["name"]: v["hostPath"]["path"] for v in spec.get("volumes") or [] if "hostPath" in v}
+    return any(
+        m.get("name") in host
+        and host[m["name"]] == m.get("mountPath")
+        and path.startswith(str(m.get("mountPath")).rstrip("/") + "/")
+        for m in spec.get("volumeMounts") or []
+    )
+
+
+def check_log_shipping(cluster: Cluster) -> tuple[int, list[str]]:
+    """Where Loki runs, an agent on every node reads the pod logs and ships them to it."""
+    lokis = [s for s in cluster.of_kind("Service") if _name(s) == "loki-gateway"]
+    if not lokis:
+        return 0, []
+    problems = []
+    agents = list(_log_agents(cluster))
+    if not agents:
+        return 1, ["Loki runs but no daemonset collector reads container logs"]
+    for oc, files in agents:
+        spec = oc.get("spec") or {}
+        where = f"OpenTelemetryCollector {_ns(oc)}/{_name(oc)}"
+        if not any(f.startswith("/var/log/pods/") for f in files):
+            problems.append(f"{where}: reads {files}, not the kubelet's /var/log/pods")
+        problems += [f"{where}: {f} is not mounted from the host" for f in files if not _mounted_from_host(spec, f)]
+        if not tolerates(spec.get("tolerations") or [], {"key": "any.example/taint", "effect": "NoSchedule"}):
+            problems.append(f"{where}: does not tolerate every taint, so some nodes' logs are lost")
+        config = spec.get("config") or {}
+        exporters = config.get("exporters") or {}
+        pipelines = ((config.get("service") or {}).get("pipelines") or {}).values()
+        shipped = [
+            str((exporters.get(e) or {}).get("endpoint", ""))
+            for p in pipelines
+            if any(r.split("/")[0] == "filelog" for r in p.get("receivers") or [])
+            for e in p.get("exporters") or []
+        ]
+        to_loki = [e for e in shipped if (m := _SVC.match(e)) and (m["name"], m["ns"]) in {(_name(s), _ns(s)) for s in lokis}]
+        if not to_loki:
+            problems.append(f"{where}: its log pipeline exports to {shipped}, not to the Loki gateway")
+    return len(agents), problems
+
+
 # Service fields the API server refuses unless the Service is reachable from outside
 # the cluster (NodePort or LoadBalancer): validation that no CRD schema carries.
 _EXTERNAL_ONLY = ("externalTrafficPolicy", "healthCheckNodePort")
@@ -729,6 +789,7 @@ def check_service_types(cluster: Cluster) -> tuple[int, list[str]]:
 CHECKS = {
     "endpoints": check_endpoints,
     "Service types": check_service_types,
+    "log shipping": check_log_shipping,
     "ingress classes": check_ingress_classes,
     "storage classes": check_storage,
     "GPU taints": check_gpu_taints,
