@@ -177,9 +177,65 @@ class ObservedResource(dict[str, Any]):
             return None
 
 
+class SummaryLRU:
+    """Decoded summaries by the observed resource's serialised bytes, bounded like BytesLRU.
+
+    Between two calls most observed resources are unchanged (only those whose
+    status moved differ), so their summaries are decoded once. The budget counts
+    each key's bytes, which bound the summary read from them. Thread-safe.
+    """
+
+    def __init__(self, entries: int, max_bytes: int) -> None:
+        """Keep at most ``entries`` summaries whose keys hold ``max_bytes`` together."""
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many summaries are kept."""
+        return len(self._items)
+
+    def get(self, key: bytes) -> dict[str, Any] | None:
+        """The summary kept for ``key``, if any."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: bytes, summary: dict[str, Any]) -> None:
+        """Keep ``summary`` unless its key alone exceeds a quarter of the budget."""
+        if self.entries <= 0 or len(key) > self.max_bytes // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = summary
+            self.bytes += len(key)
+            while len(self._items) > self.entries or self.bytes > self.max_bytes:
+                dropped, _ = self._items.popitem(last=False)
+                self.bytes -= len(dropped)
+
+
+SUMMARY_CACHE_ENTRIES = 8192
+SUMMARY_CACHE_BYTES = 32 << 20
+_SUMMARIES = SummaryLRU(SUMMARY_CACHE_ENTRIES, SUMMARY_CACHE_BYTES)
+
+
 def observed_resource(s: structpb.Struct) -> ObservedResource:
-    """The one decoder of an observed composed resource (see ``ObservedResource``)."""
-    return ObservedResource(observed_summary(s), s)
+    """The one decoder of an observed composed resource (see ``ObservedResource``).
+
+    The summary of a resource seen before, byte for byte, comes from a bounded
+    memo (``SummaryLRU``): the plan reads summaries and never changes them.
+    """
+    key = s.SerializeToString(deterministic=True)
+    summary = _SUMMARIES.get(key)
+    if summary is None:
+        summary = observed_summary(s)
+        _SUMMARIES.put(key, summary)
+    return ObservedResource(summary, s)
 
 
 def observed_summary(s: structpb.Struct) -> dict[str, Any]:

@@ -365,9 +365,9 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         RESOURCE_EXHAUSTED and the claim would never learn why), they are
         dropped and the message says so.
         """
-        if rsp.ByteSize() <= self.max_response_bytes or not any(
-            r.severity == fnv1.SEVERITY_FATAL for r in rsp.results
-        ):
+        if not any(r.severity == fnv1.SEVERITY_FATAL for r in rsp.results):
+            return
+        if rsp.ByteSize() <= self.max_response_bytes:
             return
         dropped = rsp.desired.ByteSize() + rsp.context.ByteSize()
         rsp.ClearField("desired")

@@ -436,8 +436,12 @@ def test_observability_full() -> None:
         "GrafanaDatasource",
         "GrafanaDatasource",
         "GrafanaDatasource",
-        "OpenTelemetryCollector",
+        "OpenTelemetryCollector",  # the collector (deployment)
+        "OpenTelemetryCollector",  # the node log agent (daemonset)
     ]
+    agent = obj(items, "otel-logs")
+    assert manifest(agent)["spec"]["mode"] == "daemonset"
+    validate_crd("otel/opentelemetry.io_opentelemetrycollectors.yaml", manifest(agent))
     for component in FULL_RELEASES - {"opentelemetry-operator"}:
         assert release(items, component).body["spec"]["forProvider"]["namespace"] == (
             MONITORING_NAMESPACE
@@ -575,13 +579,18 @@ def test_gpu_dashboard(mesh: str, metric: str | None) -> None:
     exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
     assert any("DCGM_FI_DEV_GPU_UTIL" in e for e in exprs)
     assert any("DCGM_FI_DEV_FB_USED" in e for e in exprs)
+    metrics = [p for p in board["panels"] if p["type"] != "logs"]
     if metric:
         assert any(metric in e for e in exprs)
-        assert len(board["panels"]) == 3
+        assert len(metrics) == 3
     else:
-        assert len(board["panels"]) == 2
-    for p in board["panels"]:
+        assert len(metrics) == 2
+    for p in metrics:
         assert p["datasource"]["uid"] == observability.PROMETHEUS_DATASOURCE_UID
+    # production observability is full: the models' logs from Loki beside the metrics
+    [logs] = [p for p in board["panels"] if p["type"] == "logs"]
+    assert logs["datasource"] == {"type": "loki", "uid": "loki"}
+    assert logs["targets"][0]["expr"] == '{k8s_namespace_name=~"ollama-.+"}'
 
 
 def test_loki_values_are_valid_for_the_chart_schema() -> None:

@@ -77,3 +77,29 @@ def test_a_garbage_report_is_no_report(case: str, kind: str, field: str, value: 
     assert not fatals(rsp)
     assert desired(rsp) == baseline
     assert value not in str(desired(rsp))
+
+
+def test_observed_summaries_are_memoised_within_their_budget() -> None:
+    """The decoded summary of an unchanged observed resource is reused, never changed."""
+    from google.protobuf import struct_pb2
+
+    from function import codec
+
+    memo = codec.SummaryLRU(entries=3, max_bytes=400)
+    bodies = [struct_pb2.Struct() for _ in range(5)]
+    for i, body in enumerate(bodies):
+        body.update({"kind": "Bucket", "metadata": {"name": f"b{i}"}, "status": {"conditions": []}})
+        memo.put(body.SerializeToString(deterministic=True), codec.observed_summary(body))
+    assert len(memo) == 3  # bounded in entries
+    assert memo.bytes <= 400
+    assert memo.get(bodies[0].SerializeToString(deterministic=True)) is None  # oldest out
+    assert memo.get(bodies[4].SerializeToString(deterministic=True)) == codec.observed_summary(bodies[4])
+    small = codec.SummaryLRU(entries=100, max_bytes=200)
+    for body in bodies:
+        small.put(body.SerializeToString(deterministic=True), {})
+    assert small.bytes <= 200  # bounded in bytes
+    # through the decoder: same summary, and the resource's own body stays readable
+    first = codec.observed_resource(bodies[1])
+    again = codec.observed_resource(bodies[1])
+    assert first == again == codec.observed_summary(bodies[1])
+    assert again.carried(("metadata", "name")) == "b1"
