@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from scripts.render import desired, request, run
 from tests.e2e.kube import (
@@ -137,6 +138,21 @@ def render_in_process(kube: Kube, xr: dict[str, Any]) -> dict[str, dict[str, Any
     return desired(rsp)
 
 
+def conditions_in_process(kube: Kube, xr: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The conditions the function sets for exactly what the API server holds now, by type."""
+    rsp = run(request(xr, composed(kube, xr)))
+    fatal = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert not fatal, fatal
+    return {
+        cond.type: {
+            "status": "True" if cond.status == fnv1.STATUS_CONDITION_TRUE else "False",
+            "reason": cond.reason,
+            "message": cond.message,
+        }
+        for cond in rsp.conditions
+    }
+
+
 def subset(want: Any, have: Any, path: str = "") -> list[str]:
     """Where ``have`` differs from ``want`` (fields only in ``have`` are fine: defaults)."""
     if isinstance(want, dict):
@@ -245,6 +261,23 @@ def log_counts(path: Path, start: int) -> tuple[int, int]:
         computed += msg == "composed"
         cached += msg == "answered from cache"
     return computed, cached
+
+
+def composed_calls(path: Path, start: int, xr_name: str) -> list[dict[str, Any]]:
+    """The function's ``composed`` log entries for the XR ``xr_name`` after byte ``start``.
+
+    Each is one call Crossplane made that the function planned (not answered from
+    the cache), with ``ready``: whether it found the XR ready.
+    """
+    out = []
+    for line in path.read_bytes()[start:].decode(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("msg") == "composed" and entry.get("xr") == xr_name:
+            out.append(entry)
+    return out
 
 
 def gone(kube: Kube, refs: list[dict[str, Any]]) -> bool:

@@ -68,15 +68,43 @@ def kube(stack: Stack) -> Kube:
     return stack.kube
 
 
+# The simulated provider once started (the tests' fixtures share one).
+PROVIDERS: list[SimulatedProvider] = []
+
+
 @pytest.fixture(scope="session")
 def provider(kube: Kube) -> Iterator[SimulatedProvider]:
     sim = SimulatedProvider(kube, usages_enforced=WEBHOOKS)
     sim.start()
+    PROVIDERS.append(sim)
     try:
         yield sim
     finally:
         sim.stop()
         sim.join(timeout=10)
+        assert not sim.is_alive(), "the simulated provider did not stop"
+        _fail_on_provider_errors("after the last test")
+
+
+def _fail_on_provider_errors(when: str) -> None:
+    for sim in PROVIDERS:
+        errors = sim.new_errors()
+        if errors:
+            listed = "\n".join(f"  {e}" for e in errors[:20])
+            pytest.fail(
+                f"the simulated provider recorded {len(errors)} error(s) {when}:\n{listed}", pytrace=False
+            )
+
+
+@pytest.fixture(autouse=True)
+def no_provider_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test during which (or before which) the simulated provider recorded errors.
+
+    The provider runs in a thread: its errors would otherwise only show up as a
+    wait that times out, or not at all.
+    """
+    yield
+    _fail_on_provider_errors(f"up to the end of {request.node.name}")
 
 
 @pytest.fixture(scope="session")

@@ -198,26 +198,69 @@ def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
 # Called on every poll; raises when a process the harness started has died.
 GUARDS: list[Callable[[], None]] = []
 
+# What a state that has not converged yet legitimately answers: the object is not
+# created yet (404) or was written meanwhile (409). Anything else from a probe (a
+# KeyError or TypeError from a typo, a 4xx the request earned) fails the wait at
+# once, with the probe's own error.
+NOT_YET = frozenset({404, 409})
+# The API server or a webhook busy or restarting (5xx, a dropped connection) is
+# waited out for this long in a row, then fails the wait with its error.
+SERVER_ERRORS = frozenset({500, 502, 503, 504})
+SERVER_ERROR_GRACE_S = 20.0
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiError):
+        return exc.status in SERVER_ERRORS
+    return isinstance(exc, (OSError, http.client.HTTPException))
+
 
 def wait_for(
-    what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 1.0,
+    *,
+    grace: float = SERVER_ERROR_GRACE_S,
 ) -> tuple[Any, float]:
-    """Call ``probe`` until it returns something truthy; (value, seconds). Raises on timeout."""
+    """Call ``probe`` until it returns something truthy; (value, seconds).
+
+    A 404 or 409 from the probe counts as "not yet"; a 5xx or a dropped
+    connection too, for at most ``grace`` seconds in a row, after which it is
+    raised. Any other exception is raised at once. On timeout the error names
+    the last value and the last exception the probe gave.
+    """
     start = time.monotonic()
-    last: Any = None
+    value: Any = None
+    error: BaseException | None = None
+    failing_since: float | None = None
     while True:
         for guard in GUARDS:
             guard()
         try:
-            last = probe()
-        except (ApiError, OSError, KeyError) as exc:
-            last = exc
-            if isinstance(exc, ApiError) and exc.status not in {404, 409, 500, 503}:
+            value = probe()
+        except (ApiError, OSError, http.client.HTTPException) as exc:
+            error = exc
+            now = time.monotonic()
+            if isinstance(exc, ApiError) and exc.status in NOT_YET:
+                failing_since = None
+            elif _transient(exc):
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since > grace:
+                    exc.add_note(f"while waiting for {what}: failing for {now - failing_since:.0f}s")
+                    raise
+            else:
+                exc.add_note(f"while waiting for {what}")
                 raise
         else:
-            if last:
-                return last, time.monotonic() - start
+            failing_since = None
+            if value:
+                return value, time.monotonic() - start
         if time.monotonic() - start > timeout:
-            msg = f"timed out after {timeout:.0f}s waiting for {what}; last: {str(last)[:800]}"
-            raise TimeoutError(msg)
+            last = f"{type(error).__name__}: {error}"[:800] if error is not None else "none"
+            msg = (
+                f"timed out after {timeout:.0f}s waiting for {what}; "
+                f"last value: {str(value)[:800]}; last error: {last}"
+            )
+            raise TimeoutError(msg) from error
         time.sleep(interval)

@@ -10,6 +10,11 @@ A test can make a resource fail (``Ready=False ReconcileError``) or flap.
 It finds composed resources through the XRs' ``spec.resourceRefs`` (legacy
 XRs list everything they compose), lists each kind once per round, and writes
 only when a status must change, so a steady state stays unwritten.
+
+A round that fails (an API error, a bug here) is recorded in ``errors`` and the
+thread goes on; ``conftest.py`` fails the test during which an error was
+recorded, printing it. The one answer that is not an error: a resource deleted
+between the round's list and its write (404), which is what deletion looks like.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+import traceback
 from collections import Counter
 from typing import Any
 
@@ -48,6 +54,7 @@ class SimulatedProvider(threading.Thread):
         self.round = 0
         self.writes: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.reported = 0  # errors already reported by a test
         self.paused = threading.Event()
 
     def fail(self, name: str, message: str) -> None:
@@ -68,9 +75,18 @@ class SimulatedProvider(threading.Thread):
             if not self.paused.is_set():
                 try:
                     self.step()
-                except (ApiError, OSError, KeyError) as exc:
-                    self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                except Exception as exc:  # recorded; the test in progress fails
+                    where = "".join(traceback.format_tb(exc.__traceback__, limit=-2)).strip()
+                    with self.lock:
+                        self.errors.append(f"round {self.round}: {type(exc).__name__}: {exc}"[:600] + f"\n{where}")
             self.stopped.wait(self.interval)
+
+    def new_errors(self) -> list[str]:
+        """The errors recorded since the last call (each is reported once)."""
+        with self.lock:
+            out = self.errors[self.reported :]
+            self.reported = len(self.errors)
+        return out
 
     def kinds(self) -> dict[tuple[str, str], Kind]:
         """Every managed kind the XRs compose right now."""
@@ -139,7 +155,12 @@ class SimulatedProvider(threading.Thread):
                 if c.get("type") not in {x["type"] for x in conditions}
             ]
             status["conditions"] = kept + conditions
-        self.kube.patch_status(kind, name, {"status": status}, meta.get("namespace", ""))
+        try:
+            self.kube.patch_status(kind, name, {"status": status}, meta.get("namespace", ""))
+        except ApiError as exc:
+            if exc.status == 404:
+                return  # deleted since this round listed it
+            raise
         self.writes[name] += 1
 
     def settle(self, rounds: int = 2) -> None:

@@ -67,7 +67,8 @@ def test_changing_a_setting_updates_in_place(stack: Stack, kube: Kube, ready_cla
     before = {k: (o["metadata"]["uid"], o["metadata"]["generation"]) for k, o in inner.items()}
     changed = copy.deepcopy(claim.body)
     memory = "20Gi"
-    assert changed["spec"]["models"][0]["resources"]["memory"] != memory
+    original = changed["spec"]["models"][0]["resources"]["memory"]
+    assert original != memory
     changed["spec"]["models"][0]["resources"]["memory"] = memory
     claim = c.Claim(changed)
     claim.apply(stack)
@@ -80,18 +81,29 @@ def test_changing_a_setting_updates_in_place(stack: Stack, kube: Kube, ready_cla
     now = kube.get(FLEET_XR, fleet["metadata"]["name"])
     assert now["metadata"]["uid"] == fleet["metadata"]["uid"]
 
-    def workload_updated() -> list[str]:
-        after = c.composed(kube, now)
-        return [
-            k for k, o in after.items()
-            if o["metadata"]["uid"] == before[k][0] and o["metadata"]["generation"] > before[k][1]
-        ]
+    def memory_of(sts: dict) -> tuple[str, str] | None:
+        """(request, limit) of the model container's memory in a StatefulSet Object."""
+        manifest = sts["spec"]["forProvider"]["manifest"]
+        containers = {x["name"]: x for x in manifest["spec"]["template"]["spec"]["containers"]}
+        res = containers["ollama"]["resources"]
+        return res["requests"]["memory"], res["limits"]["memory"]
 
-    edited, _ = wait_for("the workload object to be updated", workload_updated, BOUND_S)
+    key = "model-object-statefulset"
+    assert memory_of(inner[key]) == (original, original), memory_of(inner[key])
+
+    def statefulset_updated() -> dict | None:
+        sts = c.composed(kube, now).get(key)
+        return sts if sts is not None and memory_of(sts) == (memory, memory) else None
+
+    # The new value reaches the StatefulSet the Object applies (request and limit).
+    sts, _ = wait_for(f"the StatefulSet to ask for {memory}", statefulset_updated, BOUND_S)
+    assert sts["metadata"]["uid"] == before[key][0], "the StatefulSet Object was replaced"
+    assert sts["metadata"]["generation"] > before[key][1]
     after = c.composed(kube, now)
     assert set(after) == set(before)
     assert all(after[k]["metadata"]["uid"] == before[k][0] for k in before), "an object was replaced"
-    print(f"\nupdated in place: {edited}")
+    edited = sorted(k for k in after if after[k]["metadata"]["generation"] > before[k][1])
+    print(f"\nupdated in place: {edited}; {key} asks for {memory_of(sts)}")
     ready_claims["existing"] = claim
     c.wait_ready(kube, claim, BOUND_S)
 

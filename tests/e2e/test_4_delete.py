@@ -18,6 +18,27 @@ from tests.e2e.stack import WEBHOOKS, Stack
 
 DELETE_BOUND_S = 120
 
+# The ClusterUsages each claim composes (its fleets' included), as (held kind, holder kind),
+# when test_3_change has removed multicloud's first model (mistral still runs on the
+# three cloud clusters). A fleet's Namespace Object holds its ProviderConfig; on the
+# clouds, the node pool is held by the fleets and their Objects, and EKS's node role
+# by the node group.
+EXPECTED_EDGES: dict[str, set[tuple[str, str]]] = {
+    "existing": {("ProviderConfig", "Object")},
+    "fleet": {("ProviderConfig", "Object")},
+    "onprem": {("ProviderConfig", "Object")},
+    "multicloud": {
+        ("ProviderConfig", "Object"),
+        ("Role", "NodeGroup"),
+        ("NodeGroup", "XOllamaFleet"),
+        ("NodeGroup", "Object"),
+        ("NodePool", "XOllamaFleet"),
+        ("NodePool", "Object"),
+        ("KubernetesClusterNodePool", "XOllamaFleet"),
+        ("KubernetesClusterNodePool", "Object"),
+    },
+}
+
 Ref = tuple[str, str, str]  # apiVersion, kind, name
 
 
@@ -95,12 +116,24 @@ def test_deleting_a_claim_removes_everything(
     assert time.monotonic() - start <= DELETE_BOUND_S
     # Every ClusterUsage held: what it protects went no earlier than its user.
     if WEBHOOKS:
+        assert {(held[1], holder[1]) for held, holder, _ in edges} == EXPECTED_EDGES[case], edges
+        watched = set(refs)
+        inside = [(h, u, n) for h, u, n in edges if h in watched]
+        outside = [(h, u, n) for h, u, n in edges if h not in watched]
+        # Both ends composed by the claim: both were seen going, so the order was judged.
+        assert all(u in watched and h in gone and u in gone for h, u, _ in inside), inside
         early = [
             f"{usage}: {held[1]} {held[2]} gone by {gone[held]:.1f}s while its user {holder[1]} "
             f"{holder[2]} was there at {present[holder]:.1f}s"
-            for held, holder, usage in edges
-            if held in gone and holder in present and gone[held] < present[holder]
+            for held, holder, usage in inside
+            if holder in present and gone[held] < present[holder]
         ]
         assert not early, early
-        ordered = sum(1 for held, holder, _ in edges if held in gone and holder in gone)
-        print(f"{case}: {ordered} ClusterUsage orders held")
+        # Held outside the claim (the ProviderConfig a platform team made): it outlives its users.
+        for held, holder, usage in outside:
+            assert holder in gone, (usage, holder)
+            kind = kube.kind(held[0], held[1])
+            assert kube.get(kind, held[2]) is not None, f"{usage}: {held[1]} {held[2]} was deleted"
+        if case == "multicloud":
+            assert len(inside) >= 10, inside  # node pools, roles and ProviderConfigs of three clouds
+        print(f"{case}: {len(inside)} ClusterUsage orders observed and held, {len(outside)} held outside the claim")

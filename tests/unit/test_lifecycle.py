@@ -111,11 +111,24 @@ def test_releases_appear_after_provider_configs_and_fleets_after_node_pool(walks
 
 
 def test_flapping_readiness_never_withdraws(walks) -> None:
-    final = copy.deepcopy(walks["multicloud"][-1])
+    """Every resource turning not Ready at once changes no desired body, only readiness."""
+    ready = walks["multicloud"][-1]
+    steady = desired(run(request(xr_of("multicloud"), copy.deepcopy(ready))))
+    final = copy.deepcopy(ready)
     for obj in final.values():
+        assert obj["status"]["conditions"][0]["type"] == "Ready"
         obj["status"]["conditions"][0]["status"] = "False"
     rsp = run(request(xr_of("multicloud"), final))
-    assert set(desired(rsp)) == set(final)
+    flapped = desired(rsp)
+    assert set(flapped) == set(final)
+    changed = sorted(k for k in flapped if flapped[k] != steady[k])
+    assert not changed, [(k, flapped[k], steady[k]) for k in changed[:3]]
+    # and what is desired is what exists: nothing the provider would re-apply
+    for key, body in flapped.items():
+        assert body["spec"] == ready[key]["spec"], key
+    # only readiness changed: every resource with a Ready condition goes to Crossplane as not ready
+    unready = {k for k, r in rsp.desired.resources.items() if r.ready == fnv1.READY_FALSE}
+    assert unready == {k for k, b in final.items() if b["kind"] not in readiness.CONDITIONLESS_KINDS}
     assert rsp.desired.composite.ready == fnv1.READY_FALSE
     msg = next(c.message for c in rsp.conditions if c.type == "Progressing")
     assert msg.startswith("waiting for ")
