@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from function import naming
+from function import naming, sizing
 from function.models.common import (
     BlockStorage,
     Cloud,
@@ -24,7 +24,7 @@ from function.models.common import (
     Serving,
 )
 from function.models.input import FunctionInput
-from function.models.platform import ClusterSpec, Components, PlatformSpec
+from function.models.platform import ClusterSpec, Components, ModelSpec, PlatformSpec
 
 PROFILE_COMPONENTS: dict[Profile, dict[str, Any]] = {
     Profile.DEVELOPMENT: {
@@ -107,7 +107,12 @@ class ResolvedComponents:
 
 @dataclass(frozen=True, slots=True)
 class NodePool:
-    """A GPU node pool with every default applied."""
+    """A GPU node pool with every default applied.
+
+    ``sized`` says the claim named no instance type and ``instance_type`` was
+    chosen from the table for the cluster's models (``function.sizing``); with
+    ``fits`` False no known type holds them all and this is the largest tried.
+    """
 
     instance_type: str
     accelerator_type: str
@@ -116,6 +121,8 @@ class NodePool:
     max_nodes: int
     spot: bool
     disk_size_gb: int
+    sized: bool = False
+    fits: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +249,23 @@ class ClusterContext:
         return {"matchControllerRef": True, "matchLabels": self.labels(role)}
 
 
+def models_on(spec: PlatformSpec, cluster: ClusterSpec) -> list[tuple[int, ModelSpec]]:
+    """The models placed on ``cluster`` with their index: those naming it, or naming none."""
+    return [
+        (i, m) for i, m in enumerate(spec.models) if not m.clusters or cluster.name in m.clusters
+    ]
+
+
 def resolve_node_pool(
     spec: PlatformSpec, cluster: ClusterSpec, inputs: FunctionInput
 ) -> NodePool | None:
-    """The cluster's GPU node pool with cloud and profile defaults, or None for existing."""
+    """The cluster's GPU node pool with cloud and profile defaults, or None for existing.
+
+    Without ``gpuNodePool.instanceType`` the instance type is sized for the
+    cluster's models (``function.sizing.choose``): the profile's default when they
+    fit it, else the smallest known type that holds them, whose GPU and GPU count
+    the pool then takes unless the claim sets ``gpuNodePool.accelerator``.
+    """
     if cluster.cloud is Cloud.EXISTING:
         return None
     defaults = inputs.node_pool_defaults(cluster.cloud, spec.profile)
@@ -257,16 +277,33 @@ def resolve_node_pool(
         min_nodes = PROFILE_MIN_NODES[spec.profile]
     if max_nodes is None:
         max_nodes = max(PROFILE_MAX_NODES[spec.profile], min_nodes)
+    instance_type = pool.instance_type if pool and pool.instance_type else None
+    accelerator_type = accelerator.type if accelerator else defaults.accelerator_type
+    accelerator_count = accelerator.count if accelerator else defaults.accelerator_count
+    choice = None
+    if instance_type is None:
+        choice = sizing.choose(
+            (sizing.Need.of(m.resources, m.model) for _, m in models_on(spec, cluster)),
+            cluster.cloud,
+            spec.profile,
+            sizing.Default(
+                defaults.instance_type, defaults.accelerator_type, defaults.accelerator_count
+            ),
+            (accelerator.type, accelerator.count) if accelerator else None,
+        )
+    if choice is not None:
+        instance_type = choice.instance.name
+        accelerator_type, accelerator_count = choice.accelerator_type, choice.accelerator_count
     return NodePool(
-        instance_type=(
-            pool.instance_type if pool and pool.instance_type else defaults.instance_type
-        ),
-        accelerator_type=accelerator.type if accelerator else defaults.accelerator_type,
-        accelerator_count=accelerator.count if accelerator else defaults.accelerator_count,
+        instance_type=instance_type or defaults.instance_type,
+        accelerator_type=accelerator_type,
+        accelerator_count=accelerator_count,
         min_nodes=min_nodes,
         max_nodes=max_nodes,
         spot=pool.spot if pool else False,
         disk_size_gb=pool.disk_size_gb if pool else 200,
+        sized=choice is not None,
+        fits=choice is None or choice.fits,
     )
 
 

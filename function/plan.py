@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from function import clouds, fit, fleet, naming, stack, status, usages
+from function import access, clouds, fit, fleet, naming, stack, status, usages
 from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import (
     PROMETHEUS_ADDRESS,
@@ -63,30 +63,7 @@ class XrMeta:
 
 
 def _provider_configs(ctx: ClusterContext) -> list[Composed]:
-    ref = ctx.spec.kubeconfig.secret_ref
-    if ref is None:
-        return []
-    credentials = {
-        "source": "Secret",
-        "secretRef": {"name": ref.name, "namespace": ref.namespace, "key": ref.key},
-    }
-    out = []
-    for provider, api in (
-        ("helm", "helm.crossplane.io/v1beta1"),
-        ("kubernetes", "kubernetes.crossplane.io/v1alpha1"),
-    ):
-        out.append(
-            Composed(
-                key=provider_config_key(ctx.name, provider),
-                body={
-                    "apiVersion": api,
-                    "kind": "ProviderConfig",
-                    "metadata": {"labels": ctx.labels(f"providerconfig-{provider}")},
-                    "spec": {"credentials": credentials},
-                },
-            )
-        )
-    return out
+    return access.provider_configs(ctx)
 
 
 def _observed_name(observed: Observed, key: str) -> str | None:

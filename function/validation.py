@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from function import exclusive, fit, valueschemas
+from function import access, exclusive, fit, valueschemas
 from function.context import ResolvedComponents, effective_components, resolve_node_pool
 from function.errors import ClaimError, InvalidClaimError, bounded, format_path
 from function.fleet import checks as fleet_checks
@@ -182,6 +182,7 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
                     f"minNodes ({pool.min_nodes}) must not exceed maxNodes ({pool.max_nodes})",
                 )
             )
+    errors.extend(access.errors(spec))
     errors.extend(_check_same_cluster(spec))
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))

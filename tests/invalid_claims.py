@@ -204,6 +204,56 @@ def _cases() -> list[Invalid]:
             "spec.clusters[0].k3s: only for distribution k3s",
             ("spec.clusters[0].k3s: Invalid value", "k3s is only for distribution k3s"),
         ),
+        # Cluster access by cloud identity (kubeconfig.identity, function/access.py).
+        Invalid(
+            "identity-wrong-cloud", p,
+            platform([cloud("identity-wrong-cloud", "aws", kubeconfig={
+                "secretRef": {"name": "invalid-identity-wrong-cloud", "namespace": NAMESPACE},
+                "identity": {"type": "GoogleApplicationCredentials"},
+            })]),
+            "spec.clusters[0].kubeconfig.identity.type: GoogleApplicationCredentials cannot reach a "
+            "cluster whose cloud is aws; use AWSWebIdentityCredentials",
+            ("spec.clusters[0].kubeconfig.identity.type: Invalid value",
+             ("kubeconfig.identity.type must match the cluster's cloud: AWSWebIdentityCredentials for "
+             "aws, GoogleApplicationCredentials for gcp, AzureWorkloadIdentityCredentials for azure; "
+             "existing clusters are reached by their kubeconfig alone")),
+        ),
+        Invalid(
+            "identity-without-secret", p,
+            platform([cloud("identity-without-secret", "aws", kubeconfig={
+                "providerConfigName": "invalid-identity-without-secret",
+                "identity": {"type": "AWSWebIdentityCredentials"},
+            })]),
+            "spec.clusters[0].kubeconfig.identity: needs kubeconfig.secretRef",
+            ("spec.clusters[0].kubeconfig.identity: Invalid value",
+             ("kubeconfig.identity needs kubeconfig.secretRef (a kubeconfig with the cluster's endpoint "
+             "and CA); ProviderConfigs named by providerConfigName carry their own identity")),
+        ),
+        Invalid(
+            "identity-azure-no-secret", p,
+            platform([cloud("identity-azure-no-secret", "azure", kubeconfig={
+                "secretRef": {"name": "invalid-identity-azure-no-secret", "namespace": NAMESPACE},
+                "identity": {"type": "AzureWorkloadIdentityCredentials"},
+            })]),
+            "spec.clusters[0].kubeconfig.identity.secretRef: required for AzureWorkloadIdentityCredentials",
+            ("spec.clusters[0].kubeconfig.identity.secretRef: Invalid value",
+             ("identity.secretRef is required for AzureWorkloadIdentityCredentials: a Secret key with the "
+             "workload identity's clientId, tenantId, federatedTokenFile, authorityHost and serverId (JSON)")),
+        ),
+        Invalid(
+            "identity-secret-not-azure", p,
+            platform([cloud("identity-secret-not-azure", "gcp", kubeconfig={
+                "secretRef": {"name": "invalid-identity-secret-not-azure", "namespace": NAMESPACE},
+                "identity": {
+                    "type": "GoogleApplicationCredentials",
+                    "secretRef": {"name": "invalid-identity-secret-not-azure", "namespace": NAMESPACE},
+                },
+            })]),
+            "spec.clusters[0].kubeconfig.identity.secretRef: only for AzureWorkloadIdentityCredentials",
+            ("spec.clusters[0].kubeconfig.identity.secretRef: Invalid value",
+             ("identity.secretRef is only for AzureWorkloadIdentityCredentials: the AWS and Google "
+             "identities come from the provider pods' workload identity")),
+        ),
         Invalid(
             "model-min-max", p,
             platform(

@@ -9,6 +9,7 @@ as CEL ``x-kubernetes-validations`` in the generated XRD.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -62,13 +63,85 @@ class SecretKeyRef(ApiModel):
     key: SecretKey = "kubeconfig"
 
 
+class IdentityType(StrEnum):
+    """The cloud identity provider-helm and provider-kubernetes authenticate with.
+
+    The values are the ProviderConfig ``spec.identity.type`` values of both providers.
+    """
+
+    AWS_WEB_IDENTITY = "AWSWebIdentityCredentials"
+    GOOGLE_APPLICATION = "GoogleApplicationCredentials"
+    AZURE_WORKLOAD_IDENTITY = "AzureWorkloadIdentityCredentials"
+
+
+# The one identity type that reaches each cloud's clusters.
+CLOUD_IDENTITY = {
+    Cloud.AWS: IdentityType.AWS_WEB_IDENTITY,
+    Cloud.GCP: IdentityType.GOOGLE_APPLICATION,
+    Cloud.AZURE: IdentityType.AZURE_WORKLOAD_IDENTITY,
+}
+_AZURE = IdentityType.AZURE_WORKLOAD_IDENTITY.value
+
+
+class IdentitySecretRef(ApiModel):
+    """A key in a Secret that holds an identity's settings (no secret value)."""
+
+    name: DnsSubdomain
+    namespace: DnsLabel
+    key: SecretKey = "credentials"
+
+
+class KubeconfigIdentity(ApiModel):
+    """Authenticate to the cluster as a cloud identity instead of a kubeconfig credential."""
+
+    model_config = cel(
+        Rule(
+            f"self.type != '{_AZURE}' || has(self.secretRef)",
+            f"identity.secretRef is required for {_AZURE}: a Secret key with the workload "
+            "identity's clientId, tenantId, federatedTokenFile, authorityHost and serverId (JSON)",
+            ".secretRef",
+        ),
+        Rule(
+            f"self.type == '{_AZURE}' || !has(self.secretRef)",
+            f"identity.secretRef is only for {_AZURE}: the AWS and Google identities come from "
+            "the provider pods' workload identity",
+            ".secretRef",
+        ),
+    )
+
+    type: IdentityType = Field(
+        description="AWSWebIdentityCredentials (aws: the provider pods' IRSA or EKS Pod "
+        "Identity role), GoogleApplicationCredentials (gcp: GKE Workload Identity) or "
+        "AzureWorkloadIdentityCredentials (azure: Microsoft Entra Workload ID); the "
+        "cluster's cloud decides which.",
+    )
+    secret_ref: IdentitySecretRef | None = Field(
+        default=None,
+        alias="secretRef",
+        description="AzureWorkloadIdentityCredentials only: the Secret key with the "
+        "identity's settings as JSON (clientId, tenantId, federatedTokenFile, authorityHost, "
+        "serverId); the key defaults to credentials.",
+    )
+
+
 class Kubeconfig(ApiModel):
-    """How in-cluster resources reach the cluster: exactly one of the two options."""
+    """How in-cluster resources reach the cluster: exactly one of the two options.
+
+    With ``secretRef``, ``identity`` may name the cloud identity the providers
+    authenticate as (the kubeconfig then holds the endpoint and CA).
+    """
 
     model_config = cel(
         Rule(
             "has(self.secretRef) != has(self.providerConfigName)",
             "set exactly one of kubeconfig.secretRef or kubeconfig.providerConfigName",
+        ),
+        Rule(
+            "!has(self.identity) || has(self.secretRef)",
+            "kubeconfig.identity needs kubeconfig.secretRef (a kubeconfig with the cluster's "
+            "endpoint and CA); ProviderConfigs named by providerConfigName carry their own "
+            "identity",
+            ".identity",
         ),
     )
 
@@ -81,6 +154,12 @@ class Kubeconfig(ApiModel):
         default=None,
         alias="providerConfigName",
         description="Use existing provider-helm and provider-kubernetes ProviderConfigs.",
+    )
+    identity: KubeconfigIdentity | None = Field(
+        default=None,
+        description="With secretRef: authenticate as this cloud identity, the kubeconfig "
+        "holding the endpoint and CA; without it the kubeconfig's own credential is used "
+        "(a token or client certificate: the provider pods run no exec plugin).",
     )
 
 
@@ -212,6 +291,18 @@ class ClusterSpec(ApiModel):
             "!has(self.k3s) || (has(self.distribution) && self.distribution == 'k3s')",
             "k3s is only for distribution k3s",
             ".k3s",
+        ),
+        Rule(
+            "!has(self.kubeconfig.identity) || "
+            + " || ".join(
+                f"(self.cloud == '{cloud.value}' && self.kubeconfig.identity.type == "
+                f"'{identity.value}')"
+                for cloud, identity in CLOUD_IDENTITY.items()
+            ),
+            "kubeconfig.identity.type must match the cluster's cloud: "
+            + ", ".join(f"{i.value} for {c.value}" for c, i in CLOUD_IDENTITY.items())
+            + "; existing clusters are reached by their kubeconfig alone",
+            ".kubeconfig.identity.type",
         ),
     )
 

@@ -214,9 +214,34 @@ def _repair_cluster(draw: Draw, cluster: dict[str, Any]) -> None:
         keep = draw(st.sampled_from(["secretRef", "providerConfigName"]))
         kube.clear()
         kube[keep] = draw(at(f"clusters[].kubeconfig.{keep}"))
+    _repair_identity(draw, cloud, kube)
     pool = cluster.get("gpuNodePool")
     if pool and "minNodes" in pool and "maxNodes" in pool and pool["minNodes"] > pool["maxNodes"]:
         pool["minNodes"], pool["maxNodes"] = pool["maxNodes"], pool["minNodes"]
+
+
+# The identity type of each cloud (kubeconfig.identity.type; existing clusters take none).
+CLOUD_IDENTITY = {
+    "aws": "AWSWebIdentityCredentials",
+    "gcp": "GoogleApplicationCredentials",
+    "azure": "AzureWorkloadIdentityCredentials",
+}
+
+
+def _repair_identity(draw: Draw, cloud: str, kube: dict[str, Any]) -> None:
+    """An identity only with a kubeconfig Secret, of the cluster's cloud, a Secret for Azure's."""
+    identity = kube.get("identity")
+    if identity is None:
+        return
+    if cloud not in CLOUD_IDENTITY or "secretRef" not in kube:
+        del kube["identity"]
+        return
+    identity["type"] = CLOUD_IDENTITY[cloud]
+    if cloud == "azure":
+        if "secretRef" not in identity:
+            identity["secretRef"] = draw(at("clusters[].kubeconfig.identity.secretRef"))
+    else:
+        identity.pop("secretRef", None)
 
 
 def _repair_model(draw: Draw, model: dict[str, Any], clusters: list[str]) -> None:
@@ -328,6 +353,8 @@ def _repair_fit(spec: dict[str, Any]) -> None:
                 accelerator = (cluster.get("gpuNodePool") or {}).get("accelerator")
                 if accelerator:
                     accelerator["count"] = 1
+        elif error.path.endswith(".model"):  # GPU memory: a 7B model fits one GPU of any type
+            model["model"] = "llama2"
         else:
             resources = model.setdefault("resources", {})
             resources["memory"], resources["cpu"] = "1Gi", "500m"

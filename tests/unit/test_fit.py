@@ -85,8 +85,12 @@ def test_the_default_model_fits_every_default_pool(cloud: Cloud, profile: Profil
 
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_model_too_big_for_one_node_is_fatal_with_field_and_type(cloud: str) -> None:
-    """The issue's case: llama3.1:70b asking for 80Gi on the production default node."""
-    rsp = run(platform(cloud, {"resources": {"memory": "80Gi", "cpu": "2"}}))
+    """llama3.1:70b asking for 80Gi on a named production default node.
+
+    Without a named type the pool is sized for it instead (tests/unit/test_sizing.py).
+    """
+    pool = {"instanceType": DEFAULT_TYPES[cloud]}
+    rsp = run(platform(cloud, {"resources": {"memory": "80Gi", "cpu": "2"}}, pool))
     [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
     assert "spec.models[0].resources.memory: 80Gi does not fit one " in fatal
     assert DEFAULT_TYPES[cloud] in fatal
@@ -95,7 +99,8 @@ def test_a_model_too_big_for_one_node_is_fatal_with_field_and_type(cloud: str) -
 
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_too_many_cpus_is_fatal(cloud: str) -> None:
-    rsp = run(platform(cloud, {"resources": {"memory": "4Gi", "cpu": "64"}}))
+    pool = {"instanceType": DEFAULT_TYPES[cloud]}
+    rsp = run(platform(cloud, {"resources": {"memory": "4Gi", "cpu": "64"}}, pool))
     [fatal] = results(rsp, fnv1.SEVERITY_FATAL)
     assert "spec.models[0].resources.cpu: 64 does not fit one " in fatal
     assert DEFAULT_TYPES[cloud] in fatal
