@@ -122,6 +122,12 @@ def fleet_spec(
     ``cache`` is set for clusters with a bucket once what it names is known, and
     for clusters whose object storage is the MinIO tenant.
     """
+    return _fleet_spec(ctx, model, _fleet_cache(ctx, observed or {}))
+
+
+def _fleet_spec(
+    ctx: ClusterContext, model: ModelSpec, cache: dict[str, Any] | Unknown | None
+) -> dict[str, Any]:
     c = ctx.components
     body = model.model_dump(
         by_alias=True,
@@ -140,14 +146,12 @@ def fleet_spec(
         target["instanceType"] = ctx.node_pool.instance_type
     if c.observability is not Observability.NONE:
         target["prometheusAddress"] = PROMETHEUS_ADDRESS
-    cache = _fleet_cache(ctx, observed or {})
-    if cache is UNKNOWN:
-        cache = None  # an existing fleet keeps what it carries (see _fleet)
+    # An UNKNOWN cache is left out: an existing fleet keeps what it carries (see _fleet).
     return {
         "name": model.name,
         **body,
         "target": target,
-        **({"cache": cache} if cache is not None else {}),
+        **({"cache": cache} if isinstance(cache, dict) else {}),
         "serving": c.serving.value,
         "mesh": c.mesh.value,
         "ingress": c.ingress.value,
@@ -184,6 +188,7 @@ def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Compose
         gates.append(Gate(release_key(ctx.name, "keda"), Need.READY))
         gates.extend(clouds.cache_gates(ctx, model.name, observed))
         gates.extend(modelcache.cache_gates(ctx, model.name))
+    cache = _fleet_cache(ctx, observed)
     return Composed(
         key=fleet_key(ctx.name, model.name),
         body={
@@ -192,17 +197,19 @@ def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Compose
             "metadata": {
                 "labels": {**ctx.labels("fleet"), naming.LABEL_MODEL: model.name},
             },
-            "spec": fleet_spec(ctx, model, observed),
+            "spec": _fleet_spec(ctx, model, cache),
         },
         gates=tuple(gates),
-        latch=_fleet_latch(ctx, observed),
+        latch=_fleet_latch(ctx, cache),
     )
 
 
-def _fleet_latch(ctx: ClusterContext, observed: Observed) -> tuple[tuple[str, ...], ...]:
+def _fleet_latch(
+    ctx: ClusterContext, cache: dict[str, Any] | Unknown | None
+) -> tuple[tuple[str, ...], ...]:
     """What an existing fleet keeps while the values it carries are not observed."""
     latch: list[tuple[str, ...]] = []
-    if _fleet_cache(ctx, observed) is UNKNOWN:
+    if cache is UNKNOWN:
         latch.append(("spec", "cache"))
     if not ctx.kubernetes_provider_config:
         latch.append(("spec", "target", "providerConfigName"))

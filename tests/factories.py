@@ -72,9 +72,26 @@ def cluster_context(
         "clusters": [cluster_dict(f"{cloud}-1", cloud, **cluster_extra)],
         "components": components or {},
     }
+    return context_of(raw, inputs or FunctionInput())
+
+
+def context_of(
+    raw: dict[str, Any],
+    inputs: FunctionInput,
+    *,
+    claim: tuple[str, str] | None = ("demo", "team-a"),
+    provider_configs: tuple[str, str] | None = None,
+    with_models: bool = False,
+) -> ClusterContext:
+    """The resolved context of the first cluster of the platform spec ``raw``.
+
+    ``claim`` is (name, namespace), None for an XR without one; ``provider_configs``
+    (helm, kubernetes) defaults to ``<cluster>-helm-pc`` and ``<cluster>-kubernetes-pc``;
+    ``with_models`` places the spec's models on the cluster.
+    """
     spec = PlatformSpec.model_validate(raw)
-    inputs = inputs or FunctionInput()
     resolved = ResolvedComponents.resolve(spec.profile, spec.components)
+    claim_name, claim_namespace = claim or ("", "")
     platform = PlatformContext(
         name="demo-abc12",
         uid="7f0c2d4e-0000-4000-8000-000000000001",
@@ -82,15 +99,20 @@ def cluster_context(
         components=resolved,
         inputs=inputs,
         max_storage_request=spec.policy.max_storage_request,
-        claim_name="demo",
-        claim_namespace="team-a",
+        claim_name=claim_name,
+        claim_namespace=claim_namespace,
     )
     cluster = spec.clusters[0]
+    helm, kubernetes = provider_configs or (
+        f"{cluster.name}-helm-pc",
+        f"{cluster.name}-kubernetes-pc",
+    )
     return ClusterContext(
         platform=platform,
         spec=cluster,
         components=effective_components(resolved, cluster),
         node_pool=resolve_node_pool(spec, cluster, inputs),
-        helm_provider_config=f"{cluster.name}-helm-pc",
-        kubernetes_provider_config=f"{cluster.name}-kubernetes-pc",
+        helm_provider_config=helm,
+        kubernetes_provider_config=kubernetes,
+        models=tuple(m.name for m in spec.models) if with_models else (),
     )

@@ -94,10 +94,7 @@ def otel_collector_config() -> dict[str, Any]:
                 }
             }
         },
-        "processors": {
-            "memory_limiter": {"check_interval": "1s", "limit_mib": 1000},
-            "batch": {"timeout": "1s", "send_batch_size": 1024},
-        },
+        "processors": _limited(1000),
         "exporters": {
             "prometheus": {"endpoint": "0.0.0.0:8889"},
             "otlphttp/loki": {"endpoint": LOKI_OTLP_ENDPOINT},
@@ -125,13 +122,29 @@ def otel_collector_config() -> dict[str, Any]:
     }
 
 
-def otel_collector_manifest() -> dict[str, Any]:
-    """Build the OpenTelemetryCollector (storage version v1beta1: ``config`` is an object)."""
+def _collector(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An OpenTelemetryCollector in the monitoring namespace (v1beta1: ``config`` is an object)."""
     return {
         "apiVersion": "opentelemetry.io/v1beta1",
         "kind": "OpenTelemetryCollector",
-        "metadata": {"name": OTEL_COLLECTOR_NAME, "namespace": MONITORING_NAMESPACE},
-        "spec": {
+        "metadata": {"name": name, "namespace": MONITORING_NAMESPACE},
+        "spec": spec,
+    }
+
+
+def _limited(limit_mib: int) -> dict[str, Any]:
+    """The processors every pipeline runs: ``memory_limiter`` at ``limit_mib``, then ``batch``."""
+    return {
+        "memory_limiter": {"check_interval": "1s", "limit_mib": limit_mib},
+        "batch": {"timeout": "1s", "send_batch_size": 1024},
+    }
+
+
+def otel_collector_manifest() -> dict[str, Any]:
+    """Build the OpenTelemetryCollector that receives OTLP."""
+    return _collector(
+        OTEL_COLLECTOR_NAME,
+        {
             "mode": "deployment",
             # ServiceMonitors for the collector and its prometheus exporter, so
             # Prometheus scrapes the metrics the collector receives.
@@ -143,7 +156,7 @@ def otel_collector_manifest() -> dict[str, Any]:
             },
             "config": otel_collector_config(),
         },
-    }
+    )
 
 
 # The node log agent: the kubelet writes every container's log under
@@ -173,10 +186,7 @@ def log_agent_config() -> dict[str, Any]:
                 "operators": [{"type": "container", "id": "container-parser"}],
             }
         },
-        "processors": {
-            "memory_limiter": {"check_interval": "1s", "limit_mib": 200},
-            "batch": {"timeout": "1s", "send_batch_size": 1024},
-        },
+        "processors": _limited(200),
         "exporters": {"otlphttp/loki": {"endpoint": LOKI_OTLP_ENDPOINT}},
         "service": {
             "pipelines": {
@@ -196,11 +206,9 @@ def log_agent_manifest() -> dict[str, Any]:
     It tolerates every taint (a log agent belongs on every node) and reads the
     host's pod logs read-only, as root: the kubelet writes them owned by root.
     """
-    return {
-        "apiVersion": "opentelemetry.io/v1beta1",
-        "kind": "OpenTelemetryCollector",
-        "metadata": {"name": LOG_AGENT_NAME, "namespace": MONITORING_NAMESPACE},
-        "spec": {
+    return _collector(
+        LOG_AGENT_NAME,
+        {
             "mode": "daemonset",
             "tolerations": [{"operator": "Exists"}],
             "securityContext": {
@@ -219,7 +227,7 @@ def log_agent_manifest() -> dict[str, Any]:
             },
             "config": log_agent_config(),
         },
-    }
+    )
 
 
 def _otel(ctx: ClusterContext) -> list[Composed]:
@@ -231,22 +239,12 @@ def _otel(ctx: ClusterContext) -> list[Composed]:
         values=otel_operator_values(),
         wait=True,
     )
-    collector = wrap.k8s_object(
-        ctx,
-        "otel-collector",
-        otel_collector_manifest(),
-        # kube-prometheus-stack brings the monitoring namespace and the
-        # ServiceMonitor CRD the operator writes to.
-        after=(_ready(ctx, "opentelemetry-operator"), _ready(ctx, "kube-prometheus-stack")),
-    )
-    agent = wrap.k8s_object(
-        ctx,
-        "otel-logs",
-        log_agent_manifest(),
-        # The monitoring namespace comes with kube-prometheus-stack; Loki need not
-        # be up (the agent retries), so logs never hold the stack back.
-        after=(_ready(ctx, "opentelemetry-operator"), _ready(ctx, "kube-prometheus-stack")),
-    )
+    # kube-prometheus-stack brings the monitoring namespace and the ServiceMonitor
+    # CRD the operator writes to. Loki need not be up (the log agent retries), so
+    # logs never hold the stack back.
+    after = (_ready(ctx, "opentelemetry-operator"), _ready(ctx, "kube-prometheus-stack"))
+    collector = wrap.k8s_object(ctx, "otel-collector", otel_collector_manifest(), after=after)
+    agent = wrap.k8s_object(ctx, "otel-logs", log_agent_manifest(), after=after)
     return [operator, collector, agent]
 
 

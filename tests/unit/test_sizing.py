@@ -16,9 +16,6 @@ from function import plan, sizing
 from function.clouds import aws, azure, gcp
 from function.context import (
     ClusterContext,
-    PlatformContext,
-    ResolvedComponents,
-    effective_components,
     resolve_node_pool,
 )
 from function.instances import GPUS, KNOWN
@@ -26,7 +23,7 @@ from function.models.common import Cloud, Profile
 from function.models.input import DEFAULT_NODE_POOLS, FunctionInput
 from function.models.platform import PlatformSpec
 from tests import sizing_oracle as oracle
-from tests.factories import cluster_dict
+from tests.factories import cluster_dict, context_of
 from tests.sizing_oracle import Model
 from tests.unit.test_fit import results, run
 
@@ -57,26 +54,12 @@ def spec_of(
 
 def context(raw: dict[str, Any]) -> ClusterContext:
     """The resolved context of the spec's one cluster, its ProviderConfigs observed."""
-    spec = PlatformSpec.model_validate(raw)
-    inputs = FunctionInput()
-    resolved = ResolvedComponents.resolve(spec.profile, spec.components)
-    platform = PlatformContext(
-        name="demo-abc12",
-        uid="7f0c2d4e-0000-4000-8000-000000000001",
-        profile=spec.profile,
-        components=resolved,
-        inputs=inputs,
-        max_storage_request=spec.policy.max_storage_request,
-    )
-    cluster = spec.clusters[0]
-    return ClusterContext(
-        platform=platform,
-        spec=cluster,
-        components=effective_components(resolved, cluster),
-        node_pool=resolve_node_pool(spec, cluster, inputs),
-        helm_provider_config="pc-helm",
-        kubernetes_provider_config="pc-k8s",
-        models=tuple(m.name for m in spec.models),
+    return context_of(
+        raw,
+        FunctionInput(),
+        claim=None,
+        provider_configs=("pc-helm", "pc-k8s"),
+        with_models=True,
     )
 
 
