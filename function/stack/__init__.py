@@ -7,6 +7,7 @@ from function.composed import Composed
 from function.context import ClusterContext
 from function.stack import (
     gpu,
+    gpumetrics,
     mesh,
     monitors,
     networking,
@@ -18,7 +19,7 @@ from function.stack import (
 
 # Bring-up order; the gates on each resource enforce it, this only keeps the
 # output readable.
-GROUPS = (networking, mesh, policies, storage, gpu, serving, observability)
+GROUPS = (networking, mesh, policies, storage, gpu, serving, observability, gpumetrics)
 
 
 def build(ctx: ClusterContext) -> list[Composed]:

@@ -10,7 +10,8 @@ What each cloud's GPU nodes already have, and so what the operator adds:
 - ``azure``: AKS GPU node pools with ``gpuDriver: Install`` ship the driver and
   the container toolkit; same as AWS.
 - ``gcp``: GKE installs the driver (the node pool's managed driver
-  installation) and runs its own device plugin: no operator.
+  installation) and runs its own device plugin: no operator; the DCGM exporter
+  comes from ``gpumetrics`` instead.
 - ``existing``: nothing can be assumed; the full operator, driver and toolkit
   included. On K3s the toolkit is pointed at K3s's own containerd (its config
   under ``/var/lib/rancher/k3s`` and its socket under ``/run/k3s``), read from

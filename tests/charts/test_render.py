@@ -524,3 +524,29 @@ def test_loki_gets_every_nodes_container_logs() -> None:
     ]
     _, found = _run("log shipping", stripped)
     assert any("no daemonset collector reads container logs" in p for p in found), found
+
+
+def test_every_cloud_exports_gpu_metrics_to_the_stacks_prometheus() -> None:
+    """Before the fix GKE's GPU nodes ran no DCGM exporter, so the GPU panels were empty there."""
+    for example in ("aws", "azure", "gcp", "existing"):
+        clusters = _clusters_with({}, example=example)
+        _holds("GPU metrics", clusters)
+        assert [ds for c in clusters for ds in wiring.gpu_exporters(c)], example
+    # GKE without the exporter's Objects: the check fails
+    gke = _clusters_with({}, example="gcp")
+    stripped = [
+        dataclasses.replace(c, wrapped=[o for o in c.wrapped if (o.get("metadata") or {}).get("name") != "dcgm-exporter"])
+        for c in gke
+    ]
+    _, found = _run("GPU metrics", stripped)
+    assert found and all("no DCGM exporter runs there (gcp)" in p for p in found), found
+    # the operator's exporter without its ServiceMonitor is caught; and off GPU nodes
+    unscraped = _clusters_with({"gpu-operator": {"dcgmExporter": {"serviceMonitor": {"enabled": False}}}}, example="azure")
+    _, found = _run("GPU metrics", unscraped)
+    assert any("nvidia-dcgm-exporter: its metrics port is scraped by no monitor" in p for p in found), found
+    [cluster] = gke[:1]
+    for ds in wiring.gpu_exporters(cluster):
+        ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"][0]["matchExpressions"][0]["key"] = "example.com/not-a-gpu-label"
+    _, found = _run("GPU metrics", [cluster])
+    assert any("cannot run on a GPU node" in p for p in found), found

@@ -22,6 +22,7 @@ import yaml
 
 from function.context import CLOUD_BLOCK_STORAGE_CLASS
 from function.models.common import Cloud
+from function.stack.gpu import GPU_OPERATOR_NAMESPACE
 from function.stack.storage import CLOUD_CSI_DRIVER
 
 # Built into every cluster of a kind: StorageClass -> provisioner.
@@ -117,6 +118,7 @@ def operator_made(cluster: Cluster) -> Iterator[dict[str, Any]]:
                 "metadata": {"name": "minio", "namespace": _ns(tenant)},
                 "spec": {"ports": [{"port": 443 if tls else 80}]},
             }
+    yield from _gpu_operator_exporter(cluster)
     for obj in cluster.wrapped:
         if obj.get("kind") == "KnativeServing":
             # The Knative operator installs Knative Serving, its CRDs included.
@@ -146,6 +148,60 @@ def operator_made(cluster: Cluster) -> Iterator[dict[str, Any]]:
                 "kind": "Service",
                 "metadata": {"name": f"{_name(obj)}-collector", "namespace": _ns(obj)},
                 "spec": {"ports": [{"port": p} for p in ports]},
+            }
+
+
+# The GPU operator's DCGM exporter (gpu-operator assets/state-dcgm-exporter): a
+# DaemonSet on the nodes it labels for the exporter, a Service over port 9400
+# ("gpu-metrics") and, with dcgmExporter.serviceMonitor.enabled, a ServiceMonitor,
+# all in the operator's namespace.
+DCGM_OPERATOR_NAME = "nvidia-dcgm-exporter"
+DCGM_PORT = 9400
+
+
+def _gpu_operator_exporter(cluster: Cluster) -> Iterator[dict[str, Any]]:
+    for _, cp in cluster.rendered:
+        if cp.get("kind") != "ClusterPolicy" or not cp.get("apiVersion", "").startswith("nvidia.com/"):
+            continue
+        spec = cp.get("spec") or {}
+        exporter = spec.get("dcgmExporter") or {}
+        if exporter.get("enabled") is False:
+            continue
+        labels = {"app": DCGM_OPERATOR_NAME}
+        meta = {"name": DCGM_OPERATOR_NAME, "namespace": GPU_OPERATOR_NAMESPACE, "labels": labels}
+        tolerations = list((spec.get("daemonsets") or {}).get("tolerations") or [])
+        yield {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": meta,
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "nodeSelector": {"nvidia.com/gpu.deploy.dcgm-exporter": "true"},
+                        "tolerations": tolerations,
+                        "containers": [{"name": DCGM_OPERATOR_NAME, "ports": [{"name": "metrics", "containerPort": DCGM_PORT}]}],
+                    },
+                },
+            },
+        }
+        yield {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"selector": labels, "ports": [{"name": "gpu-metrics", "port": DCGM_PORT, "targetPort": DCGM_PORT}]},
+        }
+        if (exporter.get("serviceMonitor") or {}).get("enabled"):
+            yield {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "ServiceMonitor",
+                "metadata": meta,
+                "spec": {
+                    "selector": {"matchLabels": labels},
+                    "namespaceSelector": {"matchNames": [GPU_OPERATOR_NAMESPACE]},
+                    "endpoints": [{"port": "gpu-metrics", "path": "/metrics"}],
+                },
             }
 
 
@@ -763,6 +819,84 @@ def check_log_shipping(cluster: Cluster) -> tuple[int, list[str]]:
     return len(agents), problems
 
 
+# --- GPU metrics --------------------------------------------------------------------
+
+# Labels a GPU node carries, by who puts them there: GKE on every GPU node, the GPU
+# operator on the nodes it runs its exporter on.
+GPU_NODE_LABELS = {
+    "gcp": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+    "operator": {"nvidia.com/gpu.present": "true", "nvidia.com/gpu.deploy.dcgm-exporter": "true"},
+}
+
+
+def _gpu_limits(node: Any) -> bool:
+    if isinstance(node, Mapping):
+        limits = node.get("limits")
+        if isinstance(limits, Mapping) and "nvidia.com/gpu" in limits:
+            return True
+        return any(_gpu_limits(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_gpu_limits(v) for v in node)
+    return False
+
+
+def _selects_node(pod: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether a pod with this spec may run on a node with these labels (selector and required affinity)."""
+    if any(labels.get(k) != v for k, v in (pod.get("nodeSelector") or {}).items()):
+        return False
+    required = (((pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
+    return not required or any(_matches({"matchExpressions": t.get("matchExpressions") or []}, labels) for t in required)
+
+
+def gpu_exporters(cluster: Cluster) -> list[dict[str, Any]]:
+    """DaemonSets exporting DCGM metrics (a container serving port 9400)."""
+    return [
+        ds
+        for ds in cluster.of_kind("DaemonSet")
+        if any(p.get("containerPort") == DCGM_PORT for c in _containers(ds) for p in c.get("ports") or [])
+    ]
+
+
+def check_gpu_metrics(cluster: Cluster) -> tuple[int, list[str]]:
+    """Where models run on GPU nodes and a Prometheus runs, a DCGM exporter on those nodes is scraped by it."""
+    proms = prometheuses(cluster)
+    workloads = [o for o in cluster.wrapped if o.get("kind") in {"StatefulSet", "Deployment"}
+                 or o.get("apiVersion", "").startswith("serving.knative.dev/")]
+    if not proms or not cluster.taints or not _gpu_limits(workloads):
+        return 0, []
+    node = {**GPU_NODE_LABELS.get(cluster.cloud, {}), **GPU_NODE_LABELS["operator"]}
+    if not any(cp.get("apiVersion", "").startswith("nvidia.com/") for cp in cluster.of_kind("ClusterPolicy")):
+        node = dict(GPU_NODE_LABELS.get(cluster.cloud, {}))  # nothing labels nodes for the operator
+    exporters = gpu_exporters(cluster)
+    if not exporters:
+        return 1, [f"models run on GPU nodes but no DCGM exporter runs there ({cluster.cloud})"]
+    problems = []
+    scrapes = _scrapes(cluster)
+    for ds in exporters:
+        where = f"DaemonSet {_ns(ds)}/{_name(ds)}"
+        pod = _pod_spec(ds)
+        if not _selects_node(pod, node):
+            problems.append(f"{where}: cannot run on a GPU node labelled {node}")
+        problems += [
+            f"{where}: does not tolerate the GPU pool taint {t}"
+            for t in cluster.taints
+            if not tolerates(pod.get("tolerations") or [], t)
+        ]
+        labels = tuple(sorted(((ds.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels", {}).items()))
+        ports = {str(p.get(k)) for c in _containers(ds) for p in c.get("ports") or [] for k in ("name", "containerPort")}
+        live = [
+            what
+            for (ns, pods, target, _), found in scrapes.items()
+            if ns == _ns(ds) and pods and set(pods) <= set(labels) and target in ports
+            for what, mon in found
+            if selected_by(mon, proms)
+        ]
+        if not live:
+            problems.append(f"{where}: its metrics port is scraped by no monitor the Prometheus selects")
+    return len(exporters), problems
+
+
 # Service fields the API server refuses unless the Service is reachable from outside
 # the cluster (NodePort or LoadBalancer): validation that no CRD schema carries.
 _EXTERNAL_ONLY = ("externalTrafficPolicy", "healthCheckNodePort")
@@ -793,6 +927,7 @@ CHECKS = {
     "ingress classes": check_ingress_classes,
     "storage classes": check_storage,
     "GPU taints": check_gpu_taints,
+    "GPU metrics": check_gpu_metrics,
     "scraping": check_scraping,
     "KEDA": check_keda,
     "pod CIDRs": check_pod_cidrs,
