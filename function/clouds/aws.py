@@ -36,8 +36,7 @@ from function.clouds.common import (
 from function.composed import Composed, Gate, Need, Unknown
 from function.context import ClusterContext
 from function.models.common import BlockStorage, Cloud
-from function.readiness import reported
-from function.stack.storage import osd_storage_class
+from function.reports import ARN, reported
 
 IAM_API = "iam.aws.upbound.io/v1beta1"
 EKS_API = "eks.aws.upbound.io/v1beta2"
@@ -361,7 +360,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             "tags": cloud_tags(ctx),
         },
     )
-    arn = reported(observed.get(bucket_key(ctx)), "arn")
+    arn = reported(observed.get(bucket_key(ctx)), ARN)
     policy = managed_resource(
         ctx,
         IAM_API,
@@ -374,7 +373,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         Composed(
             key=naming.key(ctx.name, ROLE_CACHE_POLICY),
             body=policy,
-            gates=(Gate(bucket_key(ctx), Need.REPORTED, "arn"),),
+            gates=(Gate(bucket_key(ctx), Need.REPORTED, ARN),),
             latch=unknown(arn, "policy"),
         ),
     ]
@@ -436,7 +435,7 @@ def needs_ebs(ctx: ClusterContext) -> bool:
     if ctx.components.block_storage is BlockStorage.NONE:
         return True
     if ctx.components.block_storage is BlockStorage.ROOK_CEPH:
-        return osd_storage_class(ctx) in EBS_STORAGE_CLASSES
+        return ctx.osd_storage_class() in EBS_STORAGE_CLASSES
     return False
 
 

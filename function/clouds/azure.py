@@ -43,7 +43,14 @@ from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import ClusterContext
 from function.models.common import Profile
 from function.models.platform import AzureCluster
-from function.readiness import at_provider, reported
+from function.reports import (
+    CLIENT_ID,
+    OIDC_ISSUER,
+    PRINCIPAL_ID,
+    RESOURCE_ID,
+    aks_workload_identity,
+    reported,
+)
 
 CONTAINERSERVICE_API = "containerservice.azure.upbound.io/v1beta2"
 STORAGE_ACCOUNT_API = "storage.azure.upbound.io/v1beta2"
@@ -263,8 +270,8 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             "tags": cloud_tags(ctx),
         },
     )
-    principal = reported(observed.get(identity_key(ctx)), "principalId")
-    scope = reported(observed.get(naming.key(ctx.name, ROLE_CONTAINER)), "resourceManagerId")
+    principal = reported(observed.get(identity_key(ctx)), PRINCIPAL_ID)
+    scope = reported(observed.get(naming.key(ctx.name, ROLE_CONTAINER)), RESOURCE_ID)
     access = managed_resource(
         ctx,
         AUTHORIZATION_API,
@@ -284,15 +291,15 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             key=naming.key(ctx.name, ROLE_CACHE_ACCESS),
             body=access,
             gates=(
-                Gate(identity_key(ctx), Need.REPORTED, "principalId"),
-                Gate(naming.key(ctx.name, ROLE_CONTAINER), Need.REPORTED, "resourceManagerId"),
+                Gate(identity_key(ctx), Need.REPORTED, PRINCIPAL_ID),
+                Gate(naming.key(ctx.name, ROLE_CONTAINER), Need.REPORTED, RESOURCE_ID),
             ),
             latch=unknown(principal, "principalId") + unknown(scope, "scope"),
         ),
     ]
     if workload_identity(ctx, observed) is False:
         return out  # no issuer to federate with: the models pull without the cache
-    issuer = reported(observed.get(aks_cluster_key(ctx)), "oidcIssuerUrl")
+    issuer = reported(observed.get(aks_cluster_key(ctx)), OIDC_ISSUER)
     for model in ctx.models:
         subject = (
             f"system:serviceaccount:{naming.model_namespace(model)}:{naming.MODEL_SERVICE_ACCOUNT}"
@@ -309,7 +316,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "subject": subject,
                 "userAssignedIdentityIdSelector": ctx.selector(ROLE_CACHE_IDENTITY),
             },
-            gates=(Gate(aks_cluster_key(ctx), Need.REPORTED, "oidcIssuerUrl"),),
+            gates=(Gate(aks_cluster_key(ctx), Need.REPORTED, OIDC_ISSUER),),
             latch=unknown(issuer, "issuer"),
         )
         out.append(credential)
@@ -319,16 +326,9 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
 def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
     """Tell whether the observed AKS cluster has the OIDC issuer and workload identity on.
 
-    None while the cluster reports nothing (not observed yet, or its report
-    went missing): unknown, never "off", so nothing is rewritten on a flicker.
+    None while it is not known (see ``reports.aks_workload_identity``).
     """
-    obj = observed.get(aks_cluster_key(ctx))
-    flags = at_provider(obj)
-    if not flags:
-        return None
-    if flags.get("oidcIssuerEnabled") is False or flags.get("workloadIdentityEnabled") is False:
-        return False
-    return reported(obj, "oidcIssuerUrl") is not None
+    return aks_workload_identity(observed.get(aks_cluster_key(ctx)))
 
 
 def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
@@ -352,7 +352,7 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unk
     """
     if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
         return None
-    client_id = reported(observed.get(identity_key(ctx)), "clientId")
+    client_id = reported(observed.get(identity_key(ctx)), CLIENT_ID)
     if client_id is None:
         return UNKNOWN
     account = naming.azure_storage_account_name(ctx.platform.uid, ctx.platform.name, ctx.name)
@@ -373,7 +373,7 @@ def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Ga
         return ()
     return (
         Gate(identity_key(ctx), Need.READY),
-        Gate(identity_key(ctx), Need.REPORTED, "clientId"),
+        Gate(identity_key(ctx), Need.REPORTED, CLIENT_ID),
         Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
         Gate(credential_key(ctx, model), Need.READY),
     )

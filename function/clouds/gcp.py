@@ -56,7 +56,7 @@ from function.clouds.common import (
 from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import ClusterContext
 from function.models.platform import GcpCluster
-from function.readiness import at_provider, reported
+from function.reports import EMAIL, MEMBER, gke_workload_identity, reported
 
 CLOUDPLATFORM_API = "cloudplatform.gcp.upbound.io/v1beta1"
 IAM_MEMBER_API = "cloudplatform.gcp.upbound.io/v1beta2"  # ProjectIAMMember, ServiceAccountIAMMember
@@ -123,18 +123,8 @@ def observed_cluster(ctx: ClusterContext) -> Composed:
 
 
 def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
-    """Tell whether the observed cluster has a Workload Identity pool.
-
-    None while the cluster reports nothing (not observed yet, or its report
-    went missing): unknown, never "off", so nothing is rewritten on a flicker.
-    Readiness does not matter: an observed-only cluster's report is complete.
-    """
-    seen = at_provider(observed.get(gke_cluster_key(ctx)))
-    if not seen:
-        return None
-    config = seen.get("workloadIdentityConfig")
-    pool = config.get("workloadPool") if isinstance(config, Mapping) else None
-    return bool(pool)
+    """Tell whether the observed cluster has a Workload Identity pool (None: not known)."""
+    return gke_workload_identity(observed.get(gke_cluster_key(ctx)))
 
 
 def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
@@ -327,7 +317,7 @@ def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
     The member is the service account as the provider reports it
     (``status.atProvider.member``), so the grants wait for it.
     """
-    member = reported(observed.get(node_sa_key(ctx)), "member")
+    member = reported(observed.get(node_sa_key(ctx)), MEMBER)
     return [
         item_resource(
             ctx,
@@ -340,7 +330,7 @@ def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "role": role,
                 "member": member or "",
             },
-            gates=(Gate(node_sa_key(ctx), Need.REPORTED, "member"),),
+            gates=(Gate(node_sa_key(ctx), Need.REPORTED, MEMBER),),
             latch=unknown(member, "member"),
         )
         for short, role in NODE_ROLES.items()
@@ -387,7 +377,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
             ctx.platform.uid, ctx.platform.name, ctx.name, purpose="cache"
         ),
     )
-    member = reported(observed.get(cache_sa_key(ctx)), "member")
+    member = reported(observed.get(cache_sa_key(ctx)), MEMBER)
     access = managed_resource(
         ctx,
         BUCKET_IAM_API,
@@ -404,7 +394,7 @@ def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
         Composed(
             key=naming.key(ctx.name, ROLE_CACHE_ACCESS),
             body=access,
-            gates=(Gate(cache_sa_key(ctx), Need.REPORTED, "member"),),
+            gates=(Gate(cache_sa_key(ctx), Need.REPORTED, MEMBER),),
             latch=unknown(member, "member"),
         ),
     ]
@@ -439,7 +429,7 @@ def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unk
     identity = workload_identity(ctx, observed)
     if identity is False:
         return None
-    email = reported(observed.get(cache_sa_key(ctx)), "email")
+    email = reported(observed.get(cache_sa_key(ctx)), EMAIL)
     if identity is None or email is None:
         return UNKNOWN
     return {"provider": "gcs", "bucket": gcs_bucket_name(ctx), "gcpServiceAccount": email}
@@ -455,7 +445,7 @@ def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Ga
     return (
         Gate(gke_cluster_key(ctx), Need.READY),
         Gate(cache_sa_key(ctx), Need.READY),
-        Gate(cache_sa_key(ctx), Need.REPORTED, "email"),
+        Gate(cache_sa_key(ctx), Need.REPORTED, EMAIL),
         Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
         Gate(binding_key(ctx, model), Need.READY),
     )
