@@ -46,7 +46,6 @@ from function.models.common import (
     Profile,
     StackDeletionPolicy,
 )
-from function.stack import modelcache
 from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
 ROOK_NAMESPACE = "rook-ceph"
@@ -445,7 +444,6 @@ def build(ctx: ClusterContext) -> list[Composed]:
     obj = ctx.components.object_storage
     if obj is ObjectStorage.MINIO:
         out.extend(_minio(ctx))
-        out.extend(modelcache.build(ctx))
     elif obj is ObjectStorage.ROOK_CEPH:
         out.extend(_ceph_object_store(ctx))
     return out

@@ -12,16 +12,17 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from function import clouds, fleet, naming
-from function.clouds import aws
+from function import clouds, fleet, modelcache, naming
 from function.composed import UNKNOWN, Composed, Need
+from function.context import ClusterContext
 from function.errors import ClaimError
 from function.fleet import cache, checks
+from function.modelcache import s3
 from function.models.fleet import FleetSpec
 from function.models.input import DEFAULT_CACHE_IMAGE, DEFAULT_OLLAMA_IMAGE, FunctionInput
 from function.readiness import select
 from scripts.render import desired, load_docs, observed_map, request, run
-from tests.factories import cluster_context
+from tests.factories import cluster_context, decoded, reporting
 
 ROOT = Path(__file__).resolve().parents[2]
 XR = "llama2"
@@ -260,26 +261,23 @@ def test_the_copy_image_is_pinned_to_a_version() -> None:
 # --------------------------------------------------------------------------- EKS chain
 
 
+def composed(ctx: ClusterContext, observed: dict[str, Any]) -> list[Composed]:
+    """What the planner composes for the cluster's cloud and its model cache."""
+    return [*clouds.build(ctx, observed), *modelcache.backend(ctx).composes(ctx, observed)]
+
+
 def aws_chain(
     observed: dict[str, dict[str, Any]] | None = None, models: tuple[str, ...] = ("llama2",)
 ) -> dict[str, Composed]:
     ctx = dataclasses.replace(cluster_context("aws"), models=models)
-    return {c.key: c for c in clouds.build(ctx, observed or {})}
+    return {c.key: c for c in composed(ctx, observed or {})}
 
 
 BUCKET_ARN = "arn:aws:s3:::ollama-demo-abc12-aws-1-9f2e0c1d7a"
 
 
-def bucket_reported(arn: str = BUCKET_ARN) -> dict[str, dict[str, Any]]:
-    return {
-        "aws-1-bucket": {
-            "kind": "Bucket",
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "atProvider": {"arn": arn},
-            },
-        }
-    }
+def bucket_reported(arn: str = BUCKET_ARN) -> dict[str, Any]:
+    return reporting("aws-1-bucket", "Bucket", arn=arn)
 
 
 def fp(c: Composed) -> dict[str, Any]:
@@ -353,8 +351,11 @@ def test_eks_policy_waits_for_the_bucket_arn_and_is_never_sent_without_it() -> N
         "aws-1-cache-policy"
     ].body
     assert BUCKET_ARN in carried["spec"]["forProvider"]["policy"]
-    observed = {**bucket_reported(), "aws-1-cache-policy": {"kind": "RolePolicy", **carried}}
-    observed["aws-1-bucket"] = {"kind": "Bucket", "status": {"atProvider": {}}}
+    observed = {
+        **bucket_reported(),
+        "aws-1-cache-policy": decoded({"kind": "RolePolicy", **carried}),
+    }
+    observed["aws-1-bucket"] = decoded({"kind": "Bucket", "status": {"atProvider": {}}})
     chain = aws_chain(observed)
     assert chain["aws-1-cache-policy"].body != carried  # built without the ARN ...
     kept = {c.key: c for c in select(chain.values(), observed).emitted}
@@ -373,22 +374,22 @@ def test_no_bucket_no_identity_chain_and_no_cache(extra: dict[str, Any]) -> None
     ctx = dataclasses.replace(
         cluster_context("aws", components=components, **extra), models=("llama2",)
     )
-    keys = {c.key for c in clouds.build(ctx, bucket_reported())}
+    keys = {c.key for c in composed(ctx, bucket_reported())}
     # the EBS CSI driver's identity (and the agent it needs) is not the cache's
     assert not {k for k in keys if "cache" in k or "model-identity" in k}
-    assert clouds.fleet_cache(ctx, bucket_reported()) is None
-    assert clouds.cache_gates(ctx, "llama2", {}) == ()
+    assert modelcache.backend(ctx).fleet_cache(ctx, bucket_reported()) is None
+    assert modelcache.backend(ctx).gates(ctx, "llama2", {}) == ()
 
 
 def test_aws_fleet_cache_block() -> None:
     ctx = cluster_context("aws")
-    block = aws.fleet_cache(ctx, {})
+    block = s3.fleet_cache(ctx, {})
     assert block == {
         "provider": "s3",
         "bucket": naming.bucket_name(ctx.platform.uid, ctx.platform.name, ctx.name),
         "region": "us-east-1",
     }
-    assert [(g.key, g.need) for g in aws.cache_gates(ctx, "llama2", {})] == [
+    assert [(g.key, g.need) for g in s3.gates(ctx, "llama2", {})] == [
         ("aws-1-pod-identity-agent", Need.READY),
         ("aws-1-cache-policy", Need.READY),
         ("aws-1-model-identity-llama2", Need.READY),
@@ -463,19 +464,10 @@ def gcp_chain(
     observed: dict[str, dict[str, Any]] | None = None, models: tuple[str, ...] = ("llama2",)
 ) -> dict[str, Composed]:
     ctx = dataclasses.replace(cluster_context("gcp"), models=models)
-    return {c.key: c for c in clouds.build(ctx, observed or {})}
+    return {c.key: c for c in composed(ctx, observed or {})}
 
 
-def reports(key: str, kind: str, **at_provider: Any) -> dict[str, dict[str, Any]]:
-    return {
-        key: {
-            "kind": kind,
-            "status": {
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "atProvider": dict(at_provider),
-            },
-        }
-    }
+reports = reporting  # one Ready resource reporting atProvider, decoded as from a request
 
 
 NODE_EMAIL = "ollama-gcp-1-aaaaaa@proj-1234.iam.gserviceaccount.com"
@@ -517,11 +509,11 @@ def test_gke_node_service_account_gets_only_the_documented_node_roles() -> None:
 
 def test_gke_node_roles_do_not_depend_on_the_bucket() -> None:
     ctx = dataclasses.replace(cluster_context("gcp", bucket={"enabled": False}), models=("m",))
-    kinds = [c.kind for c in clouds.build(ctx, GCP_REPORTED)]
+    kinds = [c.kind for c in composed(ctx, GCP_REPORTED)]
     assert kinds.count("ProjectIAMMember") == 2
     assert "BucketIAMMember" not in kinds
     assert "ServiceAccountIAMMember" not in kinds
-    pool = {c.key: c for c in clouds.build(ctx, GCP_REPORTED)}["gcp-1-nodepool"]
+    pool = {c.key: c for c in composed(ctx, GCP_REPORTED)}["gcp-1-nodepool"]
     assert "workloadMetadataConfig" not in fp(pool)["nodeConfig"]
 
 
@@ -574,14 +566,18 @@ def test_gke_no_project_wide_storage_role() -> None:
 
 def test_gke_fleet_cache_names_the_reported_email_once_known() -> None:
     ctx = cluster_context("gcp")
-    assert clouds.fleet_cache(ctx, {}) is UNKNOWN  # not known yet: an existing fleet keeps its
-    block = clouds.fleet_cache(ctx, GCP_REPORTED)
+    assert (
+        modelcache.backend(ctx).fleet_cache(ctx, {}) is UNKNOWN
+    )  # not known yet: an existing fleet keeps its
+    block = modelcache.backend(ctx).fleet_cache(ctx, GCP_REPORTED)
     assert block == {
         "provider": "gcs",
         "bucket": external_name_of(gcp_chain()["gcp-1-bucket"]),
         "gcpServiceAccount": CACHE_EMAIL,
     }
-    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", GCP_REPORTED)] == [
+    assert [
+        (g.key, g.need) for g in modelcache.backend(ctx).gates(ctx, "llama2", GCP_REPORTED)
+    ] == [
         ("gcp-1-gke-cluster", Need.READY),
         ("gcp-1-cache-sa", Need.READY),
         ("gcp-1-cache-sa", Need.REPORTED),  # its e-mail goes into the fleet
@@ -601,7 +597,7 @@ def azure_chain(
     observed: dict[str, dict[str, Any]] | None = None, models: tuple[str, ...] = ("llama2",)
 ) -> dict[str, Composed]:
     ctx = dataclasses.replace(cluster_context("azure"), models=models)
-    return {c.key: c for c in clouds.build(ctx, observed or {})}
+    return {c.key: c for c in composed(ctx, observed or {})}
 
 
 CONTAINER_ID = (
@@ -678,14 +674,16 @@ def test_aks_chain_waits_for_what_the_provider_reports() -> None:
 
 def test_aks_fleet_cache_names_the_reported_client_id() -> None:
     ctx = cluster_context("azure")
-    assert clouds.fleet_cache(ctx, {}) is UNKNOWN
-    assert clouds.fleet_cache(ctx, AZURE_REPORTED) == {
+    assert modelcache.backend(ctx).fleet_cache(ctx, {}) is UNKNOWN
+    assert modelcache.backend(ctx).fleet_cache(ctx, AZURE_REPORTED) == {
         "provider": "azureblob",
         "bucket": "models",
         "account": external_name_of(azure_chain()["azure-1-storage-account"]),
         "azureClientId": "00000000-0000-4000-8000-00000000c11d",
     }
-    assert [(g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", AZURE_REPORTED)] == [
+    assert [
+        (g.key, g.need) for g in modelcache.backend(ctx).gates(ctx, "llama2", AZURE_REPORTED)
+    ] == [
         ("azure-1-cache-identity", Need.READY),
         ("azure-1-cache-identity", Need.REPORTED),  # its client id goes into the fleet
         ("azure-1-cache-access", Need.READY),
@@ -697,10 +695,10 @@ def test_aks_fleet_cache_names_the_reported_client_id() -> None:
 def test_no_bucket_no_cache_chain(cloud: str) -> None:
     ctx = dataclasses.replace(cluster_context(cloud, bucket={"enabled": False}), models=("m",))
     observed = {**GCP_REPORTED, **AZURE_REPORTED}
-    keys = {c.key for c in clouds.build(ctx, observed)}
+    keys = {c.key for c in composed(ctx, observed)}
     assert not {k for k in keys if "cache" in k or "model-identity" in k or "aks-cluster" in k}
-    assert clouds.fleet_cache(ctx, observed) is None
-    assert clouds.cache_gates(ctx, "m", observed) == ()
+    assert modelcache.backend(ctx).fleet_cache(ctx, observed) is None
+    assert modelcache.backend(ctx).gates(ctx, "m", observed) == ()
 
 
 @pytest.mark.parametrize(
@@ -737,7 +735,10 @@ GKE_WITHOUT_POOL = reports(
     "gcp-1-gke-cluster", "Cluster", id="projects/my-project/locations/us-central1/clusters/gke-prod"
 )
 AKS_WITHOUT_WI = reports(
-    "azure-1-aks-cluster", "KubernetesCluster", oidcIssuerEnabled=False, workloadIdentityEnabled=False
+    "azure-1-aks-cluster",
+    "KubernetesCluster",
+    oidcIssuerEnabled=False,
+    workloadIdentityEnabled=False,
 )
 
 
@@ -765,22 +766,22 @@ def test_gke_pool_serves_the_metadata_server_only_once_the_cluster_has_a_workloa
 def test_gke_without_workload_identity_serves_models_without_the_cache() -> None:
     observed = {**GCP_REPORTED, **GKE_WITHOUT_POOL}
     ctx = dataclasses.replace(cluster_context("gcp"), models=("llama2",))
-    keys = {c.key for c in clouds.build(ctx, observed)}
+    keys = {c.key for c in composed(ctx, observed)}
     assert "gcp-1-model-identity-llama2" not in keys  # IAM would refuse the member
     assert {"gcp-1-bucket", "gcp-1-cache-sa", "gcp-1-nodepool"} <= keys
-    assert clouds.fleet_cache(ctx, observed) is None
-    assert clouds.cache_gates(ctx, "llama2", observed) == ()  # the model is not held
-    warning = clouds.cache_warning(ctx, observed)
+    assert modelcache.backend(ctx).fleet_cache(ctx, observed) is None
+    assert modelcache.backend(ctx).gates(ctx, "llama2", observed) == ()  # the model is not held
+    warning = modelcache.backend(ctx).warning(ctx, observed)
     assert warning is not None
     assert "gcloud container clusters update gke-prod" in warning
     assert "--workload-pool=my-project.svc.id.goog" in warning
-    assert clouds.cache_warning(ctx, GCP_REPORTED) is None
+    assert modelcache.backend(ctx).warning(ctx, GCP_REPORTED) is None
     # before the cluster is observed: the cache is unknown, the model waits for the cluster
-    assert clouds.fleet_cache(ctx, {}) is UNKNOWN
+    assert modelcache.backend(ctx).fleet_cache(ctx, {}) is UNKNOWN
     assert ("gcp-1-gke-cluster", Need.READY) in {
-        (g.key, g.need) for g in clouds.cache_gates(ctx, "llama2", {})
+        (g.key, g.need) for g in modelcache.backend(ctx).gates(ctx, "llama2", {})
     }
-    assert clouds.cache_warning(ctx, {}) is None
+    assert modelcache.backend(ctx).warning(ctx, {}) is None
 
 
 @pytest.mark.parametrize(
@@ -796,15 +797,15 @@ def test_aks_without_workload_identity_serves_models_without_the_cache(
 ) -> None:
     observed = {**AZURE_REPORTED, **reports("azure-1-aks-cluster", "KubernetesCluster", **flags)}
     ctx = dataclasses.replace(cluster_context("azure"), models=("llama2",))
-    keys = {c.key for c in clouds.build(ctx, observed)}
+    keys = {c.key for c in composed(ctx, observed)}
     assert "azure-1-model-identity-llama2" not in keys
-    assert clouds.fleet_cache(ctx, observed) is None
-    assert clouds.cache_gates(ctx, "llama2", observed) == ()
-    warning = clouds.cache_warning(ctx, observed)
+    assert modelcache.backend(ctx).fleet_cache(ctx, observed) is None
+    assert modelcache.backend(ctx).gates(ctx, "llama2", observed) == ()
+    warning = modelcache.backend(ctx).warning(ctx, observed)
     assert warning is not None
     assert "--enable-oidc-issuer --enable-workload-identity" in warning
-    assert clouds.cache_warning(ctx, AZURE_REPORTED) is None
-    assert clouds.cache_warning(ctx, {}) is None  # not observed yet: no verdict
+    assert modelcache.backend(ctx).warning(ctx, AZURE_REPORTED) is None
+    assert modelcache.backend(ctx).warning(ctx, {}) is None  # not observed yet: no verdict
 
 
 def test_the_platform_warns_per_cluster_and_still_serves() -> None:

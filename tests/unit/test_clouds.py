@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from function import clouds, naming
+from function import clouds, modelcache, naming
 from function.clouds import aws, azure, gcp
 from function.clouds.common import AUTOSCALED_MANAGEMENT_POLICIES
 from function.composed import Composed, Gate, Need
@@ -47,7 +47,9 @@ def external_name(resource: Composed) -> str:
 
 
 def build(cloud: str, profile: str = "production", **extra: Any) -> dict[str, Composed]:
-    return by_key(clouds.build(cluster_context(cloud, profile, **extra)))
+    """The cluster's cloud resources, then its model cache's (as the planner composes them)."""
+    ctx = cluster_context(cloud, profile, **extra)
+    return by_key([*clouds.build(ctx), *modelcache.backend(ctx).composes(ctx, {})])
 
 
 def selectors(value: Any) -> Iterator[dict[str, Any]]:
@@ -92,12 +94,12 @@ def test_aws_resource_keys() -> None:
         "aws-1-bucket-encryption",
         "aws-1-bucket-public-access-block",
         "aws-1-bucket-ownership",
-        "aws-1-cache-role",
-        "aws-1-cache-policy",
         "aws-1-ebs-csi-role",
         "aws-1-ebs-csi-policy",
         "aws-1-ebs-csi-identity",
         "aws-1-ebs-csi-driver",
+        "aws-1-cache-role",
+        "aws-1-cache-policy",
     ]
 
 
@@ -177,7 +179,7 @@ def test_labels_and_provider_config_on_every_resource(
 ) -> None:
     cloud, profile, extra = variant
     ctx = cluster_context(cloud, profile, **extra)
-    for resource in clouds.build(ctx):
+    for resource in build(cloud, profile, **extra).values():
         labels = resource.body["metadata"]["labels"]
         assert labels[naming.LABEL_CLUSTER] == ctx.name
         assert labels[naming.LABEL_PLATFORM] == ctx.platform.name
