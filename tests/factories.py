@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from function import clouds, modelcache
 from function.codec import ObservedResource, observed_resource, to_struct
 from function.composed import Composed
 from function.context import (
@@ -132,6 +134,19 @@ def reporting(key: str, kind: str, **at_provider: Any) -> dict[str, ObservedReso
     """One Ready observed resource ``key`` that reports ``at_provider``, decoded."""
     status = {"conditions": [{"type": "Ready", "status": "True"}], "atProvider": at_provider}
     return {key: decoded({"kind": kind, "status": status})}
+
+
+def cluster_composed(ctx: ClusterContext, observed: dict[str, Any]) -> list[Composed]:
+    """What the planner composes for the cluster's cloud, then for its model cache."""
+    return [*clouds.build(ctx, observed), *modelcache.backend(ctx).composes(ctx, observed)]
+
+
+def cluster_chain(
+    cloud: str, observed: dict[str, Any] | None = None, models: tuple[str, ...] = ("llama2",)
+) -> dict[str, Composed]:
+    """By key, what a cluster of ``cloud`` serving ``models`` gets for its cloud and its cache."""
+    ctx = dataclasses.replace(cluster_context(cloud), models=models)
+    return {c.key: c for c in cluster_composed(ctx, observed or {})}
 
 
 def converged(

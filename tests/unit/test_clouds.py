@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from function import clouds, modelcache, naming
+from function import clouds, naming
 from function.clouds import aws, azure, gcp
 from function.clouds.common import AUTOSCALED_MANAGEMENT_POLICIES
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
-from tests.factories import cluster_context
+from tests.factories import cluster_composed, cluster_context
 
 CLOUDS = ("aws", "gcp", "azure")
 PROFILES = ("production", "development")
@@ -48,8 +48,7 @@ def external_name(resource: Composed) -> str:
 
 def build(cloud: str, profile: str = "production", **extra: Any) -> dict[str, Composed]:
     """The cluster's cloud resources, then its model cache's (as the planner composes them)."""
-    ctx = cluster_context(cloud, profile, **extra)
-    return by_key([*clouds.build(ctx), *modelcache.backend(ctx).composes(ctx, {})])
+    return by_key(cluster_composed(cluster_context(cloud, profile, **extra), {}))
 
 
 def selectors(value: Any) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from function import clouds, modelcache, plan
+from function import modelcache, plan
 from function.composed import UNKNOWN, Need
 from function.context import ClusterContext
 from function.fleet import checks
@@ -20,7 +20,15 @@ from function.modelcache.backend import NO_CACHE, Backend
 from function.models.fleet import Cache, CacheProvider
 from function.models.input import FunctionInput
 from function.reports import reported
-from tests.factories import cluster_context, converged, decoded, platform_spec
+from tests.factories import (
+    cluster_composed,
+    cluster_context,
+    converged,
+    decoded,
+    platform_spec,
+)
+from tests.unit.test_modelcache_azureblob import AKS_WITHOUT_WI, AZURE_REPORTED
+from tests.unit.test_modelcache_gcs import GCP_REPORTED, GKE_WITHOUT_POOL
 
 MODELS = ("llama2", "mistral")
 
@@ -36,11 +44,6 @@ CLUSTERS: dict[str, tuple[Backend, str, dict[str, str]]] = {
 def served(provider: str) -> ClusterContext:
     _, cloud, components = CLUSTERS[provider]
     return dataclasses.replace(cluster_context(cloud, components=components), models=MODELS)
-
-
-def composed_for(ctx: ClusterContext, observed: Any) -> list[Any]:
-    """What the planner composes for the cluster's cloud and its cache."""
-    return [*clouds.build(ctx, observed), *modelcache.backend(ctx).composes(ctx, observed)]
 
 
 def without_reports(observed: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def test_every_backend_answers_every_question(provider: str) -> None:
     backend = CLUSTERS[provider][0]
     ctx = served(provider)
     assert modelcache.backend(ctx) is backend
-    observed = converged(lambda seen: composed_for(ctx, seen))
+    observed = converged(lambda seen: cluster_composed(ctx, seen))
 
     # what it composes: something for the cluster, and a grant per model
     composed = backend.composes(ctx, observed)
@@ -81,7 +84,7 @@ def test_every_backend_answers_every_question(provider: str) -> None:
     assert checks.cache_errors(Cache.model_validate(block)) == []
 
     # the gates: on what the plan composes, all met once converged
-    everything = {c.key for c in composed_for(ctx, observed)}
+    everything = {c.key for c in cluster_composed(ctx, observed)}
     for model in MODELS:
         gates = backend.gates(ctx, model, observed)
         assert gates
@@ -115,7 +118,7 @@ def test_without_a_store_there_is_no_cache(
 ) -> None:
     ctx = dataclasses.replace(cluster_context(cloud, components=components, **extra), models=MODELS)
     assert modelcache.backend(ctx) is NO_CACHE
-    observed = converged(lambda seen: composed_for(ctx, seen))
+    observed = converged(lambda seen: cluster_composed(ctx, seen))
     keys = set(observed)
     assert not {k for k in keys if "cache" in k or "model-identity" in k or "aks-cluster" in k}
     assert plan.fleet_spec(ctx, platform_spec((cloud,)).models[0], observed).get("cache") is None
@@ -155,3 +158,24 @@ def test_a_cloud_bucket_cluster_waits_for_its_clouds_backend_only(provider: str)
     without = dataclasses.replace(ctx, spec=ctx.spec.model_copy(update={"bucket": bucket}))
     added = [g for g in fleet_gates(ctx, model) if g not in fleet_gates(without, model)]
     assert added == list(CLUSTERS[provider][0].gates(ctx, model.name, {}))
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "azure"])
+def test_no_bucket_no_cache_chain(cloud: str) -> None:
+    ctx = dataclasses.replace(cluster_context(cloud, bucket={"enabled": False}), models=("m",))
+    observed = {**GCP_REPORTED, **AZURE_REPORTED}
+    keys = {c.key for c in cluster_composed(ctx, observed)}
+    assert not {k for k in keys if "cache" in k or "model-identity" in k or "aks-cluster" in k}
+    assert modelcache.backend(ctx).fleet_cache(ctx, observed) is None
+    assert modelcache.backend(ctx).gates(ctx, "m", observed) == ()
+
+
+def test_the_platform_warns_per_cluster_and_still_serves() -> None:
+    spec = platform_spec(("gcp", "azure"), models=[{"name": "llama2", "model": "llama2"}])
+    observed = {
+        **{k.replace("gcp-1", "gcp-1"): v for k, v in GKE_WITHOUT_POOL.items()},
+        **AKS_WITHOUT_WI,
+    }
+    result = plan.plan_platform(plan.XrMeta(name="demo"), spec, FunctionInput(), observed)
+    paths = [w.split(":", 1)[0] for w in result.warnings]
+    assert paths == ["spec.clusters[0] (gcp-1)", "spec.clusters[1] (azure-1)"], result.warnings
