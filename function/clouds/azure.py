@@ -1,13 +1,11 @@
 """Azure: the AKS GPU node pool, a storage account with a private container.
 
 Kinds are the classic cluster-scoped ones at their storage versions:
-``containerservice.azure.upbound.io/v1beta2`` KubernetesClusterNodePool and
-KubernetesCluster (observed only), ``storage.azure.upbound.io/v1beta2`` Account
-and ``storage.azure.upbound.io/v1beta1`` Container,
-``managedidentity.azure.upbound.io/v1beta1`` UserAssignedIdentity and
-FederatedIdentityCredential, ``authorization.azure.upbound.io/v1beta1`` RoleAssignment.
-
-The model cache in the container: modelcache/azureblob.py (Workload ID).
+``containerservice.azure.upbound.io/v1beta2`` KubernetesClusterNodePool,
+``storage.azure.upbound.io/v1beta2`` Account and ``storage.azure.upbound.io/v1beta1``
+Container. The model cache in the container (the observed AKS cluster, the
+cache's managed identity, its role assignment and federated credentials) is
+modelcache/azureblob.py's.
 """
 
 from __future__ import annotations

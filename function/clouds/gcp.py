@@ -2,9 +2,9 @@
 
 Kinds are the classic cluster-scoped ones at their storage versions:
 ``cloudplatform.gcp.upbound.io/v1beta1`` ServiceAccount,
-``cloudplatform.gcp.upbound.io/v1beta2`` ProjectIAMMember and ServiceAccountIAMMember,
-``container.gcp.upbound.io/v1beta2`` NodePool, ``storage.gcp.upbound.io/v1beta2``
-Bucket and BucketIAMMember.
+``cloudplatform.gcp.upbound.io/v1beta2`` ProjectIAMMember,
+``container.gcp.upbound.io/v1beta2`` NodePool and Cluster (observed only),
+``storage.gcp.upbound.io/v1beta2`` Bucket.
 
 The GPU nodes' service account gets the roles GKE documents for node service
 accounts: ``roles/container.defaultNodeServiceAccount`` (logging, monitoring,
