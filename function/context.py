@@ -236,6 +236,18 @@ class ClusterContext:
         """
         return self.components.storage_class() or CLOUD_BLOCK_STORAGE_CLASS.get(self.cloud, "")
 
+    def osd_storage_class(self) -> str | None:
+        """The StorageClass of Rook-Ceph's OSD volumes on a cloud cluster (None on existing ones).
+
+        ``rook.deviceStorageClass`` when the function input names one, else the
+        cloud's block class. The stack puts the OSDs on it; on AWS the cloud
+        installs the EBS CSI driver when it is an EBS class.
+        """
+        if self.cloud not in CLOUD_BLOCK_STORAGE_CLASS:
+            return None
+        rook = self.platform.inputs.spec.rook
+        return rook.device_storage_class or CLOUD_BLOCK_STORAGE_CLASS[self.cloud]
+
     def labels(self, role: str) -> dict[str, str]:
         """Labels for a composed resource of this cluster, used by selectors."""
         return {

@@ -5,7 +5,7 @@ The MinIO operator (7.1+) accepts ServiceAccount tokens bound to the audience
 cluster's CSR API, so pods trust the cluster CA that Kubernetes publishes in
 every namespace (``kube-root-ca.crt``). Used by the model cache's pods
 (fleet/cache.py) and by the Job that sets the cache up in the tenant
-(stack/modelcache.py).
+(modelcache/minio.py).
 """
 
 from __future__ import annotations

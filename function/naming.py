@@ -124,7 +124,7 @@ MODEL_SERVICE_ACCOUNT = "ollama"
 
 # The MinIO tenant (``objectStorage: minio``) and its model cache: the stack
 # creates the bucket and the policy, the fleet's pods reach them through the
-# MinIO operator's STS (stack/modelcache.py, fleet/cache.py).
+# MinIO operator's STS (modelcache/minio.py, fleet/cache.py).
 MINIO_OPERATOR_NAMESPACE = "minio-operator"
 MINIO_TENANT_NAMESPACE = "minio-tenant"
 MINIO_CACHE_BUCKET = "ollama-models"

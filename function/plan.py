@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from function import access, clouds, fit, fleet, naming, stack, status, usages
+from function import access, clouds, fit, fleet, modelcache, naming, stack, status, usages
 from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
 from function.context import (
     PROMETHEUS_ADDRESS,
@@ -27,7 +27,6 @@ from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
 from function.readiness import Selection, is_ready, select, waiting_reason
-from function.stack import modelcache
 from function.status import Condition, model_targets
 from function.wrap import object_key, provider_config_key, release_key
 
@@ -163,9 +162,8 @@ def _fleet_spec(
 
 
 def _fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
-    """The fleets' ``cache`` block: the cloud bucket's, or the MinIO tenant's."""
-    cloud = clouds.fleet_cache(ctx, observed)
-    return cloud if cloud is not None else modelcache.fleet_cache(ctx)
+    """The fleets' ``cache`` block, as the cluster's one cache backend gives it."""
+    return modelcache.backend(ctx).fleet_cache(ctx, observed)
 
 
 def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Composed:
@@ -186,8 +184,7 @@ def _fleet(ctx: ClusterContext, model: ModelSpec, observed: Observed) -> Compose
         gates.append(Gate(object_key(ctx.name, "knative-serving"), Need.READY))
     else:
         gates.append(Gate(release_key(ctx.name, "keda"), Need.READY))
-        gates.extend(clouds.cache_gates(ctx, model.name, observed))
-        gates.extend(modelcache.cache_gates(ctx, model.name))
+        gates.extend(modelcache.backend(ctx).gates(ctx, model.name, observed))
     cache = _fleet_cache(ctx, observed)
     return Composed(
         key=fleet_key(ctx.name, model.name),
@@ -337,7 +334,12 @@ def plan_platform(
     candidates: list[Composed] = []
     owned: dict[str, list[str]] = {}
     for ctx in contexts:
-        per_cluster = [*_provider_configs(ctx), *clouds.build(ctx, observed), *stack.build(ctx)]
+        per_cluster = [
+            *_provider_configs(ctx),
+            *clouds.build(ctx, observed),
+            *stack.build(ctx),
+            *modelcache.backend(ctx).composes(ctx, observed),
+        ]
         per_cluster += [
             _fleet(ctx, m, observed) for m in spec.models if ctx.spec in model_targets(spec, m)
         ]
@@ -375,7 +377,7 @@ def _cache_warnings(
     """One message per cluster whose bucket cannot serve as the model cache, and why."""
     out = []
     for i, ctx in enumerate(contexts):
-        reason = clouds.cache_warning(ctx, observed)
+        reason = modelcache.backend(ctx).warning(ctx, observed)
         if reason:
             out.append(f"spec.clusters[{i}] ({spec.clusters[i].name}): {reason}")
     return out

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from function.composed import Composed, Gate, Need
+from function.reports import reported
 
 # Kinds that never report a Ready condition: existing is being ready.
 CONDITIONLESS_KINDS = frozenset({"ProviderConfig"})
@@ -64,31 +65,6 @@ class Selection:
 
     emitted: list[Composed]
     held: dict[str, list[str]]  # key -> keys it waits for
-
-
-def at_provider(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """The ``status.atProvider`` of an observed resource ({} when absent or malformed)."""
-    status = (obj or {}).get("status")
-    found = status.get("atProvider") if isinstance(status, Mapping) else None
-    return found if isinstance(found, Mapping) else {}
-
-
-# What a provider reports and the plan copies into a body (ARNs, e-mails, ids,
-# URLs) is printable ASCII without spaces, and short.
-MAX_REPORTED_CHARS = 512
-
-
-def reported(obj: Mapping[str, Any] | None, field: str) -> str | None:
-    """The string ``status.atProvider.<field>`` of an observed resource, if it is one.
-
-    A value that is empty, too long, or not printable ASCII without spaces (a
-    newline, a non-ASCII character) is no report: the plan treats it as
-    unknown, so nothing is composed from it and what exists keeps its value.
-    """
-    value = at_provider(obj).get(field)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_REPORTED_CHARS:
-        return None
-    return value if value.isascii() and value.isprintable() and " " not in value else None
 
 
 def carried(obj: Mapping[str, Any] | None, path: tuple[str, ...]) -> Any:  # JSON

@@ -16,7 +16,8 @@ from function import naming
 from function.fleet.routing import endpoint as fleet_endpoint
 from function.models.common import Cloud
 from function.models.fleet import FleetSpec
-from function.readiness import Selection, at_provider
+from function.readiness import Selection
+from function.reports import at_provider
 
 if TYPE_CHECKING:
     from function.context import ClusterContext

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
+from function import clouds, modelcache
+from function.codec import ObservedResource, observed_resource, to_struct
+from function.composed import Composed
 from function.context import (
     ClusterContext,
     PlatformContext,
@@ -14,6 +19,8 @@ from function.context import (
 )
 from function.models.input import FunctionInput
 from function.models.platform import PlatformSpec
+from function.readiness import select
+from scripts.stage import MAX_ROUNDS, observe
 
 CLOUD_BLOCKS: dict[str, dict[str, Any]] = {
     "aws": {
@@ -116,3 +123,46 @@ def context_of(
         kubernetes_provider_config=kubernetes,
         models=tuple(m.name for m in spec.models) if with_models else (),
     )
+
+
+def decoded(obj: dict[str, Any]) -> ObservedResource:
+    """``obj`` as the function reads it from a RunFunctionRequest: through the codec."""
+    return observed_resource(to_struct(obj))
+
+
+def reporting(key: str, kind: str, **at_provider: Any) -> dict[str, ObservedResource]:
+    """One Ready observed resource ``key`` that reports ``at_provider``, decoded."""
+    status = {"conditions": [{"type": "Ready", "status": "True"}], "atProvider": at_provider}
+    return {key: decoded({"kind": kind, "status": status})}
+
+
+def cluster_composed(ctx: ClusterContext, observed: dict[str, Any]) -> list[Composed]:
+    """What the planner composes for the cluster's cloud, then for its model cache."""
+    return [*clouds.build(ctx, observed), *modelcache.backend(ctx).composes(ctx, observed)]
+
+
+def cluster_chain(
+    cloud: str, observed: dict[str, Any] | None = None, models: tuple[str, ...] = ("llama2",)
+) -> dict[str, Composed]:
+    """By key, what a cluster of ``cloud`` serving ``models`` gets for its cloud and its cache."""
+    ctx = dataclasses.replace(cluster_context(cloud), models=models)
+    return {c.key: c for c in cluster_composed(ctx, observed or {})}
+
+
+def converged(
+    compose: Callable[[dict[str, ObservedResource]], list[Composed]], xr_name: str = "demo-abc12"
+) -> dict[str, ObservedResource]:
+    """What Crossplane observes once everything ``compose`` asks for exists and is ready.
+
+    Each round the simulated providers of ``scripts.stage`` report what real
+    ones do (ARNs, e-mails, ids, the OIDC issuer, the workload pool), and the
+    function reads it decoded, as from a request.
+    """
+    observed: dict[str, ObservedResource] = {}
+    for _ in range(MAX_ROUNDS):
+        emitted = select(compose(observed), observed).emitted
+        if {c.key for c in emitted} == set(observed):
+            return observed
+        observed = {c.key: decoded(observe(c.key, c.body, xr_name, ready=True)) for c in emitted}
+    msg = f"{xr_name} did not converge in {MAX_ROUNDS} rounds"
+    raise RuntimeError(msg)

@@ -26,7 +26,7 @@ CHART_SCHEMAS = Path(
 )
 CHARTS = Path(os.environ.get("OLLAMA_PLATFORM_CHARTS", ROOT.parent / "shared" / "charts"))
 # CRDs the pinned charts install that ../shared/crds does not hold: the MinIO
-# operator's PolicyBinding (its STS grants the model cache, stack/modelcache.py).
+# operator's PolicyBinding (its STS grants the model cache, modelcache/minio.py).
 CHART_CRDS = (CHARTS / "operator-7.1.1" / "templates" / "sts.min.io_policybindings.yaml",)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -11,40 +11,20 @@ from types import ModuleType
 from typing import Any
 
 from function.clouds import aws, azure, gcp
-from function.composed import Composed, Gate, Unknown
+from function.composed import Composed
 from function.context import ClusterContext
 from function.models.common import Cloud
 
 Observed = Mapping[str, Mapping[str, Any]]
 
-# Each cloud module builds its resources and answers the same questions about its
-# cache identity (fleet_cache, cache_gates, cache_warning).
 MODULES: dict[Cloud, ModuleType] = {Cloud.AWS: aws, Cloud.GCP: gcp, Cloud.AZURE: azure}
 
 
 def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
     """Build the cloud resources of the cluster ``ctx``, in a fixed order ([] for existing).
 
-    ``observed`` gives the values the cache identity chain reads from what the
-    provider reports (bucket ARN, service account e-mail, identity ids).
+    ``observed`` gives what the builders read from what the providers report
+    (the node service account's member, the GKE cluster's workload pool).
     """
     module = MODULES.get(ctx.cloud)
     return module.build(ctx, observed) if module is not None else []
-
-
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
-    """Return the ``cache`` block of the cluster's fleets, or None (no bucket, or not known yet)."""
-    module = MODULES.get(ctx.cloud)
-    return module.fleet_cache(ctx, observed) if module is not None else None
-
-
-def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:
-    """Return what the fleet of ``model`` waits for before it is first composed: its identity."""
-    module = MODULES.get(ctx.cloud)
-    return module.cache_gates(ctx, model, observed) if module is not None else ()
-
-
-def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
-    """Return why the cluster's models cannot use its bucket (a prerequisite is off), or None."""
-    module = MODULES.get(ctx.cloud)
-    return module.cache_warning(ctx, observed) if module is not None else None

@@ -1,4 +1,4 @@
-"""AWS: the GPU nodes' IAM role, the EKS managed node group, the S3 bucket, and the cache identity.
+"""AWS: the GPU nodes' IAM role, the EKS managed node group, the S3 bucket, the EBS CSI driver.
 
 Kinds are the classic cluster-scoped ones at their storage versions:
 ``iam.aws.upbound.io/v1beta1`` Role, RolePolicyAttachment and RolePolicy,
@@ -6,12 +6,8 @@ Kinds are the classic cluster-scoped ones at their storage versions:
 and PodIdentityAssociation, and the ``s3.aws.upbound.io`` Bucket family
 (``v1beta2``, except BucketPublicAccessBlock, stored at ``v1beta1``).
 
-The model cache (with a bucket): EKS Pod Identity. The ``eks-pod-identity-agent``
-add-on runs on the cluster; the IAM role ``cache-role`` trusts only the
-``pods.eks.amazonaws.com`` service; its one inline policy ``cache-policy``
-allows listing that bucket and reading and writing its objects (nothing
-else, no wildcard resource); a ``PodIdentityAssociation`` per model binds the
-model's ServiceAccount (``ollama`` in ``ollama-<model>``) to the role.
+The ``eks-pod-identity-agent`` add-on serves the EBS CSI driver's identity and
+the model cache's (modelcache/s3.py composes the cache's role and associations).
 """
 
 from __future__ import annotations
@@ -30,14 +26,11 @@ from function.clouds.common import (
     missing,
     node_pool,
     region,
-    unknown,
     wants_bucket,
 )
-from function.composed import Composed, Gate, Need, Unknown
+from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.common import BlockStorage, Cloud
-from function.readiness import reported
-from function.stack.storage import osd_storage_class
 
 IAM_API = "iam.aws.upbound.io/v1beta1"
 EKS_API = "eks.aws.upbound.io/v1beta2"
@@ -60,9 +53,6 @@ ROLE_NODE_ROLE = "node-role"
 ROLE_NODEPOOL = "nodepool"
 ROLE_BUCKET = "bucket"
 ROLE_POD_IDENTITY_AGENT = "pod-identity-agent"
-ROLE_CACHE_ROLE = "cache-role"
-ROLE_CACHE_POLICY = "cache-policy"
-ROLE_CACHE_ASSOCIATION = "model-identity"  # + model name; no other key starts so
 
 ROLE_EBS_CSI_ROLE = "ebs-csi-role"
 ROLE_EBS_CSI_POLICY = "ebs-csi-policy"
@@ -79,23 +69,17 @@ EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 # StorageClass names backed by EBS (the ones EKS ships and the usual gp3).
 EBS_STORAGE_CLASSES = {"gp2", "gp3"}
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
-# What the restore and save steps do: list the bucket, read and write objects
-# (multipart uploads included, and their abort). No delete: nothing removes
-# blobs from the cache, and a role that cannot delete cannot empty the bucket.
-BUCKET_ACTIONS = ["s3:ListBucket"]
-OBJECT_ACTIONS = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
 
 Observed = Mapping[str, Mapping[str, Any]]
 
 
-def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
-    """Build the AWS resources of one cluster: node role, node group, bucket, cache identity."""
+def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:  # noqa: ARG001  # every cloud's signature
+    """Build the AWS resources of one cluster: node role, node group, bucket, EBS CSI driver."""
     resources = [node_role(ctx), *policy_attachments(ctx), node_group(ctx)]
     if wants_bucket(ctx) or needs_ebs(ctx):
         resources.append(pod_identity_agent(ctx))
     if wants_bucket(ctx):
         resources.extend(bucket(ctx))
-        resources.extend(cache_identity(ctx, observed or {}))
     if needs_ebs(ctx):
         resources.extend(ebs_csi_driver(ctx))
     return resources
@@ -294,11 +278,6 @@ def bucket_key(ctx: ClusterContext) -> str:
     return naming.key(ctx.name, ROLE_BUCKET)
 
 
-def association_key(ctx: ClusterContext, model: str) -> str:
-    """Return the key of the PodIdentityAssociation of ``model``'s ServiceAccount."""
-    return naming.key(ctx.name, ROLE_CACHE_ASSOCIATION, model)
-
-
 def pod_identity_trust_policy() -> str:
     """Return the cache role's trust policy: only EKS Pod Identity may assume it."""
     document = {
@@ -312,91 +291,6 @@ def pod_identity_trust_policy() -> str:
         ],
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-
-def cache_policy(bucket_arn: str) -> str:
-    """Return the cache role's inline policy: that bucket and its objects, nothing broader."""
-    document = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ListTheCacheBucket",
-                "Effect": "Allow",
-                "Action": list(BUCKET_ACTIONS),
-                "Resource": bucket_arn,
-            },
-            {
-                "Sid": "ReadAndWriteCachedModels",
-                "Effect": "Allow",
-                "Action": list(OBJECT_ACTIONS),
-                "Resource": f"{bucket_arn}/*",
-            },
-        ],
-    }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-
-def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
-    """Build the Pod Identity chain from each model's ServiceAccount to the bucket.
-
-    The inline policy names the bucket's ARN as the provider reports it
-    (``status.atProvider.arn``), so it is composed once the bucket reports it.
-    The add-on is ``preserve``d: deleting the claim leaves the agent running on
-    a cluster the platform does not own (other workloads may use it).
-    """
-    if ctx.spec.aws is None:
-        raise missing(ctx, "aws")
-    aws_region = region(ctx)
-    cluster_name = ctx.spec.aws.cluster_name
-    role = managed_resource(
-        ctx,
-        IAM_API,
-        "Role",
-        ROLE_CACHE_ROLE,
-        {
-            "assumeRolePolicy": pod_identity_trust_policy(),
-            "description": (
-                f"Model cache of Ollama platform {ctx.platform.name}, cluster {ctx.name}"
-            ),
-            "tags": cloud_tags(ctx),
-        },
-    )
-    arn = reported(observed.get(bucket_key(ctx)), "arn")
-    policy = managed_resource(
-        ctx,
-        IAM_API,
-        "RolePolicy",
-        ROLE_CACHE_POLICY,
-        {"policy": cache_policy(arn or ""), "roleSelector": ctx.selector(ROLE_CACHE_ROLE)},
-    )
-    out = [
-        Composed(key=naming.key(ctx.name, ROLE_CACHE_ROLE), body=role),
-        Composed(
-            key=naming.key(ctx.name, ROLE_CACHE_POLICY),
-            body=policy,
-            gates=(Gate(bucket_key(ctx), Need.REPORTED, "arn"),),
-            latch=unknown(arn, "policy"),
-        ),
-    ]
-    for model in ctx.models:
-        association = item_resource(
-            ctx,
-            EKS_V1BETA1_API,
-            "PodIdentityAssociation",
-            ROLE_CACHE_ASSOCIATION,
-            model,
-            for_provider={
-                "region": aws_region,
-                "clusterName": cluster_name,
-                "namespace": naming.model_namespace(model),
-                "serviceAccount": naming.MODEL_SERVICE_ACCOUNT,
-                "roleArnSelector": ctx.selector(ROLE_CACHE_ROLE),
-                "tags": cloud_tags(ctx),
-            },
-            gates=(Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),),
-        )
-        out.append(association)
-    return out
 
 
 def pod_identity_agent(ctx: ClusterContext) -> Composed:
@@ -436,7 +330,7 @@ def needs_ebs(ctx: ClusterContext) -> bool:
     if ctx.components.block_storage is BlockStorage.NONE:
         return True
     if ctx.components.block_storage is BlockStorage.ROOK_CEPH:
-        return osd_storage_class(ctx) in EBS_STORAGE_CLASSES
+        return ctx.osd_storage_class() in EBS_STORAGE_CLASSES
     return False
 
 
@@ -521,27 +415,3 @@ def ebs_csi_driver(ctx: ClusterContext) -> list[Composed]:
             ),
         ),
     ]
-
-
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:  # noqa: ARG001  # every cloud's signature
-    """Return the fleet's ``cache`` block: the bucket and its region (None without a bucket)."""
-    if not wants_bucket(ctx):
-        return None
-    name = naming.bucket_name(ctx.platform.uid, ctx.platform.name, ctx.name)
-    return {"provider": "s3", "bucket": name, "region": region(ctx)}
-
-
-def cache_warning(ctx: ClusterContext, observed: Observed) -> None:  # noqa: ARG001  # every cloud's signature
-    """Return None: Pod Identity needs nothing turned on (the platform installs the agent)."""
-    return
-
-
-def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:  # noqa: ARG001  # every cloud's signature
-    """Return what a model's fleet waits for: its association and the role's policy."""
-    if not wants_bucket(ctx):
-        return ()
-    return (
-        Gate(naming.key(ctx.name, ROLE_POD_IDENTITY_AGENT), Need.READY),
-        Gate(naming.key(ctx.name, ROLE_CACHE_POLICY), Need.READY),
-        Gate(association_key(ctx, model), Need.READY),
-    )

@@ -1,24 +1,11 @@
-"""Azure: the AKS GPU node pool, a storage account with a private container, the cache identity.
+"""Azure: the AKS GPU node pool, a storage account with a private container.
 
 Kinds are the classic cluster-scoped ones at their storage versions:
-``containerservice.azure.upbound.io/v1beta2`` KubernetesClusterNodePool and
-KubernetesCluster (observed only), ``storage.azure.upbound.io/v1beta2`` Account
-and ``storage.azure.upbound.io/v1beta1`` Container,
-``managedidentity.azure.upbound.io/v1beta1`` UserAssignedIdentity and
-FederatedIdentityCredential, ``authorization.azure.upbound.io/v1beta1`` RoleAssignment.
-
-The model cache (with a container): Microsoft Entra Workload ID on AKS. The
-existing cluster is observed, never changed (``managementPolicies:
-[Observe]``), for its OIDC issuer URL; the cluster must have the OIDC issuer
-and workload identity enabled (``az aks update --enable-oidc-issuer
---enable-workload-identity``). A user-assigned managed identity
-``cache-identity`` holds ``Storage Blob Data Contributor`` scoped to the
-container only (its ``resourceManagerId``), and trusts, by one
-``FederatedIdentityCredential`` per model, the token of
-``system:serviceaccount:ollama-<model>:ollama`` issued by that cluster for the
-``api://AzureADTokenExchange`` audience. The issuer, the identity's principal
-id and the container's id are what the provider reports, so what needs them
-waits for them.
+``containerservice.azure.upbound.io/v1beta2`` KubernetesClusterNodePool,
+``storage.azure.upbound.io/v1beta2`` Account and ``storage.azure.upbound.io/v1beta1``
+Container. The model cache in the container (the observed AKS cluster, the
+cache's managed identity, its role assignment and federated credentials) is
+modelcache/azureblob.py's.
 """
 
 from __future__ import annotations
@@ -31,38 +18,26 @@ from function.clouds.common import (
     AUTOSCALED_MANAGEMENT_POLICIES,
     GPU_NODE_LABELS,
     cloud_tags,
-    item_resource,
     managed_resource,
     missing,
     node_pool,
     region,
-    unknown,
     wants_bucket,
 )
-from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
+from function.composed import Composed
 from function.context import ClusterContext
 from function.models.common import Profile
 from function.models.platform import AzureCluster
-from function.readiness import at_provider, reported
 
 CONTAINERSERVICE_API = "containerservice.azure.upbound.io/v1beta2"
 STORAGE_ACCOUNT_API = "storage.azure.upbound.io/v1beta2"
 STORAGE_CONTAINER_API = "storage.azure.upbound.io/v1beta1"
-IDENTITY_API = "managedidentity.azure.upbound.io/v1beta1"
-AUTHORIZATION_API = "authorization.azure.upbound.io/v1beta1"
 
 ROLE_NODEPOOL = "nodepool"
 
 Observed = Mapping[str, Mapping[str, Any]]
 ROLE_STORAGE_ACCOUNT = "storage-account"
 ROLE_CONTAINER = "container"
-ROLE_AKS = "aks-cluster"
-ROLE_CACHE_IDENTITY = "cache-identity"
-ROLE_CACHE_ACCESS = "cache-access"
-ROLE_CACHE_CREDENTIAL = "model-identity"  # + model name; no other key starts so
-
-CACHE_ROLE = "Storage Blob Data Contributor"
-TOKEN_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105  # an audience, not a secret
 
 # The one container in the platform's storage account.
 CONTAINER_NAME = "models"
@@ -77,12 +52,11 @@ SPOT_TAINT = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
 REPLICATION = {Profile.DEVELOPMENT: "LRS", Profile.PRODUCTION: "ZRS"}
 
 
-def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
-    """Build the Azure resources of one cluster: node pool, storage, cache identity."""
+def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:  # noqa: ARG001  # every cloud's signature
+    """Build the Azure resources of one cluster: node pool, storage account and container."""
     resources = [aks_node_pool(ctx)]
     if wants_bucket(ctx):
         resources.extend([storage_account(ctx), container(ctx)])
-        resources.extend(cache_identity(ctx, observed or {}))
     return resources
 
 
@@ -205,175 +179,3 @@ def container(ctx: ClusterContext) -> Composed:
         external_name=CONTAINER_NAME,
     )
     return Composed(key=naming.key(ctx.name, ROLE_CONTAINER), body=body)
-
-
-def aks_cluster_key(ctx: ClusterContext) -> str:
-    """Return the key of the observed AKS cluster."""
-    return naming.key(ctx.name, ROLE_AKS)
-
-
-def identity_key(ctx: ClusterContext) -> str:
-    """Return the key of the model cache's managed identity."""
-    return naming.key(ctx.name, ROLE_CACHE_IDENTITY)
-
-
-def credential_key(ctx: ClusterContext, model: str) -> str:
-    """Return the key of the federated credential of ``model``'s ServiceAccount."""
-    return naming.key(ctx.name, ROLE_CACHE_CREDENTIAL, model)
-
-
-def cluster_id_parts(cluster_id: str) -> tuple[str, str]:
-    """Return (resource group, cluster name) of an AKS cluster's resource id."""
-    parts = cluster_id.split("/")
-    return parts[4], parts[-1]
-
-
-def observed_cluster(ctx: ClusterContext) -> Composed:
-    """Observe (never change) the existing AKS cluster, for its OIDC issuer URL."""
-    group, name = cluster_id_parts(azure_cluster(ctx).cluster_id)
-    body = managed_resource(
-        ctx,
-        CONTAINERSERVICE_API,
-        "KubernetesCluster",
-        ROLE_AKS,
-        {"resourceGroupName": group},
-        external_name=name,
-        management_policies=["Observe"],
-    )
-    return Composed(key=aks_cluster_key(ctx), body=body)
-
-
-def identity_name(ctx: ClusterContext) -> str:
-    """Return the managed identity's name, unique per claim and cluster in its resource group."""
-    suffix = naming.digest(ctx.platform.uid or ctx.platform.name, ctx.name, "cache", length=8)
-    return naming.dns_label("ollama-cache", ctx.name, suffix)
-
-
-def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
-    """Build the Workload ID chain from each model's ServiceAccount to the container."""
-    identity = managed_resource(
-        ctx,
-        IDENTITY_API,
-        "UserAssignedIdentity",
-        ROLE_CACHE_IDENTITY,
-        {
-            "name": identity_name(ctx),
-            "resourceGroupName": azure_cluster(ctx).resource_group_name,
-            "location": region(ctx),
-            "tags": cloud_tags(ctx),
-        },
-    )
-    principal = reported(observed.get(identity_key(ctx)), "principalId")
-    scope = reported(observed.get(naming.key(ctx.name, ROLE_CONTAINER)), "resourceManagerId")
-    access = managed_resource(
-        ctx,
-        AUTHORIZATION_API,
-        "RoleAssignment",
-        ROLE_CACHE_ACCESS,
-        {
-            "principalId": principal or "",
-            "principalType": "ServicePrincipal",
-            "roleDefinitionName": CACHE_ROLE,
-            "scope": scope or "",
-        },
-    )
-    out = [
-        observed_cluster(ctx),
-        Composed(key=identity_key(ctx), body=identity),
-        Composed(
-            key=naming.key(ctx.name, ROLE_CACHE_ACCESS),
-            body=access,
-            gates=(
-                Gate(identity_key(ctx), Need.REPORTED, "principalId"),
-                Gate(naming.key(ctx.name, ROLE_CONTAINER), Need.REPORTED, "resourceManagerId"),
-            ),
-            latch=unknown(principal, "principalId") + unknown(scope, "scope"),
-        ),
-    ]
-    if workload_identity(ctx, observed) is False:
-        return out  # no issuer to federate with: the models pull without the cache
-    issuer = reported(observed.get(aks_cluster_key(ctx)), "oidcIssuerUrl")
-    for model in ctx.models:
-        subject = (
-            f"system:serviceaccount:{naming.model_namespace(model)}:{naming.MODEL_SERVICE_ACCOUNT}"
-        )
-        credential = item_resource(
-            ctx,
-            IDENTITY_API,
-            "FederatedIdentityCredential",
-            ROLE_CACHE_CREDENTIAL,
-            model,
-            for_provider={
-                "audience": [TOKEN_AUDIENCE],
-                "issuer": issuer or "",
-                "subject": subject,
-                "userAssignedIdentityIdSelector": ctx.selector(ROLE_CACHE_IDENTITY),
-            },
-            gates=(Gate(aks_cluster_key(ctx), Need.REPORTED, "oidcIssuerUrl"),),
-            latch=unknown(issuer, "issuer"),
-        )
-        out.append(credential)
-    return out
-
-
-def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
-    """Tell whether the observed AKS cluster has the OIDC issuer and workload identity on.
-
-    None while the cluster reports nothing (not observed yet, or its report
-    went missing): unknown, never "off", so nothing is rewritten on a flicker.
-    """
-    obj = observed.get(aks_cluster_key(ctx))
-    flags = at_provider(obj)
-    if not flags:
-        return None
-    if flags.get("oidcIssuerEnabled") is False or flags.get("workloadIdentityEnabled") is False:
-        return False
-    return reported(obj, "oidcIssuerUrl") is not None
-
-
-def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
-    """Return why the cluster's models cannot use the container cache (None when they can)."""
-    if not wants_bucket(ctx) or workload_identity(ctx, observed) is not False:
-        return None
-    group, name = cluster_id_parts(azure_cluster(ctx).cluster_id)
-    return (
-        f"AKS cluster {name} has the OIDC issuer or workload identity off, so its models "
-        "pull from the registry without the container cache; turn them on with: "
-        f"az aks update --resource-group {group} --name {name} "
-        "--enable-oidc-issuer --enable-workload-identity"
-    )
-
-
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
-    """Return the fleet's ``cache`` block, once the identity reports its client id.
-
-    None once the cluster is seen without the OIDC issuer or workload identity;
-    UNKNOWN while the client id is not reported.
-    """
-    if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
-        return None
-    client_id = reported(observed.get(identity_key(ctx)), "clientId")
-    if client_id is None:
-        return UNKNOWN
-    account = naming.azure_storage_account_name(ctx.platform.uid, ctx.platform.name, ctx.name)
-    return {
-        "provider": "azureblob",
-        "bucket": CONTAINER_NAME,
-        "account": account,
-        "azureClientId": client_id,
-    }
-
-
-def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:
-    """Return what a model's fleet waits for: the identity, its role, and its own credential.
-
-    Nothing once the cluster is seen without workload identity (the model pulls).
-    """
-    if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
-        return ()
-    return (
-        Gate(identity_key(ctx), Need.READY),
-        Gate(identity_key(ctx), Need.REPORTED, "clientId"),
-        Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
-        Gate(credential_key(ctx, model), Need.READY),
-    )

@@ -1,36 +1,22 @@
-"""GCP: the GPU nodes' service account and roles, the GKE node pool, the bucket, the cache identity.
+"""GCP: the GPU nodes' service account and roles, the GKE node pool, the bucket.
 
 Kinds are the classic cluster-scoped ones at their storage versions:
 ``cloudplatform.gcp.upbound.io/v1beta1`` ServiceAccount,
-``cloudplatform.gcp.upbound.io/v1beta2`` ProjectIAMMember and ServiceAccountIAMMember,
-``container.gcp.upbound.io/v1beta2`` NodePool, ``storage.gcp.upbound.io/v1beta2``
-Bucket and BucketIAMMember.
+``cloudplatform.gcp.upbound.io/v1beta2`` ProjectIAMMember,
+``container.gcp.upbound.io/v1beta2`` NodePool and Cluster (observed only),
+``storage.gcp.upbound.io/v1beta2`` Bucket.
 
 The GPU nodes' service account gets the roles GKE documents for node service
 accounts: ``roles/container.defaultNodeServiceAccount`` (logging, monitoring,
 metadata) and ``roles/artifactregistry.reader`` (images from Artifact
 Registry), on the project: nothing else, and no storage role.
 
-The model cache (with a bucket): Workload Identity Federation for GKE. The GPU
-pool serves pods the GKE metadata server (``workloadMetadataConfig.mode:
-GKE_METADATA``); a Google service account ``cache-sa`` may act for each model's
-Kubernetes ServiceAccount (``roles/iam.workloadIdentityUser`` for
-``serviceAccount:<project>.svc.id.goog[ollama-<model>/ollama]``, one
-``ServiceAccountIAMMember`` per model, on that service account only); it holds
-``roles/storage.objectUser`` on that bucket only (``BucketIAMMember``). That is
-the narrowest predefined role that both reads and writes objects:
-``objectViewer`` cannot write, ``objectCreator`` cannot read or replace an
-object (GCS needs ``storage.objects.delete`` to overwrite a manifest whose tag
-moved), and ``objectAdmin`` also manages object ACLs.
-
-The cluster itself must have Workload Identity
-(``--workload-pool=<project>.svc.id.goog``) and the platform does not own it:
-it observes the cluster (a ``Cluster`` with ``managementPolicies: [Observe]``)
-and waits for it before adding the pool. Without a workload pool GKE refuses a
-``GKE_METADATA`` node pool and IAM refuses a binding to the pool's members, so
-the pool keeps the node's metadata server, no per-model binding is composed,
-the models pull without the cache, and a Warning names the cluster and the
-``gcloud`` command that turns Workload Identity on (the cache follows then).
+The cluster must have Workload Identity for the model cache
+(``--workload-pool=<project>.svc.id.goog``; modelcache/gcs.py composes the
+cache's identity chain) and the platform does not own it: with a bucket it
+observes the cluster (a ``Cluster`` with ``managementPolicies: [Observe]``)
+and waits for it before adding the pool. Without a workload pool GKE refuses
+a ``GKE_METADATA`` node pool, so the pool keeps the node's metadata server.
 """
 
 from __future__ import annotations
@@ -53,14 +39,13 @@ from function.clouds.common import (
     unknown,
     wants_bucket,
 )
-from function.composed import UNKNOWN, Composed, Gate, Need, Unknown
+from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.models.platform import GcpCluster
-from function.readiness import at_provider, reported
+from function.reports import MEMBER, gke_workload_identity, reported
 
 CLOUDPLATFORM_API = "cloudplatform.gcp.upbound.io/v1beta1"
 IAM_MEMBER_API = "cloudplatform.gcp.upbound.io/v1beta2"  # ProjectIAMMember, ServiceAccountIAMMember
-BUCKET_IAM_API = "storage.gcp.upbound.io/v1beta2"
 CONTAINER_API = "container.gcp.upbound.io/v1beta2"
 STORAGE_API = "storage.gcp.upbound.io/v1beta2"
 
@@ -70,17 +55,12 @@ ROLE_GKE = "gke-cluster"  # the existing cluster, observed only
 
 Observed = Mapping[str, Mapping[str, Any]]
 ROLE_BUCKET = "bucket"
-ROLE_CACHE_SA = "cache-sa"
-ROLE_CACHE_ACCESS = "cache-bucket-access"
-ROLE_CACHE_BINDING = "model-identity"  # + model name; no other key starts so
 
 # What GKE documents for a node service account, by the short name used in keys.
 NODE_ROLES = {
     "default-node": "roles/container.defaultNodeServiceAccount",
     "artifact-reader": "roles/artifactregistry.reader",
 }
-WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
-CACHE_BUCKET_ROLE = "roles/storage.objectUser"
 
 # GKE node pool names are at most 40 characters.
 NODE_POOL_NAME_LENGTH = 40
@@ -93,12 +73,11 @@ _LABEL_INVALID = re.compile(r"[^a-z0-9_-]+")
 
 
 def build(ctx: ClusterContext, observed: Observed | None = None) -> list[Composed]:
-    """Build one cluster's GCP resources: node account and roles, pool, bucket, cache identity."""
+    """Build one cluster's GCP resources: node account and roles, pool, observed cluster, bucket."""
     observed = observed or {}
     resources = [service_account(ctx), *node_roles(ctx, observed), gke_node_pool(ctx, observed)]
     if wants_bucket(ctx):
         resources.extend([observed_cluster(ctx), bucket(ctx)])
-        resources.extend(cache_identity(ctx, observed))
     return resources
 
 
@@ -123,31 +102,8 @@ def observed_cluster(ctx: ClusterContext) -> Composed:
 
 
 def workload_identity(ctx: ClusterContext, observed: Observed) -> bool | None:
-    """Tell whether the observed cluster has a Workload Identity pool.
-
-    None while the cluster reports nothing (not observed yet, or its report
-    went missing): unknown, never "off", so nothing is rewritten on a flicker.
-    Readiness does not matter: an observed-only cluster's report is complete.
-    """
-    seen = at_provider(observed.get(gke_cluster_key(ctx)))
-    if not seen:
-        return None
-    config = seen.get("workloadIdentityConfig")
-    pool = config.get("workloadPool") if isinstance(config, Mapping) else None
-    return bool(pool)
-
-
-def cache_warning(ctx: ClusterContext, observed: Observed) -> str | None:
-    """Return why the cluster's models cannot use the bucket cache (None when they can)."""
-    if not wants_bucket(ctx) or workload_identity(ctx, observed) is not False:
-        return None
-    gcp = gcp_cluster(ctx)
-    return (
-        f"GKE cluster {gcp.cluster_name} has no Workload Identity pool, so its models pull "
-        "from the registry without the bucket cache; turn it on with: gcloud container "
-        f"clusters update {gcp.cluster_name} --location {region(ctx)} "
-        f"--project {gcp.project} --workload-pool={workload_pool(ctx)}"
-    )
+    """Tell whether the observed cluster has a Workload Identity pool (None: not known)."""
+    return gke_workload_identity(observed.get(gke_cluster_key(ctx)))
 
 
 def gcp_cluster(ctx: ClusterContext) -> GcpCluster:
@@ -327,7 +283,7 @@ def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
     The member is the service account as the provider reports it
     (``status.atProvider.member``), so the grants wait for it.
     """
-    member = reported(observed.get(node_sa_key(ctx)), "member")
+    member = reported(observed.get(node_sa_key(ctx)), MEMBER)
     return [
         item_resource(
             ctx,
@@ -340,122 +296,8 @@ def node_roles(ctx: ClusterContext, observed: Observed) -> list[Composed]:
                 "role": role,
                 "member": member or "",
             },
-            gates=(Gate(node_sa_key(ctx), Need.REPORTED, "member"),),
+            gates=(Gate(node_sa_key(ctx), Need.REPORTED, MEMBER),),
             latch=unknown(member, "member"),
         )
         for short, role in NODE_ROLES.items()
     ]
-
-
-def cache_sa_key(ctx: ClusterContext) -> str:
-    """Return the key of the model cache's Google service account."""
-    return naming.key(ctx.name, ROLE_CACHE_SA)
-
-
-def binding_key(ctx: ClusterContext, model: str) -> str:
-    """Return the key of the workloadIdentityUser binding of ``model``'s ServiceAccount."""
-    return naming.key(ctx.name, ROLE_CACHE_BINDING, model)
-
-
-def workload_pool(ctx: ClusterContext) -> str:
-    """Return the cluster's Workload Identity pool: ``<project>.svc.id.goog``."""
-    return f"{gcp_cluster(ctx).project}.svc.id.goog"
-
-
-def kubernetes_member(ctx: ClusterContext, model: str) -> str:
-    """Return the IAM member of ``model``'s Kubernetes ServiceAccount."""
-    ns = naming.model_namespace(model)
-    return f"serviceAccount:{workload_pool(ctx)}[{ns}/{naming.MODEL_SERVICE_ACCOUNT}]"
-
-
-def cache_identity(ctx: ClusterContext, observed: Observed) -> list[Composed]:
-    """Build the Workload Identity chain from each model's ServiceAccount to the bucket."""
-    project = gcp_cluster(ctx).project
-    account = managed_resource(
-        ctx,
-        CLOUDPLATFORM_API,
-        "ServiceAccount",
-        ROLE_CACHE_SA,
-        {
-            "project": project,
-            "displayName": f"Ollama model cache {ctx.name}"[:100],
-            "description": (
-                f"Model cache of Ollama platform {ctx.platform.name}, cluster {ctx.name}"
-            ),
-        },
-        external_name=naming.gcp_service_account_id(
-            ctx.platform.uid, ctx.platform.name, ctx.name, purpose="cache"
-        ),
-    )
-    member = reported(observed.get(cache_sa_key(ctx)), "member")
-    access = managed_resource(
-        ctx,
-        BUCKET_IAM_API,
-        "BucketIAMMember",
-        ROLE_CACHE_ACCESS,
-        {
-            "bucketSelector": ctx.selector(ROLE_BUCKET),
-            "role": CACHE_BUCKET_ROLE,
-            "member": member or "",
-        },
-    )
-    out = [
-        Composed(key=cache_sa_key(ctx), body=account),
-        Composed(
-            key=naming.key(ctx.name, ROLE_CACHE_ACCESS),
-            body=access,
-            gates=(Gate(cache_sa_key(ctx), Need.REPORTED, "member"),),
-            latch=unknown(member, "member"),
-        ),
-    ]
-    if workload_identity(ctx, observed) is False:
-        return out  # IAM refuses members of a pool that does not exist
-    for model in ctx.models:
-        binding = item_resource(
-            ctx,
-            IAM_MEMBER_API,
-            "ServiceAccountIAMMember",
-            ROLE_CACHE_BINDING,
-            model,
-            for_provider={
-                "serviceAccountIdSelector": ctx.selector(ROLE_CACHE_SA),
-                "role": WORKLOAD_IDENTITY_USER,
-                "member": kubernetes_member(ctx, model),
-            },
-            gates=(Gate(gke_cluster_key(ctx), Need.READY),),
-        )
-        out.append(binding)
-    return out
-
-
-def fleet_cache(ctx: ClusterContext, observed: Observed) -> dict[str, Any] | Unknown | None:
-    """Return the fleet's ``cache`` block, once the cache service account reports its e-mail.
-
-    None when the cluster is seen without a Workload Identity pool; UNKNOWN
-    while the pool or the e-mail is not reported.
-    """
-    if not wants_bucket(ctx):
-        return None
-    identity = workload_identity(ctx, observed)
-    if identity is False:
-        return None
-    email = reported(observed.get(cache_sa_key(ctx)), "email")
-    if identity is None or email is None:
-        return UNKNOWN
-    return {"provider": "gcs", "bucket": gcs_bucket_name(ctx), "gcpServiceAccount": email}
-
-
-def cache_gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:
-    """Return what a model's fleet waits for: the bucket grant and its own binding.
-
-    Nothing once the cluster is seen without Workload Identity (the model pulls).
-    """
-    if not wants_bucket(ctx) or workload_identity(ctx, observed) is False:
-        return ()
-    return (
-        Gate(gke_cluster_key(ctx), Need.READY),
-        Gate(cache_sa_key(ctx), Need.READY),
-        Gate(cache_sa_key(ctx), Need.REPORTED, "email"),
-        Gate(naming.key(ctx.name, ROLE_CACHE_ACCESS), Need.READY),
-        Gate(binding_key(ctx, model), Need.READY),
-    )

@@ -32,7 +32,7 @@ ServiceAccount bound to the audience ``sts.min.io`` and the cluster's CA
 (``kube-root-ca.crt``, which signs the operator's and the tenant's automatic
 certificates); the AWS SDK in rclone exchanges the token at the operator's STS
 (``AssumeRoleWithWebIdentity``) for short-lived keys limited to the policy the
-tenant's ``PolicyBinding`` names (that bucket only; see stack/modelcache.py).
+tenant's ``PolicyBinding`` names (that bucket only; see modelcache/minio.py).
 MinIO ignores the role ARN the SDK insists on.
 
 Under a mesh, init containers run before the proxy, so the link-local

@@ -37,7 +37,7 @@ from typing import Any
 
 from function import naming, wrap
 from function.composed import Composed, Gate, Need
-from function.context import CLOUD_BLOCK_STORAGE_CLASS, ClusterContext
+from function.context import ClusterContext
 from function.models.common import (
     BlockStorage,
     Cloud,
@@ -46,7 +46,6 @@ from function.models.common import (
     Profile,
     StackDeletionPolicy,
 )
-from function.stack import modelcache
 from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
 ROOK_NAMESPACE = "rook-ceph"
@@ -90,14 +89,6 @@ CLOUD_CSI_DRIVER = {
 MON_VOLUME_SIZE = "10Gi"
 
 
-def osd_storage_class(ctx: ClusterContext) -> str | None:
-    """The StorageClass of OSD volumes on a cloud cluster (None on existing clusters)."""
-    if ctx.cloud not in CLOUD_BLOCK_STORAGE_CLASS:
-        return None
-    rook = ctx.platform.inputs.spec.rook
-    return rook.device_storage_class or CLOUD_BLOCK_STORAGE_CLASS[ctx.cloud]
-
-
 def _ceph_storage(ctx: ClusterContext) -> dict[str, Any]:
     """Where OSDs go: volumes of the cloud's block class, or the nodes' raw devices."""
     rook = ctx.platform.inputs.spec.rook
@@ -105,7 +96,7 @@ def _ceph_storage(ctx: ClusterContext) -> dict[str, Any]:
         "store": {"type": "bluestore"},
         "config": {"osdsPerDevice": "1", "databaseSizeMB": "1024"},
     }
-    storage_class = osd_storage_class(ctx)
+    storage_class = ctx.osd_storage_class()
     if storage_class is None:
         # Bare metal: the raw devices of every node, those matching the filter
         # when one is given, else every empty one (Rook never formats a device
@@ -156,7 +147,7 @@ def ceph_cluster_spec(ctx: ClusterContext) -> dict[str, Any]:
         "dashboard": {"enabled": True, "ssl": True},
         "storage": _ceph_storage(ctx),
     }
-    storage_class = osd_storage_class(ctx)
+    storage_class = ctx.osd_storage_class()
     if storage_class is not None:
         spec["mon"]["volumeClaimTemplate"] = {
             "spec": {
@@ -453,7 +444,6 @@ def build(ctx: ClusterContext) -> list[Composed]:
     obj = ctx.components.object_storage
     if obj is ObjectStorage.MINIO:
         out.extend(_minio(ctx))
-        out.extend(modelcache.build(ctx))
     elif obj is ObjectStorage.ROOK_CEPH:
         out.extend(_ceph_object_store(ctx))
     return out

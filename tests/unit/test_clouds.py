@@ -16,7 +16,7 @@ from function.clouds.common import AUTOSCALED_MANAGEMENT_POLICIES
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
-from tests.factories import cluster_context
+from tests.factories import cluster_composed, cluster_context
 
 CLOUDS = ("aws", "gcp", "azure")
 PROFILES = ("production", "development")
@@ -47,7 +47,8 @@ def external_name(resource: Composed) -> str:
 
 
 def build(cloud: str, profile: str = "production", **extra: Any) -> dict[str, Composed]:
-    return by_key(clouds.build(cluster_context(cloud, profile, **extra)))
+    """The cluster's cloud resources, then its model cache's (as the planner composes them)."""
+    return by_key(cluster_composed(cluster_context(cloud, profile, **extra), {}))
 
 
 def selectors(value: Any) -> Iterator[dict[str, Any]]:
@@ -92,12 +93,12 @@ def test_aws_resource_keys() -> None:
         "aws-1-bucket-encryption",
         "aws-1-bucket-public-access-block",
         "aws-1-bucket-ownership",
-        "aws-1-cache-role",
-        "aws-1-cache-policy",
         "aws-1-ebs-csi-role",
         "aws-1-ebs-csi-policy",
         "aws-1-ebs-csi-identity",
         "aws-1-ebs-csi-driver",
+        "aws-1-cache-role",
+        "aws-1-cache-policy",
     ]
 
 
@@ -177,7 +178,7 @@ def test_labels_and_provider_config_on_every_resource(
 ) -> None:
     cloud, profile, extra = variant
     ctx = cluster_context(cloud, profile, **extra)
-    for resource in clouds.build(ctx):
+    for resource in build(cloud, profile, **extra).values():
         labels = resource.body["metadata"]["labels"]
         assert labels[naming.LABEL_CLUSTER] == ctx.name
         assert labels[naming.LABEL_PLATFORM] == ctx.platform.name

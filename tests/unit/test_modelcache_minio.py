@@ -16,13 +16,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from function import naming, plan
+from function import modelcache, naming, plan
 from function.composed import Need
 from function.fleet import cache
+from function.modelcache import minio
 from function.models.input import DEFAULT_MINIO_CLIENT_IMAGE, FunctionInput
 from function.models.platform import ModelSpec
 from function.stack import build as build_stack
-from function.stack import modelcache
 from tests.crdschema import validate as crd_validate
 from tests.factories import cluster_context
 from tests.unit.test_cache import env, final_desired, fleet_spec, objects, pod
@@ -37,8 +37,9 @@ def minio_ctx(models: tuple[str, ...] = ("llama2", "mistral"), **components: str
 
 
 def stack_objects(ctx: Any) -> dict[str, Any]:
-    """The cluster's stack Objects by key (the Composed, not only the manifest)."""
-    return {c.key: c for c in build_stack(ctx) if c.kind == "Object"}
+    """The cluster's stack and cache Objects by key (the Composed, not only the manifest)."""
+    composed = [*build_stack(ctx), *modelcache.backend(ctx).composes(ctx, {})]
+    return {c.key: c for c in composed if c.kind == "Object"}
 
 
 def manifest(composed: Any) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def test_a_models_grant_is_deleted_with_the_model_whatever_the_stack_policy() ->
 
 
 def test_the_cache_policy_names_only_the_bucket_and_its_objects() -> None:
-    document = json.loads(modelcache.cache_policy())
+    document = json.loads(minio.cache_policy())
     resources = {r for s in document["Statement"] for r in s["Resource"]}
     assert resources == {"arn:aws:s3:::ollama-models", "arn:aws:s3:::ollama-models/*"}
     actions = {a for s in document["Statement"] for a in s["Action"]}
@@ -126,7 +127,7 @@ def test_the_setup_job_creates_bucket_and_policy_through_sts_without_keys() -> N
     )
     assert e["MC_WEB_IDENTITY_TOKEN_FILE_tenant"] == "/var/run/secrets/sts.min.io/token"  # noqa: S105
     assert e["SSL_CERT_FILE"] == "/var/run/secrets/sts.min.io/ca.crt"
-    assert json.loads(e["CACHE_POLICY_DOCUMENT"]) == json.loads(modelcache.cache_policy())
+    assert json.loads(e["CACHE_POLICY_DOCUMENT"]) == json.loads(minio.cache_policy())
     script = container["command"][-1]
     assert 'mc mb --ignore-existing "tenant/$CACHE_BUCKET"' in script
     assert 'mc admin policy create tenant "$CACHE_POLICY"' in script
@@ -172,8 +173,8 @@ def test_policy_bindings_fit_the_operators_crd() -> None:
 def test_without_minio_there_is_no_tenant_cache() -> None:
     ctx = dataclasses.replace(cluster_context("existing"), models=("llama2",))
     assert not [k for k in stack_objects(ctx) if "minio-cache" in k]
-    assert modelcache.fleet_cache(ctx) is None
-    assert modelcache.cache_gates(ctx, "llama2") == ()
+    assert modelcache.backend(ctx).fleet_cache(ctx, {}) is None
+    assert modelcache.backend(ctx).gates(ctx, "llama2", {}) == ()
 
 
 def test_fleets_on_a_minio_cluster_name_the_tenant_cache_and_wait_for_their_grant() -> None:

@@ -20,7 +20,8 @@ namespace grants that ServiceAccount. Per cluster:
   under that name inherits no access.
 
 The fleet's pods do the exchange (fleet/cache.py); a model's fleet waits for its
-binding (not for the Job: serving never waits on the cache's health).
+binding (not for the Job: serving never waits on the cache's health). Nothing
+needs turning on in the cluster, so there is no warning.
 The MinIO operator must trust the cluster CA's signature of its own STS
 certificate (its automatic certificates, the chart's default); the pods trust the
 cluster CA from ``kube-root-ca.crt``.
@@ -34,7 +35,8 @@ from typing import Any
 from function import minio_sts, naming, wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
-from function.models.common import ObjectStorage
+from function.modelcache.backend import CacheBlock, Observed
+from function.models.fleet import CacheProvider
 
 POLICY_BINDING_API = "sts.min.io/v1beta1"
 SETUP_NAME = "ollama-cache-setup"  # ServiceAccount, PolicyBinding and Job
@@ -71,11 +73,6 @@ echo "bucket $CACHE_BUCKET and policy $CACHE_POLICY are in place"
 
 # A Job is complete once one pod succeeded.
 JOB_COMPLETE = "has(object.status) && has(object.status.succeeded) && object.status.succeeded >= 1"
-
-
-def wanted(ctx: ClusterContext) -> bool:
-    """Tell whether this cluster caches its models in the MinIO tenant."""
-    return ctx.components.object_storage is ObjectStorage.MINIO
 
 
 def cache_policy() -> str:
@@ -175,10 +172,8 @@ def setup_job(image: str) -> dict[str, Any]:
     }
 
 
-def build(ctx: ClusterContext) -> list[Composed]:
+def composes(ctx: ClusterContext, observed: Observed) -> list[Composed]:  # noqa: ARG001  # every backend's signature
     """Build the tenant's model cache: the setup identity and Job, a binding per model."""
-    if not wanted(ctx):
-        return []
     # The tenant's Release only applies the Tenant (Helm cannot wait for MinIO to
     # answer): the Job retries until it does.
     tenant_applied = Gate(wrap.release_key(ctx.name, "minio-tenant"), Need.EXISTS)
@@ -233,20 +228,21 @@ def build(ctx: ClusterContext) -> list[Composed]:
     return out
 
 
-def fleet_cache(ctx: ClusterContext) -> dict[str, Any] | None:
-    """Return the ``cache`` block of the cluster's fleets (None without MinIO)."""
-    if not wanted(ctx):
-        return None
-    return {"provider": "minio", "bucket": naming.MINIO_CACHE_BUCKET}
+def fleet_cache(ctx: ClusterContext, observed: Observed) -> CacheBlock:  # noqa: ARG001  # every backend's signature
+    """Return the ``cache`` block of the cluster's fleets: the tenant's bucket."""
+    return {"provider": CacheProvider.MINIO.value, "bucket": naming.MINIO_CACHE_BUCKET}
 
 
-def cache_gates(ctx: ClusterContext, model: str) -> tuple[Gate, ...]:
+def gates(ctx: ClusterContext, model: str, observed: Observed) -> tuple[Gate, ...]:  # noqa: ARG001  # every backend's signature
     """Return what a model's fleet waits for: the model's binding, not the setup Job.
 
     Serving never waits on the cache's health: a Job that fails (a tenant down
     for hours) would hold the model forever, while a pod that starts before the
     policy exists only pulls from the registry and caches nothing that time.
     """
-    if not wanted(ctx):
-        return ()
     return (Gate(binding_key(ctx, model), Need.READY),)
+
+
+def warning(ctx: ClusterContext, observed: Observed) -> None:  # noqa: ARG001  # every backend's signature
+    """Return None: the tenant and the operator's STS are the platform's own."""
+    return
