@@ -524,3 +524,33 @@ def test_loki_gets_every_nodes_container_logs() -> None:
     ]
     _, found = _run("log shipping", stripped)
     assert any("no daemonset collector reads container logs" in p for p in found), found
+
+
+def test_gateway_wiring_follows_each_model_to_a_pod_port() -> None:
+    """The gateway check holds, and fails when a Backend, a route's Gateway or a policy target is wrong."""
+    clusters = _clusters_with({}, example="aws")
+    _holds("model gateway", clusters)
+    _holds("endpoints", clusters)  # the extension manager's and the Backends' fqdn forms
+
+    def broken(kind: str, change: Callable[[dict[str, Any]], None]) -> list[str]:
+        out = []
+        for cluster in clusters:
+            wrapped = copy.deepcopy(cluster.wrapped)
+            for obj in wrapped:
+                if obj.get("kind") == kind:
+                    change(obj)
+            out += wiring.CHECKS["model gateway"](dataclasses.replace(cluster, wrapped=wrapped))[1]
+        return out
+
+    def port(obj: dict[str, Any]) -> None:
+        obj["spec"]["endpoints"][0]["fqdn"]["port"] = 8080
+
+    def parent(obj: dict[str, Any]) -> None:
+        obj["spec"]["parentRefs"][0]["name"] = "elsewhere"
+
+    def target(obj: dict[str, Any]) -> None:
+        obj["spec"]["targetRefs"][0]["name"] = "elsewhere"
+
+    assert any("has no port 8080" in p for p in broken("Backend", port))
+    assert any("parent Gateway elsewhere does not exist" in p for p in broken("AIGatewayRoute", parent))
+    assert any("does not exist" in p for p in broken("ClientTrafficPolicy", target))
