@@ -47,10 +47,10 @@ from function import wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
-from function.models.common import Cloud
+from function.models.common import Cloud, Observability
 from function.models.platform import GatewayTeam, PlatformSpec
-from function.stack import monitors
-from function.stack.networking import INTERNAL_LB_ANNOTATIONS
+from function.stack import monitors, observability
+from function.stack.networking import INTERNAL_LB_ANNOTATIONS, PROMETHEUS_STACK
 
 EG_NAMESPACE = "envoy-gateway-system"
 AIGW_NAMESPACE = "envoy-ai-gateway-system"
@@ -72,6 +72,11 @@ CLIENT_HEADER = "x-ollama-client"
 KEY_HEADERS = ("Authorization", "x-api-key")
 MAX_RULES = 15  # per AIGatewayRoute (AIGatewayRouteSpec.rules maxItems)
 BUFFER_LIMIT = "50Mi"  # the AI Gateway examples' ClientTrafficPolicy
+
+# The AI Gateway adds the team's client ID to its GenAI metrics as this attribute
+# (Prometheus label ollama_client).
+CLIENT_ATTRIBUTE = "ollama.client"
+DASHBOARD = "ollama-gateway"
 
 COST_NAMESPACE = "io.envoy.ai_gateway"
 COST_KEY = "llm_total_token"
@@ -174,7 +179,10 @@ def envoy_gateway_values(*, quotas: bool) -> dict[str, Any]:
 def ai_gateway_values() -> dict[str, Any]:
     """Values of the ai-gateway-helm chart: Envoy Gateway's namespace, requests set."""
     return {
-        "controller": {"resources": CONTROLLER_RESOURCES},
+        "controller": {
+            "resources": CONTROLLER_RESOURCES,
+            "metricsRequestHeaderAttributes": f"{CLIENT_HEADER}:{CLIENT_ATTRIBUTE}",
+        },
         "envoyGateway": {"namespace": EG_NAMESPACE},
     }
 
@@ -441,6 +449,96 @@ def redis_service() -> dict[str, Any]:
     }
 
 
+def proxy_pod_monitor() -> dict[str, Any]:
+    """Scrape the gateway's Envoy pods: Envoy's stats and the AI Gateway's GenAI metrics."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": f"{NAME}-proxy", "namespace": EG_NAMESPACE},
+        "spec": {
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/managed-by": "envoy-gateway",
+                    "gateway.envoyproxy.io/owning-gateway-name": NAME,
+                    "gateway.envoyproxy.io/owning-gateway-namespace": NAMESPACE,
+                }
+            },
+            "namespaceSelector": {"matchNames": [EG_NAMESPACE]},
+            "podMetricsEndpoints": [
+                {"port": "metrics", "path": "/stats/prometheus"},
+                {"port": "aigw-admin", "path": "/metrics"},
+            ],
+        },
+    }
+
+
+def dashboard_json() -> dict[str, Any]:
+    """The gateway's dashboard: tokens per team and model, requests, latency."""
+    per_model = "sum by (le, gen_ai_request_model)"
+    panels = [
+        observability.panel(
+            1,
+            "Tokens per team and model",
+            f"sum by ({CLIENT_ATTRIBUTE.replace('.', '_')}, gen_ai_request_model, "
+            "gen_ai_token_type) (rate(gen_ai_client_token_usage_sum[5m]))",
+            legend="{{ollama_client}} {{gen_ai_request_model}} {{gen_ai_token_type}}",
+            unit="short",
+            x=0,
+            y=0,
+        ),
+        observability.panel(
+            2,
+            "Requests per model",
+            "sum by (gen_ai_request_model) (rate(gen_ai_server_request_duration_count[5m]))",
+            legend="{{gen_ai_request_model}}",
+            unit="reqps",
+            x=12,
+            y=0,
+        ),
+        observability.panel(
+            3,
+            "Request duration p95",
+            f"histogram_quantile(0.95, {per_model} "
+            "(rate(gen_ai_server_request_duration_bucket[5m])))",
+            legend="{{gen_ai_request_model}}",
+            unit="s",
+            x=0,
+            y=8,
+        ),
+        observability.panel(
+            4,
+            "Time to first token p95",
+            f"histogram_quantile(0.95, {per_model} "
+            "(rate(gen_ai_server_time_to_first_token_bucket[5m])))",
+            legend="{{gen_ai_request_model}}",
+            unit="s",
+            x=12,
+            y=8,
+        ),
+    ]
+    return observability.board("Ollama gateway", DASHBOARD, ["ollama", "gateway"], panels)
+
+
+def _observed(ctx: ClusterContext, eg: Composed) -> list[Composed]:
+    """The proxy's PodMonitor and the dashboard, with observability on."""
+    if ctx.components.observability is Observability.NONE:
+        return []
+    prometheus = Gate(wrap.release_key(ctx.name, PROMETHEUS_STACK), Need.READY)
+    return [
+        wrap.k8s_object(
+            ctx,
+            "gateway-podmonitor",
+            proxy_pod_monitor(),
+            after=(Gate(eg.key, Need.READY), prometheus),
+            # The Prometheus Operator writes no status on PodMonitors.
+            readiness="SuccessfulCreate",
+        ),
+        observability.dashboard(
+            ctx, observability.dashboard_manifest(DASHBOARD, dashboard_json()), prometheus
+        ),
+    ]
+
+
 def namespace() -> dict[str, Any]:
     """The gateway's namespace, where the teams' key Secrets live."""
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
@@ -485,7 +583,7 @@ def build(
     def obj(name: str, manifest: dict[str, Any], after: tuple[Gate, ...]) -> Composed:
         return wrap.k8s_object(ctx, name, manifest, after=after, readiness="SuccessfulCreate")
 
-    out = [eg, crds, aigw, ns, *monitors.objects(ctx, MONITORS)]
+    out = [eg, crds, aigw, ns, *monitors.objects(ctx, MONITORS), *_observed(ctx, eg)]
     out += [
         obj("gateway-envoyproxy", envoy_proxy(ctx.cloud), after_eg),
         obj("gateway-class", gateway_class(), after_eg),

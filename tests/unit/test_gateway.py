@@ -245,3 +245,13 @@ def resource_status(rsp: fnv1.RunFunctionResponse) -> dict[str, Any]:
     from crossplane.function import resource
 
     return resource.struct_to_dict(rsp.desired.composite.resource)["status"]
+
+
+def test_tokens_per_team_and_model_are_scraped_and_shown(teams_state) -> None:
+    values = teams_state["aws-east-release-ai-gateway"]["spec"]["forProvider"]["values"]
+    assert values["controller"]["metricsRequestHeaderAttributes"] == "x-ollama-client:ollama.client"
+    (monitor,) = of_kind(teams_state, "PodMonitor")
+    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"metrics", "aigw-admin"}
+    assert validate(monitor) == []
+    (board,) = [d for d in of_kind(teams_state, "GrafanaDashboard") if d["metadata"]["name"] == "ollama-gateway"]
+    assert "sum by (ollama_client, gen_ai_request_model" in board["spec"]["json"]
