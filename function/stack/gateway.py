@@ -47,7 +47,7 @@ from function import wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
-from function.models.common import Cloud, Observability
+from function.models.common import Cloud, Mesh, Observability
 from function.models.platform import GatewayTeam, PlatformSpec
 from function.stack import monitors, observability
 from function.stack.networking import INTERNAL_LB_ANNOTATIONS, PROMETHEUS_STACK
@@ -213,8 +213,30 @@ def _gateway_policy(kind: str, suffix: str, spec: dict[str, Any]) -> dict[str, A
     }
 
 
-def envoy_proxy(cloud: Cloud) -> dict[str, Any]:
-    """The EnvoyProxy the GatewayClass names: Service and proxy resources."""
+def mesh_pod(mesh: Mesh) -> dict[str, Any]:
+    """The proxy pods' part in the mesh: a sidecar for the hop to the models.
+
+    Istio: the pod label injects the sidecar whatever the namespace says, and
+    inbound ports are not captured (callers outside the mesh reach Envoy as
+    before); outbound calls to the models go over the mesh's mTLS. Linkerd: the
+    injection annotation, its proxy transparent to inbound callers.
+    """
+    if mesh is Mesh.ISTIO:
+        return {
+            "labels": {"sidecar.istio.io/inject": "true"},
+            "annotations": {"traffic.sidecar.istio.io/includeInboundPorts": ""},
+        }
+    if mesh is Mesh.LINKERD:
+        return {"annotations": {"linkerd.io/inject": "enabled"}}
+    return {}
+
+
+def envoy_proxy(cloud: Cloud, mesh: Mesh = Mesh.NONE) -> dict[str, Any]:
+    """The EnvoyProxy the GatewayClass names: Service, proxy resources, mesh sidecar."""
+    deployment: dict[str, Any] = {"container": {"resources": PROXY_RESOURCES}}
+    pod = mesh_pod(mesh)
+    if pod:
+        deployment["pod"] = pod
     return {
         "apiVersion": EG_API,
         "kind": "EnvoyProxy",
@@ -224,7 +246,7 @@ def envoy_proxy(cloud: Cloud) -> dict[str, Any]:
                 "type": "Kubernetes",
                 "kubernetes": {
                     "envoyService": proxy_service(cloud),
-                    "envoyDeployment": {"container": {"resources": PROXY_RESOURCES}},
+                    "envoyDeployment": deployment,
                 },
             }
         },
@@ -579,15 +601,21 @@ def build(
     ns = wrap.k8s_object(ctx, "gateway-namespace", namespace(), readiness="SuccessfulCreate")
     after_eg = (Gate(eg.key, Need.READY), Gate(ns.key, Need.READY))
     after_aigw = (*after_eg, Gate(aigw.key, Need.READY))
+    # The proxies start with their sidecar: the mesh's injector must be up first.
+    after_mesh = (
+        *after_eg,
+        Gate(wrap.release_key(ctx.name, "istiod"), Need.READY),
+        Gate(wrap.release_key(ctx.name, "linkerd-control-plane"), Need.READY),
+    )
 
     def obj(name: str, manifest: dict[str, Any], after: tuple[Gate, ...]) -> Composed:
         return wrap.k8s_object(ctx, name, manifest, after=after, readiness="SuccessfulCreate")
 
     out = [eg, crds, aigw, ns, *monitors.objects(ctx, MONITORS), *_observed(ctx, eg)]
     out += [
-        obj("gateway-envoyproxy", envoy_proxy(ctx.cloud), after_eg),
+        obj("gateway-envoyproxy", envoy_proxy(ctx.cloud, ctx.components.mesh), after_mesh),
         obj("gateway-class", gateway_class(), after_eg),
-        obj("gateway", gateway(), after_aigw),
+        obj("gateway", gateway(), (*after_mesh, Gate(aigw.key, Need.READY))),
         obj("gateway-buffer", client_traffic_policy(), after_eg),
     ]
     # Like the rest of the shared stack these stay on the cluster unless the claim

@@ -255,3 +255,34 @@ def test_tokens_per_team_and_model_are_scraped_and_shown(teams_state) -> None:
     assert validate(monitor) == []
     (board,) = [d for d in of_kind(teams_state, "GrafanaDashboard") if d["metadata"]["name"] == "ollama-gateway"]
     assert "sum by (ollama_client, gen_ai_request_model" in board["spec"]["json"]
+
+
+def test_removing_a_model_removes_its_route_rule_and_nothing_else(teams_state) -> None:
+    xr = xr_with()
+    observed = walk(xr)[-1]
+    xr["spec"]["models"] = [m for m in xr["spec"]["models"] if m["name"] != "mistral"]
+    after = desired(run(request(xr, observed)))
+    before = {k: teams_state[k] for k in gateway_keys(teams_state)}
+    now = {k: after[k] for k in gateway_keys(after)}
+    gone = set(before) - set(now)
+    # Its Backend and AIServiceBackend leave the desired state (orphaned, like the stack).
+    assert gone == {"aws-east-object-gateway-backend-mistral", "aws-east-object-gateway-aibackend-mistral"}
+    changed = sorted(k for k in now if now[k] != before[k])
+    assert changed == ["aws-east-object-gateway-route-1"]
+    rules = now["aws-east-object-gateway-route-1"]["spec"]["forProvider"]["manifest"]["spec"]["rules"]
+    assert [r["name"] for r in rules] == ["llama31"]
+
+
+@pytest.mark.parametrize(
+    ("mesh", "pod"),
+    [
+        ("istio", {"labels": {"sidecar.istio.io/inject": "true"}, "annotations": {"traffic.sidecar.istio.io/includeInboundPorts": ""}}),
+        ("linkerd", {"annotations": {"linkerd.io/inject": "enabled"}}),
+        ("none", None),
+    ],
+)
+def test_the_hop_to_the_models_stays_in_the_mesh(mesh: str, pod: dict[str, Any] | None) -> None:
+    objs = manifests(xr_with(components={"mesh": mesh}))
+    proxy = objs["aws-east-object-gateway-envoyproxy"]
+    assert validate(proxy) == []
+    assert proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"].get("pod") == pod
