@@ -153,6 +153,8 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
             entry["bucket"] = bucket
             buckets[ctx.name] = bucket
         gateway = gateway_endpoint(ctx.name, observed)
+        if gateway and spec.gateway.exposure is not None:  # served on the claim's host
+            gateway = f"https://{spec.gateway.exposure.host}/v1"
         if gateway:
             entry["gateway"] = {"endpoint": gateway}
             gateways[ctx.name] = gateway

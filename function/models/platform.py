@@ -18,12 +18,14 @@ from function.models.common import (
     DNS_LABEL_PATTERN,
     ApiModel,
     BlockStorage,
+    Cidr,
     Cloud,
     Cni,
     Distribution,
     DnsLabel,
     DnsSubdomain,
     Exposure,
+    Hostname,
     Ingress,
     InstanceType,
     Mesh,
@@ -39,6 +41,7 @@ from function.models.common import (
     Serving,
     StackDeletionPolicy,
     Storage,
+    callers,
     cel,
 )
 
@@ -427,6 +430,21 @@ class GatewayTeam(ApiModel):
     )
 
 
+class GatewayExposure(Exposure):
+    """Reach the gateway from outside its clusters: the claim's host, over TLS, its callers only."""
+
+    host: Hostname = Field(description="The host name the gateway answers on (HTTPS).")
+    tls_secret_name: DnsSubdomain = Field(
+        alias="tlsSecretName",
+        description="kubernetes.io/tls Secret with the host's certificate, in namespace "
+        "ollama-gateway on each cluster (referenced, never created).",
+    )
+    allowed_source_ranges: list[Cidr] = callers(
+        "Callers allowed (CIDRs): the load balancer's source ranges and the gateway's "
+        "authorization."
+    )
+
+
 class Gateway(ApiModel):
     """One OpenAI-compatible endpoint per cluster that routes by model name."""
 
@@ -439,6 +457,11 @@ class Gateway(ApiModel):
         max_length=32,
         json_schema_extra=LIST_MAP_BY_NAME,
         description="Teams and their API keys; with none the gateway asks for no key.",
+    )
+    exposure: GatewayExposure | None = Field(
+        default=None,
+        description="Public exposure of every cluster's gateway (HTTPS on the host, the "
+        "callers listed only); absent: an internal load balancer (ClusterIP on existing).",
     )
 
 

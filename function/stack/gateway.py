@@ -48,7 +48,7 @@ from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
 from function.models.common import Cloud, Mesh, Observability
-from function.models.platform import GatewayTeam, PlatformSpec
+from function.models.platform import GatewayExposure, GatewayTeam, PlatformSpec
 from function.stack import monitors, observability
 from function.stack.networking import INTERNAL_LB_ANNOTATIONS, PROMETHEUS_STACK
 
@@ -58,6 +58,7 @@ NAMESPACE = "ollama-gateway"
 NAME = "ollama-gateway"  # GatewayClass, Gateway and EnvoyProxy
 ROUTE = "ollama-models"
 LISTENER_PORT = 80
+TLS_PORT = 443
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 EG_API = "gateway.envoyproxy.io/v1alpha1"
@@ -187,8 +188,16 @@ def ai_gateway_values() -> dict[str, Any]:
     }
 
 
-def proxy_service(cloud: Cloud) -> dict[str, Any]:
-    """The Envoy proxy's Service: the cloud's internal load balancer, ClusterIP on existing."""
+def proxy_service(cloud: Cloud, exposure: GatewayExposure | None = None) -> dict[str, Any]:
+    """The Envoy proxy's Service: the cloud's internal load balancer, ClusterIP on existing.
+
+    Exposed: a public load balancer admitting only the listed callers.
+    """
+    if exposure is not None:
+        return {
+            "type": "LoadBalancer",
+            "loadBalancerSourceRanges": list(exposure.allowed_source_ranges),
+        }
     annotations = INTERNAL_LB_ANNOTATIONS.get(cloud)
     if annotations is None:
         return {"type": "ClusterIP"}
@@ -231,7 +240,9 @@ def mesh_pod(mesh: Mesh) -> dict[str, Any]:
     return {}
 
 
-def envoy_proxy(cloud: Cloud, mesh: Mesh = Mesh.NONE) -> dict[str, Any]:
+def envoy_proxy(
+    cloud: Cloud, mesh: Mesh = Mesh.NONE, exposure: GatewayExposure | None = None
+) -> dict[str, Any]:
     """The EnvoyProxy the GatewayClass names: Service, proxy resources, mesh sidecar."""
     deployment: dict[str, Any] = {"container": {"resources": PROXY_RESOURCES}}
     pod = mesh_pod(mesh)
@@ -245,7 +256,7 @@ def envoy_proxy(cloud: Cloud, mesh: Mesh = Mesh.NONE) -> dict[str, Any]:
             "provider": {
                 "type": "Kubernetes",
                 "kubernetes": {
-                    "envoyService": proxy_service(cloud),
+                    "envoyService": proxy_service(cloud, exposure),
                     "envoyDeployment": deployment,
                 },
             }
@@ -271,23 +282,32 @@ def gateway_class() -> dict[str, Any]:
     }
 
 
-def gateway() -> dict[str, Any]:
-    """The Gateway: one HTTP listener, routes from its own namespace."""
+def gateway(exposure: GatewayExposure | None = None) -> dict[str, Any]:
+    """The Gateway: one HTTP listener (exposed: HTTPS on the host), routes from its namespace."""
+    listener: dict[str, Any] = {
+        "name": "http",
+        "protocol": "HTTP",
+        "port": LISTENER_PORT,
+        "allowedRoutes": {"namespaces": {"from": "Same"}},
+    }
+    if exposure is not None:
+        listener |= {
+            "name": "https",
+            "protocol": "HTTPS",
+            "port": TLS_PORT,
+            "hostname": exposure.host,
+            "tls": {
+                "mode": "Terminate",
+                "certificateRefs": [
+                    {"group": "", "kind": "Secret", "name": exposure.tls_secret_name}
+                ],
+            },
+        }
     return {
         "apiVersion": GATEWAY_API,
         "kind": "Gateway",
         "metadata": _meta(NAME),
-        "spec": {
-            "gatewayClassName": NAME,
-            "listeners": [
-                {
-                    "name": "http",
-                    "protocol": "HTTP",
-                    "port": LISTENER_PORT,
-                    "allowedRoutes": {"namespaces": {"from": "Same"}},
-                }
-            ],
-        },
+        "spec": {"gatewayClassName": NAME, "listeners": [listener]},
     }
 
 
@@ -354,9 +374,15 @@ def routes(upstreams: Sequence[Upstream], *, costs: bool) -> list[dict[str, Any]
     return out
 
 
-def security_policy(teams: Sequence[GatewayTeam], served: Sequence[str]) -> dict[str, Any]:
-    """API keys from the teams' Secrets; each team's client ID allowed (its models only)."""
-    secrets = sorted({t.api_key_secret_ref.name for t in teams})
+def security_policy(
+    teams: Sequence[GatewayTeam], served: Sequence[str], exposure: GatewayExposure | None = None
+) -> dict[str, Any]:
+    """API keys from the teams' Secrets; each team's client ID allowed (its models only).
+
+    Exposed, every rule also asks for one of the listed callers' addresses; without
+    teams that is the only rule.
+    """
+    cidrs = {"clientCIDRs": list(exposure.allowed_source_ranges)} if exposure else {}
     rules = []
     for team in teams:
         headers = [{"name": CLIENT_HEADER, "values": [client_id(team)]}]
@@ -365,7 +391,13 @@ def security_policy(teams: Sequence[GatewayTeam], served: Sequence[str]) -> dict
             if not allowed:
                 continue  # none of its models is on this cluster: default Deny
             headers.append({"name": MODEL_HEADER, "values": allowed})
-        rules.append({"name": team.name, "action": "Allow", "principal": {"headers": headers}})
+        principal = {**cidrs, "headers": headers}
+        rules.append({"name": team.name, "action": "Allow", "principal": principal})
+    authorization = {"defaultAction": "Deny", "rules": rules}
+    if not teams:
+        authorization["rules"] = [{"name": "callers", "action": "Allow", "principal": cidrs}]
+        return _gateway_policy("SecurityPolicy", "keys", {"authorization": authorization})
+    secrets = sorted({t.api_key_secret_ref.name for t in teams})
     api_key_auth = {
         "credentialRefs": [{"group": "", "kind": "Secret", "name": s} for s in secrets],
         "extractFrom": [{"headers": list(KEY_HEADERS)}],
@@ -377,7 +409,7 @@ def security_policy(teams: Sequence[GatewayTeam], served: Sequence[str]) -> dict
         "keys",
         {
             "apiKeyAuth": api_key_auth,
-            "authorization": {"defaultAction": "Deny", "rules": rules},
+            "authorization": authorization,
         },
     )
 
@@ -572,7 +604,7 @@ def build(
     """The gateway's Releases and Objects on one cluster ([] where it is off)."""
     if not enabled(spec, ctx) or not upstreams:
         return []
-    teams = spec.gateway.teams
+    teams, exposure = spec.gateway.teams, spec.gateway.exposure
     quotas = bool(_quotas(spec))
     eg = wrap.release(
         ctx,
@@ -613,9 +645,13 @@ def build(
 
     out = [eg, crds, aigw, ns, *monitors.objects(ctx, MONITORS), *_observed(ctx, eg)]
     out += [
-        obj("gateway-envoyproxy", envoy_proxy(ctx.cloud, ctx.components.mesh), after_mesh),
+        obj(
+            "gateway-envoyproxy",
+            envoy_proxy(ctx.cloud, ctx.components.mesh, exposure),
+            after_mesh,
+        ),
         obj("gateway-class", gateway_class(), after_eg),
-        obj("gateway", gateway(), (*after_mesh, Gate(aigw.key, Need.READY))),
+        obj("gateway", gateway(exposure), (*after_mesh, Gate(aigw.key, Need.READY))),
         obj("gateway-buffer", client_traffic_policy(), after_eg),
     ]
     # Like the rest of the shared stack these stay on the cluster unless the claim
@@ -626,9 +662,9 @@ def build(
         out.append(obj(f"gateway-aibackend-{up.name}", ai_service_backend(up), after_aigw))
     for i, route in enumerate(routes(upstreams, costs=quotas)):
         out.append(obj(f"gateway-route-{i + 1}", route, after_aigw))
-    if teams:
+    if teams or exposure:
         served = [up.name for up in upstreams]
-        out.append(obj("gateway-keys", security_policy(teams, served), after_eg))
+        out.append(obj("gateway-keys", security_policy(teams, served, exposure), after_eg))
     if quotas:
         image = ctx.platform.inputs.spec.redis_image
         out.append(obj("gateway-redis", redis_deployment(image), (Gate(eg.key, Need.READY),)))

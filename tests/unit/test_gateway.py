@@ -286,3 +286,42 @@ def test_the_hop_to_the_models_stays_in_the_mesh(mesh: str, pod: dict[str, Any] 
     proxy = objs["aws-east-object-gateway-envoyproxy"]
     assert validate(proxy) == []
     assert proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"].get("pod") == pod
+
+
+EXPOSURE = {"host": "models.example.com", "tlsSecretName": "models-tls", "allowedSourceRanges": ["203.0.113.0/24"]}
+
+
+def test_an_exposed_gateway_is_https_on_the_host_for_the_listed_callers_only() -> None:
+    xr = xr_with()
+    xr["spec"]["gateway"]["exposure"] = EXPOSURE
+    objs = manifests(xr)
+    gw = objs["aws-east-object-gateway"]
+    (listener,) = gw["spec"]["listeners"]
+    assert (listener["protocol"], listener["port"], listener["hostname"]) == ("HTTPS", 443, "models.example.com")
+    assert listener["tls"]["certificateRefs"] == [{"group": "", "kind": "Secret", "name": "models-tls"}]
+    service = objs["aws-east-object-gateway-envoyproxy"]["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service == {"type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"]}
+    rules = objs["aws-east-object-gateway-keys"]["spec"]["authorization"]["rules"]
+    assert all(r["principal"]["clientCIDRs"] == ["203.0.113.0/24"] for r in rules)
+    for kind in ("aws-east-object-gateway", "aws-east-object-gateway-envoyproxy", "aws-east-object-gateway-keys"):
+        assert validate(objs[kind]) == [], kind
+    # Without teams, the callers' rule alone.
+    xr["spec"]["gateway"]["teams"] = []
+    keys = manifests(xr)["aws-east-object-gateway-keys"]["spec"]
+    assert "apiKeyAuth" not in keys
+    assert keys["authorization"] == {
+        "defaultAction": "Deny",
+        "rules": [{"name": "callers", "action": "Allow", "principal": {"clientCIDRs": ["203.0.113.0/24"]}}],
+    }
+    assert validate(manifests(xr)["aws-east-object-gateway-keys"]) == []
+
+
+def test_an_exposed_gateway_reports_its_host() -> None:
+    xr = xr_with()
+    xr["spec"]["gateway"]["exposure"] = EXPOSURE
+    observed = copy.deepcopy(walk(xr)[-1])
+    key = "aws-east-object-gateway"
+    seen = {**observed[key]["spec"]["forProvider"]["manifest"], "status": {"addresses": [{"value": "198.51.100.7"}]}}
+    observed[key].setdefault("status", {})["atProvider"] = {"manifest": seen}
+    status = resource_status(run(request(xr, observed)))
+    assert status["clusters"][0]["gateway"] == {"endpoint": "https://models.example.com/v1"}
