@@ -21,12 +21,14 @@ from function.context import (
     resolve_node_pool,
 )
 from function.errors import ClaimError, InvalidClaimError
+from function.fleet.routing import address as fleet_address
 from function.fleet.routing import endpoint as fleet_endpoint
 from function.models.common import Observability, Serving
 from function.models.fleet import FleetSpec
 from function.models.input import FunctionInput
 from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
 from function.readiness import Selection, is_ready, select, waiting_reason
+from function.stack import gateway
 from function.status import Condition, model_targets
 from function.wrap import object_key, provider_config_key, release_key
 
@@ -343,6 +345,7 @@ def plan_platform(
         per_cluster += [
             _fleet(ctx, m, observed) for m in spec.models if ctx.spec in model_targets(spec, m)
         ]
+        per_cluster += gateway.build(ctx, spec, _upstreams(ctx, spec))
         per_cluster += usages.build(ctx, per_cluster)
         owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster
@@ -369,6 +372,15 @@ def plan_platform(
         composite_ready=composite_ready,
         warnings=warnings,
     )
+
+
+def _upstreams(ctx: ClusterContext, spec: PlatformSpec) -> list[gateway.Upstream]:
+    """The models the cluster's gateway routes to: name, Ollama tag, Service address."""
+    return [
+        gateway.Upstream(m.name, m.model, *fleet_address(m.name, ctx.components.serving))
+        for m in spec.models
+        if ctx.spec in model_targets(spec, m)
+    ]
 
 
 def _cache_warnings(

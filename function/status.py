@@ -6,6 +6,7 @@ Status carries names, regions, URLs and readiness only: never Secret data.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ Observed = Mapping[str, Mapping[str, Any]]
 # stops being sent (one per model or cluster) would stay in it for ever.
 CONNECTION_BUCKETS = "buckets"
 CONNECTION_ENDPOINTS = "endpoints"
+CONNECTION_GATEWAYS = "gateways"
 
 BUCKET_KEYS = {Cloud.AWS: "bucket", Cloud.GCP: "bucket", Cloud.AZURE: "storage-account"}
 
@@ -71,6 +73,32 @@ def _bucket(ctx: ClusterContext, emitted: Mapping[str, Any], observed: Observed)
     if url:
         out["url"] = str(url)
     return out
+
+
+# An IP address or DNS name as a Gateway reports it (status.addresses[].value).
+_ADDRESS = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.:]{0,251}[A-Za-z0-9])?$")
+
+
+def gateway_endpoint(cluster: str, observed: Observed) -> str | None:
+    """The model gateway's OpenAI base URL on ``cluster``, once its Gateway reports an address.
+
+    Read from the observed Gateway (provider-kubernetes reports the object it
+    manages under ``status.atProvider.manifest``); an IPv6 address is bracketed.
+    """
+    obj = observed.get(naming.key(cluster, "object", "gateway"))
+    path = ("status", "atProvider", "manifest", "status", "addresses")
+    if obj is not None and hasattr(obj, "carried"):  # codec.ObservedResource: a summary
+        addresses = obj.carried(path)
+    else:
+        addresses = obj
+        for name in path:
+            addresses = addresses.get(name) if isinstance(addresses, Mapping) else None
+    for address in addresses if isinstance(addresses, list) else []:
+        value = address.get("value") if isinstance(address, Mapping) else None
+        if isinstance(value, str) and _ADDRESS.match(value):
+            host = f"[{value}]" if ":" in value else value
+            return f"http://{host}/v1"
+    return None
 
 
 def _compact(value: Any) -> str:
@@ -105,6 +133,7 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
     pools_ready: list[bool] = []
     stack_ready: list[bool] = []
     buckets: dict[str, dict[str, Any]] = {}
+    gateways: dict[str, str] = {}
     for ctx in contexts:
         mine = list(owned[ctx.name])
         entry: dict[str, Any] = {
@@ -124,6 +153,12 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
         if bucket:
             entry["bucket"] = bucket
             buckets[ctx.name] = bucket
+        gateway = gateway_endpoint(ctx.name, observed)
+        if gateway and spec.gateway.exposure is not None:  # served on the claim's host
+            gateway = f"https://{spec.gateway.exposure.host}/v1"
+        if gateway:
+            entry["gateway"] = {"endpoint": gateway}
+            gateways[ctx.name] = gateway
         components: dict[str, bool] = {}
         for key in sorted(mine):
             name = _component_of(ctx, key)
@@ -151,6 +186,8 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
         CONNECTION_BUCKETS: _compact(buckets),
         CONNECTION_ENDPOINTS: _compact(endpoints),
     }
+    if gateways:  # each cluster's model gateway, once its address is reported
+        report.connection_details[CONNECTION_GATEWAYS] = _compact(gateways)
     report.conditions = [
         _condition("NodePoolsReady", pools_ready, "GPU node pools"),
         _condition("StackReady", stack_ready, "in-cluster components"),

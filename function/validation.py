@@ -39,6 +39,7 @@ from function.models.input import (
     FunctionInput,
 )
 from function.models.platform import ClusterSpec, ModelSpec, PlatformSpec
+from function.stack import gateway
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -187,6 +188,8 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
     errors.extend(_check_models(spec, set(seen)))
     errors.extend(_check_components(spec))
     errors.extend(_check_federated_credentials(spec))
+    errors.extend(_unique("spec.gateway.teams", [t.name for t in spec.gateway.teams], "team"))
+    errors.extend(gateway.errors(spec))
     if not errors:  # the fit check needs well-formed models and clusters
         errors.extend(fit.errors(spec, inputs))
     return errors

@@ -556,6 +556,33 @@ def _cases() -> list[Invalid]:
             ),
             "spec.scaling.metrics[1].name: trigger name work-hours is already used",
         ),
+        Invalid(
+            "gw-team-model", p,
+            platform(
+                [existing("gw-team-model")],
+                gateway={"teams": [{"name": "a", "apiKeySecretRef": {"name": "keys"}, "models": ["gpt-4"]}]},
+            ),
+            "spec.gateway.teams[0].models[0]: model 'gpt-4' is not served by this claim",
+        ),
+        Invalid(
+            "gw-client-twice", p,
+            platform(
+                [existing("gw-client-twice")],
+                gateway={"teams": [
+                    {"name": "a", "apiKeySecretRef": {"name": "keys", "key": "k"}},
+                    {"name": "b", "apiKeySecretRef": {"name": "other", "key": "k"}},
+                ]},
+            ),
+            "spec.gateway.teams[1].apiKeySecretRef.key: client ID 'k' is also spec.gateway.teams[0]'s",
+        ),
+        Invalid(
+            "gw-teams-off", p,
+            platform(
+                [existing("gw-teams-off")],
+                gateway={"enabled": False, "teams": [{"name": "a", "apiKeySecretRef": {"name": "keys"}}]},
+            ),
+            "spec.gateway.teams: teams need the gateway",
+        ),
     ]
 
 

@@ -376,7 +376,7 @@ def _unpinned(image: str) -> bool:
 
 
 def image_errors(inputs: FunctionInput) -> list[ClaimError]:
-    """Refuse an Ollama, cache or MinIO client image not pinned to a tag or digest (not latest)."""
+    """Refuse an Ollama, cache, MinIO client or Redis image not pinned to a tag or digest."""
     return [
         ClaimError(
             f"input.spec.{field}",
@@ -386,6 +386,7 @@ def image_errors(inputs: FunctionInput) -> list[ClaimError]:
             ("ollamaImage", inputs.spec.ollama_image),
             ("cacheImage", inputs.spec.cache_image),
             ("minioClientImage", inputs.spec.minio_client_image),
+            ("redisImage", inputs.spec.redis_image),
         )
         if _unpinned(image)
     ]

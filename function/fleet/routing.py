@@ -20,18 +20,24 @@ from function.models.fleet import FleetSpec
 
 RESPONSE_TIMEOUT = "15m"
 KNATIVE_VISIBILITY_LABEL = "networking.knative.dev/visibility"
+# A cluster-local Knative Service listens on port 80.
+KNATIVE_PORT = 80
 
 
-def endpoint(xr_name: str, spec: FleetSpec) -> str:
-    """Return the in-cluster URL the model answers on.
+def address(xr_name: str, serving: Serving) -> tuple[str, int]:
+    """Return the in-cluster host and port the model answers on.
 
     The Service's port for a Deployment; for Knative, the Service's
     cluster-local address, which listens on port 80.
     """
     host = f"{WORKLOAD}.{namespace_for(xr_name)}.svc.cluster.local"
-    if spec.serving is Serving.KNATIVE:
-        return f"http://{host}"
-    return f"http://{host}:{PORT}"
+    return host, KNATIVE_PORT if serving is Serving.KNATIVE else PORT
+
+
+def endpoint(xr_name: str, spec: FleetSpec) -> str:
+    """Return the in-cluster URL the model answers on (see ``address``)."""
+    host, port = address(xr_name, spec.serving)
+    return f"http://{host}" if port == KNATIVE_PORT else f"http://{host}:{port}"
 
 
 def service(ns: str, xr_name: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
@@ -203,6 +203,17 @@ MAX_SUBDOMAIN = 253
 TLS_SECRET_PATTERN = f"^({_HOST_LABEL}/)?{_SUBDOMAIN}$"
 
 
+def callers(description: str) -> Any:
+    """The ``allowedSourceRanges`` field of an exposure: 1 to 32 distinct CIDRs."""
+    return Field(
+        alias="allowedSourceRanges",
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description=description,
+    )
+
+
 class Exposure(ApiModel):
     """Reach a model from outside its cluster: the claim's host, over TLS, its callers only.
 
@@ -233,13 +244,9 @@ class Exposure(ApiModel):
         "model's namespace (ollama-<model>), or namespace/name delegated with a Contour "
         "TLSCertificateDelegation.",
     )
-    allowed_source_ranges: list[Cidr] = Field(
-        alias="allowedSourceRanges",
-        min_length=1,
-        max_length=32,
-        json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="Callers allowed (CIDRs): Contour's IP allow list on the model's host, "
-        "and the load balancer's source ranges.",
+    allowed_source_ranges: list[Cidr] = callers(
+        "Callers allowed (CIDRs): Contour's IP allow list on the model's host, "
+        "and the load balancer's source ranges."
     )
 
 

@@ -80,6 +80,10 @@ DEFAULT_CHARTS: dict[str, tuple[str, str, str]] = {
         "ceph-csi-drivers",
         "1.0.4",
     ),
+    # The model gateway: the pairing AI Gateway v1.1.0 is tested with (GATEWAY-FACTS.md).
+    "envoy-gateway": ("oci://docker.io/envoyproxy", "gateway-helm", "v1.8.1"),
+    "ai-gateway-crds": ("oci://docker.io/envoyproxy", "ai-gateway-crds-helm", "v1.1.0"),
+    "ai-gateway": ("oci://docker.io/envoyproxy", "ai-gateway-helm", "v1.1.0"),
 }
 
 # The keys ``spec.charts`` may use: the catalogue's components.
@@ -99,6 +103,8 @@ DEFAULT_CACHE_IMAGE = "docker.io/rclone/rclone:1.75.1"
 # Creates the MinIO model cache's policy once per tenant (the release MinIO's
 # operator documentation names for operator 7.x).
 DEFAULT_MINIO_CLIENT_IMAGE = "docker.io/minio/mc:RELEASE.2024-10-02T08-27-28Z"
+# Counts the model gateway's token quotas (Envoy Gateway's global rate limit).
+DEFAULT_REDIS_IMAGE = "docker.io/library/redis:7.4.2-alpine"
 
 
 class NodePoolDefaults(ApiModel):
@@ -182,6 +188,11 @@ class InputSpec(ApiModel):
         alias="minioClientImage",
         description="MinIO client (mc) image that creates the model cache's policy in the "
         "tenant, with objectStorage minio (pin a version).",
+    )
+    redis_image: Image = Field(
+        default=DEFAULT_REDIS_IMAGE,
+        alias="redisImage",
+        description="Redis image the model gateway's token quotas count in (pin a version).",
     )
     aws: CloudDefaults = Field(default_factory=CloudDefaults)
     gcp: CloudDefaults = Field(default_factory=CloudDefaults)

@@ -18,12 +18,14 @@ from function.models.common import (
     DNS_LABEL_PATTERN,
     ApiModel,
     BlockStorage,
+    Cidr,
     Cloud,
     Cni,
     Distribution,
     DnsLabel,
     DnsSubdomain,
     Exposure,
+    Hostname,
     Ingress,
     InstanceType,
     Mesh,
@@ -39,6 +41,7 @@ from function.models.common import (
     Serving,
     StackDeletionPolicy,
     Storage,
+    callers,
     cel,
 )
 
@@ -252,6 +255,15 @@ class K3sCluster(ApiModel):
     )
 
 
+class ClusterGateway(ApiModel):
+    """Whether this cluster runs the model gateway (``spec.gateway`` configures it)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="false: no model gateway on this cluster even when spec.gateway is on.",
+    )
+
+
 class ClusterSpec(ApiModel):
     """One Kubernetes cluster the platform spans."""
 
@@ -325,6 +337,11 @@ class ClusterSpec(ApiModel):
         "allows Cilium only when flannel is disabled.",
     )
     k3s: K3sCluster | None = None
+    gateway: ClusterGateway = Field(
+        default_factory=ClusterGateway,
+        description="The model gateway on this cluster (on where models are served, unless "
+        "spec.gateway.enabled or this block's enabled is false).",
+    )
     stack_deletion_policy: StackDeletionPolicy = Field(
         default=StackDeletionPolicy.ORPHAN,
         alias="stackDeletionPolicy",
@@ -354,6 +371,97 @@ class ModelSpec(ApiModel):
         default=None,
         description="Public exposure (host, TLS, allowed callers); absent means the model "
         "is reachable only inside its clusters and mesh.",
+    )
+
+
+TeamName = Annotated[
+    str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=40)
+]
+
+
+class ApiKeySecretRef(ApiModel):
+    """A team's API key: one entry of an Opaque Secret in the gateway's namespace.
+
+    Envoy Gateway reads every entry of the Secret as a client (the entry's key
+    is the client's ID, its value the API key); the team is the client ``key``.
+    """
+
+    name: DnsSubdomain
+    key: SecretKey | None = Field(
+        default=None,
+        description="The Secret entry holding the team's API key; its key is the team's "
+        "client ID (unique across teams); defaults to the team's name.",
+    )
+
+
+class QuotaPeriod(StrEnum):
+    """The window a token quota counts over (Envoy Gateway rate limit units)."""
+
+    MINUTE = "Minute"
+    HOUR = "Hour"
+    DAY = "Day"
+    MONTH = "Month"
+
+
+class TokenQuota(ApiModel):
+    """A budget of tokens (input plus output) per period; over budget gives 429."""
+
+    tokens: int = Field(ge=1, le=1_000_000_000_000)
+    period: QuotaPeriod = QuotaPeriod.DAY
+
+
+class GatewayTeam(ApiModel):
+    """A team that calls the gateway with its own API key."""
+
+    name: TeamName
+    api_key_secret_ref: ApiKeySecretRef = Field(
+        alias="apiKeySecretRef",
+        description="The team's key in a Secret of namespace ollama-gateway on each cluster "
+        "(referenced, never created or copied by the platform).",
+    )
+    models: list[ModelName] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Names of spec.models the team may call (others give 403); empty: all.",
+    )
+    quota: TokenQuota | None = Field(
+        default=None, description="Tokens the team may use per period; absent: no limit."
+    )
+
+
+class GatewayExposure(Exposure):
+    """Reach the gateway from outside its clusters: the claim's host, over TLS, its callers only."""
+
+    host: Hostname = Field(description="The host name the gateway answers on (HTTPS).")
+    tls_secret_name: DnsSubdomain = Field(
+        alias="tlsSecretName",
+        description="kubernetes.io/tls Secret with the host's certificate, in namespace "
+        "ollama-gateway on each cluster (referenced, never created).",
+    )
+    allowed_source_ranges: list[Cidr] = callers(
+        "Callers allowed (CIDRs): the load balancer's source ranges and the gateway's "
+        "authorization."
+    )
+
+
+class Gateway(ApiModel):
+    """One OpenAI-compatible endpoint per cluster that routes by model name."""
+
+    enabled: bool = Field(
+        default=True,
+        description="A model gateway on every cluster that serves models; false: none.",
+    )
+    teams: list[GatewayTeam] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra=LIST_MAP_BY_NAME,
+        description="Teams and their API keys; with none the gateway asks for no key.",
+    )
+    exposure: GatewayExposure | None = Field(
+        default=None,
+        description="Public exposure of every cluster's gateway (HTTPS on the host, the "
+        "callers listed only); absent: an internal load balancer (ClusterIP on existing).",
     )
 
 
@@ -440,3 +548,8 @@ class PlatformSpec(ApiModel):
     )
     components: Components = Field(default_factory=Components)
     policy: Policy = Field(default_factory=Policy)
+    gateway: Gateway = Field(
+        default_factory=Gateway,
+        description="The model gateway (Envoy AI Gateway): one OpenAI-compatible endpoint per "
+        "cluster, API keys per team, token quotas.",
+    )

@@ -23,6 +23,16 @@ class BucketStatus(ApiModel):
     url: str | None = Field(default=None, description="URL or ARN once observed.")
 
 
+class GatewayStatus(ApiModel):
+    """The cluster's model gateway."""
+
+    endpoint: str | None = Field(
+        default=None,
+        description="The OpenAI base URL (http://<address>/v1) once the Gateway reports "
+        "its address.",
+    )
+
+
 class ClusterStatus(ApiModel):
     """Where one cluster stands."""
 
@@ -30,6 +40,7 @@ class ClusterStatus(ApiModel):
     ready: bool | None = None
     node_pool: NodePoolStatus | None = Field(default=None, alias="nodePool")
     bucket: BucketStatus | None = None
+    gateway: GatewayStatus | None = None
     components: dict[str, bool] | None = Field(
         default=None, description="Readiness of each in-cluster component."
     )

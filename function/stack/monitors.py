@@ -146,10 +146,18 @@ def build(ctx: ClusterContext, releases: Iterable[str]) -> list[Composed]:
     have = set(releases)
     if PROMETHEUS_STACK not in have:
         return []
+    return objects(ctx, [m for m in MONITORS if m.component in have])
+
+
+def objects(ctx: ClusterContext, monitors: Iterable[Monitor]) -> list[Composed]:
+    """The ServiceMonitor Objects of ``monitors``, after their Release and Prometheus.
+
+    Observability on means kube-prometheus-stack is installed; off, there are none.
+    """
+    if ctx.components.observability is Observability.NONE:
+        return []
     out = []
-    for monitor in MONITORS:
-        if monitor.component not in have:
-            continue
+    for monitor in monitors:
         after = (
             Gate(wrap.release_key(ctx.name, monitor.component), Need.READY),
             Gate(wrap.release_key(ctx.name, PROMETHEUS_STACK), Need.READY),

@@ -350,9 +350,10 @@ def _request_rate_query(mesh: Mesh) -> str | None:
     return None
 
 
-def _panel(
+def panel(
     panel_id: int, title: str, expr: str, *, legend: str, unit: str, x: int, y: int
 ) -> dict[str, Any]:
+    """One time series panel of ``expr`` on the Prometheus data source."""
     return {
         "id": panel_id,
         "type": "timeseries",
@@ -387,7 +388,7 @@ def dashboard_json(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
     the models' logs beside their metrics.
     """
     panels = [
-        _panel(
+        panel(
             1,
             "GPU utilisation",
             "avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)",
@@ -396,7 +397,7 @@ def dashboard_json(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
             x=0,
             y=0,
         ),
-        _panel(
+        panel(
             2,
             "GPU memory used",
             "sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED)",
@@ -414,14 +415,19 @@ def dashboard_json(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
             else "{{namespace}}/{{deployment}}"
         )
         panels.append(
-            _panel(3, "Ollama request rate", query, legend=legend, unit="reqps", x=0, y=8)
+            panel(3, "Ollama request rate", query, legend=legend, unit="reqps", x=0, y=8)
         )
     if logs:
         panels.append(_logs_panel(4, y=16))
+    return board("Ollama GPU", DASHBOARD_NAME, ["ollama", "gpu"], panels)
+
+
+def board(title: str, uid: str, tags: list[str], panels: list[dict[str, Any]]) -> dict[str, Any]:
+    """A dashboard of ``panels``: the last hour, refreshed every 30 s."""
     return {
-        "title": "Ollama GPU",
-        "uid": DASHBOARD_NAME,
-        "tags": ["ollama", "gpu"],
+        "title": title,
+        "uid": uid,
+        "tags": tags,
         "schemaVersion": 39,
         "refresh": "30s",
         "time": {"from": "now-1h", "to": "now"},
@@ -431,15 +437,31 @@ def dashboard_json(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
 
 def grafana_dashboard_manifest(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
     """Build the GrafanaDashboard carrying ``dashboard_json`` as sorted, stable JSON."""
+    return dashboard_manifest(DASHBOARD_NAME, dashboard_json(mesh, logs=logs))
+
+
+def dashboard_manifest(name: str, content: dict[str, Any]) -> dict[str, Any]:
+    """A GrafanaDashboard ``name`` for the stack's Grafana, ``content`` as sorted, stable JSON."""
     return {
         "apiVersion": "grafana.integreatly.org/v1beta1",
         "kind": "GrafanaDashboard",
-        "metadata": {"name": DASHBOARD_NAME, "namespace": MONITORING_NAMESPACE},
+        "metadata": {"name": name, "namespace": MONITORING_NAMESPACE},
         "spec": {
             "instanceSelector": _instance_selector(),
-            "json": json.dumps(dashboard_json(mesh, logs=logs), indent=2, sort_keys=True),
+            "json": json.dumps(content, indent=2, sort_keys=True),
         },
     }
+
+
+def dashboard(ctx: ClusterContext, manifest: dict[str, Any], *after: Gate) -> Composed:
+    """The Object of a GrafanaDashboard, after grafana-operator (and ``after``)."""
+    return wrap.k8s_object(
+        ctx,
+        f"grafana-dashboard-{manifest['metadata']['name']}",
+        manifest,
+        after=(_ready(ctx, "grafana-operator"), *after),
+        cel_query=_synchronized("DashboardSynchronized"),
+    )
 
 
 def grafana_operator_values() -> dict[str, Any]:
@@ -480,15 +502,7 @@ def _grafana(ctx: ClusterContext, *, full: bool) -> list[Composed]:
                 cel_query=_synchronized("DatasourceSynchronized"),
             )
         )
-    out.append(
-        wrap.k8s_object(
-            ctx,
-            f"grafana-dashboard-{DASHBOARD_NAME}",
-            grafana_dashboard_manifest(ctx.components.mesh, logs=full),
-            after=after,
-            cel_query=_synchronized("DashboardSynchronized"),
-        )
-    )
+    out.append(dashboard(ctx, grafana_dashboard_manifest(ctx.components.mesh, logs=full)))
     return out
 
 

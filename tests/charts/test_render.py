@@ -550,3 +550,33 @@ def test_every_cloud_exports_gpu_metrics_to_the_stacks_prometheus() -> None:
             "nodeSelectorTerms"][0]["matchExpressions"][0]["key"] = "example.com/not-a-gpu-label"
     _, found = _run("GPU metrics", [cluster])
     assert any("cannot run on a GPU node" in p for p in found), found
+
+
+def test_gateway_wiring_follows_each_model_to_a_pod_port() -> None:
+    """The gateway check holds, and fails when a Backend, a route's Gateway or a policy target is wrong."""
+    clusters = _clusters_with({}, example="aws")
+    _holds("model gateway", clusters)
+    _holds("endpoints", clusters)  # the extension manager's and the Backends' fqdn forms
+
+    def broken(kind: str, change: Callable[[dict[str, Any]], None]) -> list[str]:
+        out = []
+        for cluster in clusters:
+            wrapped = copy.deepcopy(cluster.wrapped)
+            for obj in wrapped:
+                if obj.get("kind") == kind:
+                    change(obj)
+            out += wiring.CHECKS["model gateway"](dataclasses.replace(cluster, wrapped=wrapped))[1]
+        return out
+
+    def port(obj: dict[str, Any]) -> None:
+        obj["spec"]["endpoints"][0]["fqdn"]["port"] = 8080
+
+    def parent(obj: dict[str, Any]) -> None:
+        obj["spec"]["parentRefs"][0]["name"] = "elsewhere"
+
+    def target(obj: dict[str, Any]) -> None:
+        obj["spec"]["targetRefs"][0]["name"] = "elsewhere"
+
+    assert any("has no port 8080" in p for p in broken("Backend", port))
+    assert any("parent Gateway elsewhere does not exist" in p for p in broken("AIGatewayRoute", parent))
+    assert any("does not exist" in p for p in broken("ClientTrafficPolicy", target))

@@ -7,7 +7,8 @@ A key the function sets is read when one of these holds:
   every chart);
 - it sits under a free-form map: the default there is ``{}`` or null, or the
   templates hand the whole map to ``toYaml``/``toJson``/``tpl``/``range``
-  (``toYaml .Values.cephClusterSpec``, ``with .Values.x }} {{ toYaml .``);
+  (``toYaml .Values.cephClusterSpec``, ``with .Values.x }} {{ toYaml .``), also
+  through a variable (``$x := .Values.x`` then ``merge $x ...``);
 - the templates reference it: ``.Values.<path>`` literally, or, inside list
   items and ``with`` blocks where paths are relative, ``.<key>`` or ``"<key>"``.
 
@@ -96,7 +97,13 @@ def _whole_map_used(text: str, path: list[str]) -> bool:
         ref + r"\s*\|\s*" + _WHOLE,  # .Values.x | toYaml
         r"with\s+" + ref + r"\s*-?}}\s*(?:\n\s*)?[^\n{]*{{-?\s*" + _WHOLE + r"\s+\.\s",
     )
-    return any(re.search(p, text) for p in patterns)
+    if any(re.search(p, text) for p in patterns):
+        return True
+    # $x := .Values.x, then $x handed on whole (gateway-helm: merge $x $defaults | toYaml).
+    for var in re.findall(r"\$(\w+)\s*:=\s*" + ref, text):
+        if re.search(_WHOLE + r"\b[^}\n]*?\$" + var + r"\b", text):
+            return True
+    return False
 
 
 def _leaf_mentioned(text: str, key: str) -> bool:

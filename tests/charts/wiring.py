@@ -211,11 +211,14 @@ def _gpu_operator_exporter(cluster: Cluster) -> Iterator[dict[str, Any]]:
 def _endpoints(node: Any, where: str) -> Iterator[tuple[str, str, int, str]]:
     """(name, namespace, port, where) of every in-cluster Service address in ``node``."""
     if isinstance(node, Mapping):
-        service, port = node.get("service"), node.get("port")
-        if isinstance(service, str) and isinstance(port, int):  # Istio's provider form
-            m = _SVC.match(service)
-            if m:
-                yield m["name"], m["ns"], port, f"{where}.service"
+        port = node.get("port")
+        # Istio's provider form; Envoy Gateway's fqdn form (extension manager, Backend endpoints).
+        for field in ("service", "hostname"):
+            service = node.get(field)
+            if isinstance(service, str) and isinstance(port, int):
+                m = _SVC.match(service)
+                if m:
+                    yield m["name"], m["ns"], port, f"{where}.{field}"
         for key, value in node.items():
             yield from _endpoints(value, f"{where}.{key}")
     elif isinstance(node, list):
@@ -244,6 +247,8 @@ def check_endpoints(cluster: Cluster) -> tuple[int, list[str]]:
     services: dict[tuple[str, str], set[int]] = {}
     for svc in cluster.of_kind("Service"):
         ports = {int(p["port"]) for p in (svc.get("spec") or {}).get("ports") or [] if "port" in p}
+        if svc.get("apiVersion", "").startswith("serving.knative.dev/"):
+            ports = {80}  # a cluster-local Knative Service's address
         services.setdefault((_name(svc), _ns(svc)), set()).update(ports)
     problems = []
     found = function_endpoints(cluster)
@@ -920,7 +925,93 @@ def check_service_types(cluster: Cluster) -> tuple[int, list[str]]:
     return len(services), problems
 
 
+# --- model gateway ----------------------------------------------------------------
+
+MODEL_HEADER = "x-ai-eg-model"
+_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def _find(cluster: Cluster, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+    return next((o for o in cluster.of_kind(kind) if _ns(o) == ns and _name(o) == name), None)
+
+
+def _serves(cluster: Cluster, ns: str, name: str, port: int) -> str | None:
+    """Why Service ``ns/name`` port ``port`` reaches no pod container port (None: it does)."""
+    knative = next(
+        (o for o in cluster.of_kind("Service") if o.get("apiVersion", "").startswith("serving.knative.dev/")
+         and _ns(o) == ns and _name(o) == name),
+        None,
+    )
+    if knative is not None:  # cluster-local Knative Service: port 80 to the revision's container port
+        containers = (((knative.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        if port == 80 and any(c.get("ports") for c in containers):
+            return None
+        return f"Knative Service {ns}/{name} serves port 80 to a container port, not {port}"
+    svc = next((o for o in cluster.of_kind("Service") if o.get("apiVersion") == "v1" and _ns(o) == ns and _name(o) == name), None)
+    if svc is None:
+        return f"no Service {ns}/{name}"
+    spec = svc.get("spec") or {}
+    entry = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
+    if entry is None:
+        return f"Service {ns}/{name} has no port {port}"
+    target = entry.get("targetPort", port)
+    for wl in cluster.of_kind(*_WORKLOADS):
+        template = (wl.get("spec") or {}).get("template") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if _ns(wl) != ns or not spec.get("selector") or not _matches({"matchLabels": spec["selector"]}, labels):
+            continue
+        for c in (template.get("spec") or {}).get("containers") or []:
+            for p in c.get("ports") or []:
+                if target in {p.get("name"), p.get("containerPort")}:
+                    return None
+    return f"Service {ns}/{name} port {port} (target {target}) reaches no pod that serves it"
+
+
+def check_gateway(cluster: Cluster) -> tuple[int, list[str]]:
+    """Each model name a route matches leads, through its AIServiceBackend and Backend, to a
+    Service port a model pod serves; each route's Gateway and each policy's target exist."""
+    links, problems = 0, []
+    for route in cluster.of_kind("AIGatewayRoute"):
+        ns, where = _ns(route), f"AIGatewayRoute {_ns(route)}/{_name(route)}"
+        spec = route.get("spec") or {}
+        for parent in spec.get("parentRefs") or []:
+            links += 1
+            if _find(cluster, "Gateway", parent.get("namespace") or ns, parent["name"]) is None:
+                problems.append(f"{where}: parent Gateway {parent['name']} does not exist")
+        for rule in spec.get("rules") or []:
+            names = [h["value"] for m in rule.get("matches") or [] for h in m.get("headers") or []
+                     if h.get("name") == MODEL_HEADER]
+            if len(names) != 1:
+                problems.append(f"{where} rule {rule.get('name')}: matches {MODEL_HEADER} {names}, not one model")
+            for ref in rule.get("backendRefs") or []:
+                links += 1
+                asb = _find(cluster, "AIServiceBackend", ref.get("namespace") or ns, ref["name"])
+                if asb is None:
+                    problems.append(f"{where} model {names}: no AIServiceBackend {ref['name']}")
+                    continue
+                bref = (asb.get("spec") or {}).get("backendRef") or {}
+                backend = _find(cluster, "Backend", bref.get("namespace") or _ns(asb), bref.get("name", ""))
+                if backend is None or bref.get("kind") != "Backend":
+                    problems.append(f"{where} model {names}: AIServiceBackend {ref['name']} has no Backend {bref}")
+                    continue
+                for ep in (backend.get("spec") or {}).get("endpoints") or []:
+                    fqdn = ep.get("fqdn") or {}
+                    m = _SVC.match(str(fqdn.get("hostname", "")))
+                    why = _serves(cluster, m["ns"], m["name"], int(fqdn.get("port", 0))) if m else "not a Service name"
+                    if why:
+                        problems.append(f"{where} model {names}: Backend {_name(backend)} {fqdn}: {why}")
+    for kind in ("SecurityPolicy", "ClientTrafficPolicy", "BackendTrafficPolicy"):
+        for policy in cluster.of_kind(kind):
+            for ref in (policy.get("spec") or {}).get("targetRefs") or []:
+                links += 1
+                kinds = ("AIGatewayRoute", "HTTPRoute") if ref.get("kind") == "HTTPRoute" else (ref.get("kind"),)
+                if not any(_find(cluster, k, _ns(policy), ref.get("name", "")) for k in kinds):
+                    problems.append(f"{kind} {_ns(policy)}/{_name(policy)}: target {ref} does not exist")
+    return links, problems
+
+
 CHECKS = {
+    "model gateway": check_gateway,
     "endpoints": check_endpoints,
     "Service types": check_service_types,
     "log shipping": check_log_shipping,

@@ -333,6 +333,7 @@ def repair(draw: Draw, spec: dict[str, Any]) -> dict[str, Any]:
     _repair_components(spec)
     _repair_scale_to_zero(spec)
     _repair_exposure(spec)
+    _repair_gateway(spec)
     _repair_policies(draw, spec)
     _repair_fit(spec)
     return spec
@@ -376,6 +377,30 @@ def _repair_exposure(spec: dict[str, Any]) -> None:
         return
     for model in spec.get("models", []):
         model.pop("exposure", None)
+
+
+def _repair_gateway(spec: dict[str, Any]) -> None:
+    """Teams need the gateway on, one client ID each (its key, else its name), served models."""
+    gateway = spec.get("gateway")
+    if not isinstance(gateway, dict) or "teams" not in gateway:
+        return
+    if gateway.get("enabled") is False:
+        gateway.pop("teams")
+        return
+    served = {m["name"] for m in spec.get("models", [])}
+    names: set[str] = set()
+    clients: set[str] = set()
+    teams = []
+    for team in gateway["teams"]:
+        client = team["apiKeySecretRef"].get("key") or team["name"]
+        if team["name"] in names or client in clients:
+            continue
+        names.add(team["name"])
+        clients.add(client)
+        if "models" in team:
+            team["models"] = [m for m in team["models"] if m in served]
+        teams.append(team)
+    gateway["teams"] = teams
 
 
 def _repair_exposure_values(exposure: dict[str, Any]) -> None:

@@ -1,0 +1,327 @@
+"""The model gateway: what each cluster gets, what the claim may ask, and what is refused."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function.errors import InvalidClaimError
+from function.models.common import Cloud
+from function.models.input import FunctionInput
+from function.stack import gateway
+from function.validation import parse_platform
+from scripts.render import desired, load_docs, request, run
+from scripts.stage import walk
+from tests.crdschema import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "gateway-teams" / "xr.yaml"
+
+
+def xr_with(**spec: Any) -> dict[str, Any]:
+    xr = copy.deepcopy(load_docs(EXAMPLE)[0])
+    xr["spec"].update(spec)
+    return xr
+
+
+def manifests(xr: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Manifests of the Objects at the ready state, by composition resource name."""
+    stages = walk(xr)
+    out = {}
+    for key, body in desired(run(request(xr, stages[-1]))).items():
+        if body["kind"] == "Object":
+            out[key] = body["spec"]["forProvider"]["manifest"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def teams_state() -> dict[str, dict[str, Any]]:
+    xr = xr_with()
+    stages = walk(xr)
+    return desired(run(request(xr, stages[-1])))
+
+
+def of_kind(state: dict[str, dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [
+        b["spec"]["forProvider"]["manifest"]
+        for b in state.values()
+        if b["kind"] == "Object" and b["spec"]["forProvider"]["manifest"]["kind"] == kind
+    ]
+
+
+GATEWAY_RELEASES = ("envoy-gateway", "ai-gateway-crds", "ai-gateway")
+
+
+def gateway_keys(state: dict[str, Any]) -> list[str]:
+    return [
+        k for k in state
+        if "-object-gateway" in k or any(k.endswith(f"-release-{r}") for r in GATEWAY_RELEASES)
+    ]
+
+
+def fatal(raw_spec: dict[str, Any]) -> list[str]:
+    with pytest.raises(InvalidClaimError) as err:
+        parse_platform(raw_spec, FunctionInput())
+    return [f"{e.path}: {e.message}" for e in err.value.errors]
+
+
+def test_every_gateway_object_fits_its_crd(teams_state) -> None:
+    kinds = set()
+    for body in teams_state.values():
+        if body["kind"] != "Object":
+            continue
+        manifest = body["spec"]["forProvider"]["manifest"]
+        if "envoyproxy.io" in manifest["apiVersion"] or "gateway.networking" in manifest["apiVersion"]:
+            kinds.add(manifest["kind"])
+            assert validate(manifest) == [], manifest
+    assert kinds == {
+        "AIGatewayRoute", "AIServiceBackend", "Backend", "BackendTrafficPolicy",
+        "ClientTrafficPolicy", "EnvoyProxy", "Gateway", "GatewayClass", "SecurityPolicy",
+    }
+
+
+def test_the_install_order_is_the_documented_one(teams_state) -> None:
+    order = {"envoy-gateway": (), "ai-gateway-crds": ("envoy-gateway",), "ai-gateway": ("ai-gateway-crds",)}
+    xr = xr_with()
+    stages = walk(xr)
+    first = {}
+    for i, stage in enumerate(stages):
+        for key in stage:
+            first.setdefault(key, i)
+    for release, before in order.items():
+        key = f"aws-east-release-{release}"
+        assert key in teams_state
+        for other in before:
+            assert first[f"aws-east-release-{other}"] < first[key]
+    # The namespace comes first, so the teams' key Secrets can be made before the gateway.
+    for key, body in teams_state.items():
+        if body["kind"] == "Object" and "-object-gateway-" in key and not key.endswith("-namespace"):
+            assert first[key] > first["aws-east-release-envoy-gateway"], key
+
+
+def test_each_team_key_secret_is_the_claims(teams_state) -> None:
+    xr = xr_with()
+    (policy,) = of_kind(teams_state, "SecurityPolicy")
+    refs = {r["name"] for r in policy["spec"]["apiKeyAuth"]["credentialRefs"]}
+    assert refs == {t["apiKeySecretRef"]["name"] for t in xr["spec"]["gateway"]["teams"]}
+    rules = {r["name"]: r["principal"]["headers"] for r in policy["spec"]["authorization"]["rules"]}
+    assert policy["spec"]["authorization"]["defaultAction"] == "Deny"
+    assert rules["search"] == [
+        {"name": gateway.CLIENT_HEADER, "values": ["search"]},
+        {"name": gateway.MODEL_HEADER, "values": ["llama31"]},
+    ]
+    assert rules["ops"] == [{"name": gateway.CLIENT_HEADER, "values": ["api-key"]}]
+
+
+def test_quotas_count_total_tokens_per_team_in_redis(teams_state) -> None:
+    (route,) = of_kind(teams_state, "AIGatewayRoute")
+    assert route["spec"]["llmRequestCosts"] == [{"metadataKey": gateway.COST_KEY, "type": "TotalToken"}]
+    (btp,) = of_kind(teams_state, "BackendTrafficPolicy")
+    limits = {
+        r["clientSelectors"][0]["headers"][0]["value"]: r["limit"] for r in btp["spec"]["rateLimit"]["global"]["rules"]
+    }
+    assert limits == {"search": {"requests": 2000000, "unit": "Day"}, "research": {"requests": 500000, "unit": "Hour"}}
+    eg = teams_state["aws-east-release-envoy-gateway"]["spec"]["forProvider"]["values"]
+    assert eg["config"]["envoyGateway"]["rateLimit"]["backend"]["redis"]["url"] == gateway.REDIS_URL
+    (redis,) = [d for d in of_kind(teams_state, "Deployment") if d["metadata"]["name"] == gateway.REDIS]
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] and ":" in container["image"]
+
+
+def test_no_quota_no_redis_and_no_costs() -> None:
+    teams = [{"name": "a", "apiKeySecretRef": {"name": "keys"}}]
+    objs = manifests(xr_with(gateway={"teams": teams}))
+    kinds = {m["kind"] for m in objs.values()}
+    assert "BackendTrafficPolicy" not in kinds
+    assert not [m for m in objs.values() if m["metadata"]["name"] == gateway.REDIS]
+    (route,) = [m for m in objs.values() if m["kind"] == "AIGatewayRoute"]
+    assert "llmRequestCosts" not in route["spec"]
+
+
+def test_routes_hold_at_most_15_rules_and_send_the_ollama_tag() -> None:
+    ups = [gateway.Upstream(f"m{i:02d}", f"tag:{i}", f"ollama.ollama-m{i:02d}.svc.cluster.local", 11434) for i in range(17)]
+    routes = gateway.routes(ups, costs=False)
+    assert [r["metadata"]["name"] for r in routes] == ["ollama-models", "ollama-models-2"]
+    assert [len(r["spec"]["rules"]) for r in routes] == [15, 2]
+    rule = routes[1]["spec"]["rules"][1]
+    assert rule["matches"][0]["headers"] == [{"type": "Exact", "name": "x-ai-eg-model", "value": "m16"}]
+    assert rule["backendRefs"] == [{"name": "m16", "modelNameOverride": "tag:16"}]
+
+
+def test_the_proxy_is_private() -> None:
+    aws = gateway.envoy_proxy(Cloud.AWS)["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert aws["type"] == "LoadBalancer"
+    assert aws["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+    assert gateway.proxy_service(Cloud.EXISTING) == {"type": "ClusterIP"}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"gateway": {"enabled": False}}, "the claim turns the gateway off"),
+        ({"models": [], "gateway": {}}, "no model is served on the cluster"),
+    ],
+)
+def test_no_gateway(change: dict[str, Any], reason: str) -> None:
+    xr = xr_with(**change)
+    state = desired(run(request(xr, walk(xr)[-1])))
+    assert not gateway_keys(state), reason
+
+
+def test_a_cluster_can_turn_it_off() -> None:
+    xr = xr_with()
+    xr["spec"]["clusters"][0]["gateway"] = {"enabled": False}
+    state = desired(run(request(xr, walk(xr)[-1])))
+    assert not gateway_keys(state)
+    assert gateway_keys(desired(run(request(xr_with(), walk(xr_with())[-1]))))
+
+
+def test_a_team_naming_a_model_the_claim_does_not_serve_is_fatal() -> None:
+    spec = xr_with()["spec"]
+    spec["gateway"]["teams"][0]["models"] = ["llama31", "gpt-4"]
+    assert fatal(spec) == [
+        (
+            "spec.gateway.teams[0].models[1]: model 'gpt-4' is not served by this claim "
+            "(spec.models: llama31, mistral); name a model of spec.models or remove it"
+        )
+    ]
+
+
+def test_two_teams_with_one_client_id_is_fatal() -> None:
+    spec = xr_with()["spec"]
+    spec["gateway"]["teams"][2]["apiKeySecretRef"] = {"name": "ops-key", "key": "search"}
+    (message,) = fatal(spec)
+    assert message.startswith("spec.gateway.teams[2].apiKeySecretRef.key: client ID 'search'")
+
+
+def test_teams_without_the_gateway_is_fatal() -> None:
+    spec = xr_with()["spec"]
+    spec["gateway"]["enabled"] = False
+    assert fatal(spec) == [
+        "spec.gateway.teams: teams need the gateway: set spec.gateway.enabled to true or remove the teams"
+    ]
+
+
+def test_the_fatal_reaches_the_response() -> None:
+    xr = xr_with()
+    xr["spec"]["gateway"]["teams"][0]["models"] = ["nope"]
+    rsp = run(request(xr, {}))
+    assert [r.severity for r in rsp.results] == [fnv1.SEVERITY_FATAL]
+    assert "spec.gateway.teams[0].models[0]" in rsp.results[0].message
+
+
+def test_same_request_same_bytes() -> None:
+    xr = xr_with()
+    observed = walk(xr)[-1]
+    assert run(request(xr, observed)).SerializeToString(deterministic=True) == run(
+        request(xr, observed)
+    ).SerializeToString(deterministic=True)
+
+
+def test_the_gateway_address_is_reported_once_observed() -> None:
+    xr = xr_with()
+    observed = copy.deepcopy(walk(xr)[-1])
+    rsp = run(request(xr, observed))
+    assert "gateways" not in rsp.desired.composite.connection_details
+    key = "aws-east-object-gateway"
+    manifest = observed[key]["spec"]["forProvider"]["manifest"]
+    seen = {**manifest, "status": {"addresses": [{"type": "Hostname", "value": "internal-k8s-gw.elb.amazonaws.com"}]}}
+    observed[key].setdefault("status", {})["atProvider"] = {"manifest": seen}
+    rsp = run(request(xr, observed))
+    status = resource_status(rsp)
+    assert status["clusters"][0]["gateway"] == {"endpoint": "http://internal-k8s-gw.elb.amazonaws.com/v1"}
+    assert rsp.desired.composite.connection_details["gateways"] == (
+        b'{"aws-east":"http://internal-k8s-gw.elb.amazonaws.com/v1"}'
+    )
+    seen["status"]["addresses"] = [{"type": "IPAddress", "value": "not an address; rm -rf"}]
+    assert "gateway" not in resource_status(run(request(xr, observed)))["clusters"][0]
+
+
+def resource_status(rsp: fnv1.RunFunctionResponse) -> dict[str, Any]:
+    from crossplane.function import resource
+
+    return resource.struct_to_dict(rsp.desired.composite.resource)["status"]
+
+
+def test_tokens_per_team_and_model_are_scraped_and_shown(teams_state) -> None:
+    values = teams_state["aws-east-release-ai-gateway"]["spec"]["forProvider"]["values"]
+    assert values["controller"]["metricsRequestHeaderAttributes"] == "x-ollama-client:ollama.client"
+    (monitor,) = of_kind(teams_state, "PodMonitor")
+    assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"metrics", "aigw-admin"}
+    assert validate(monitor) == []
+    (board,) = [d for d in of_kind(teams_state, "GrafanaDashboard") if d["metadata"]["name"] == "ollama-gateway"]
+    assert "sum by (ollama_client, gen_ai_request_model" in board["spec"]["json"]
+
+
+def test_removing_a_model_removes_its_route_rule_and_nothing_else(teams_state) -> None:
+    xr = xr_with()
+    observed = walk(xr)[-1]
+    xr["spec"]["models"] = [m for m in xr["spec"]["models"] if m["name"] != "mistral"]
+    after = desired(run(request(xr, observed)))
+    before = {k: teams_state[k] for k in gateway_keys(teams_state)}
+    now = {k: after[k] for k in gateway_keys(after)}
+    gone = set(before) - set(now)
+    # Its Backend and AIServiceBackend leave the desired state (orphaned, like the stack).
+    assert gone == {"aws-east-object-gateway-backend-mistral", "aws-east-object-gateway-aibackend-mistral"}
+    changed = sorted(k for k in now if now[k] != before[k])
+    assert changed == ["aws-east-object-gateway-route-1"]
+    rules = now["aws-east-object-gateway-route-1"]["spec"]["forProvider"]["manifest"]["spec"]["rules"]
+    assert [r["name"] for r in rules] == ["llama31"]
+
+
+@pytest.mark.parametrize(
+    ("mesh", "pod"),
+    [
+        ("istio", {"labels": {"sidecar.istio.io/inject": "true"}, "annotations": {"traffic.sidecar.istio.io/includeInboundPorts": ""}}),
+        ("linkerd", {"annotations": {"linkerd.io/inject": "enabled"}}),
+        ("none", None),
+    ],
+)
+def test_the_hop_to_the_models_stays_in_the_mesh(mesh: str, pod: dict[str, Any] | None) -> None:
+    objs = manifests(xr_with(components={"mesh": mesh}))
+    proxy = objs["aws-east-object-gateway-envoyproxy"]
+    assert validate(proxy) == []
+    assert proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"].get("pod") == pod
+
+
+EXPOSURE = {"host": "models.example.com", "tlsSecretName": "models-tls", "allowedSourceRanges": ["203.0.113.0/24"]}
+
+
+def test_an_exposed_gateway_is_https_on_the_host_for_the_listed_callers_only() -> None:
+    xr = xr_with()
+    xr["spec"]["gateway"]["exposure"] = EXPOSURE
+    objs = manifests(xr)
+    gw = objs["aws-east-object-gateway"]
+    (listener,) = gw["spec"]["listeners"]
+    assert (listener["protocol"], listener["port"], listener["hostname"]) == ("HTTPS", 443, "models.example.com")
+    assert listener["tls"]["certificateRefs"] == [{"group": "", "kind": "Secret", "name": "models-tls"}]
+    service = objs["aws-east-object-gateway-envoyproxy"]["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service == {"type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"]}
+    rules = objs["aws-east-object-gateway-keys"]["spec"]["authorization"]["rules"]
+    assert all(r["principal"]["clientCIDRs"] == ["203.0.113.0/24"] for r in rules)
+    for kind in ("aws-east-object-gateway", "aws-east-object-gateway-envoyproxy", "aws-east-object-gateway-keys"):
+        assert validate(objs[kind]) == [], kind
+    # Without teams, the callers' rule alone.
+    xr["spec"]["gateway"]["teams"] = []
+    keys = manifests(xr)["aws-east-object-gateway-keys"]["spec"]
+    assert "apiKeyAuth" not in keys
+    assert keys["authorization"] == {
+        "defaultAction": "Deny",
+        "rules": [{"name": "callers", "action": "Allow", "principal": {"clientCIDRs": ["203.0.113.0/24"]}}],
+    }
+    assert validate(manifests(xr)["aws-east-object-gateway-keys"]) == []
+
+
+def test_an_exposed_gateway_reports_its_host() -> None:
+    xr = xr_with()
+    xr["spec"]["gateway"]["exposure"] = EXPOSURE
+    observed = copy.deepcopy(walk(xr)[-1])
+    key = "aws-east-object-gateway"
+    seen = {**observed[key]["spec"]["forProvider"]["manifest"], "status": {"addresses": [{"value": "198.51.100.7"}]}}
+    observed[key].setdefault("status", {})["atProvider"] = {"manifest": seen}
+    status = resource_status(run(request(xr, observed)))
+    assert status["clusters"][0]["gateway"] == {"endpoint": "https://models.example.com/v1"}
