@@ -22,7 +22,7 @@ unavailable() {
 command -v unshare >/dev/null || unavailable "unshare (util-linux) is missing"
 command -v ip >/dev/null || unavailable "ip (iproute2) is missing"
 command -v go >/dev/null || [ -n "$(ls "${FOP_CACHE_DIR:-$HOME/.cache/function-ollama-platform}/bin"/kube-apiserver-* 2>/dev/null)" ] \
-  || unavailable "go is needed to build kube-apiserver, Crossplane core and the registry"
+  || unavailable "go is needed to build kube-apiserver, Crossplane core, the registry, kwok and the providers"
 
 start=$(date +%s)
 # kube-apiserver is the long pole: build it beside the rest (each build is

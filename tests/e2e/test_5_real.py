@@ -27,19 +27,22 @@ from tests.e2e.provider import SimulatedProvider
 from tests.e2e.stack import ROOT, Stack
 from tests.e2e.workload import (
     ENDPOINT_SLICE,
-    NODES,
     POD,
     STAND_INS,
     Providers,
     Workload,
     chart_overrides,
+    pool_node,
 )
 
 IN_CLUSTER = {"Release", "Object"}
 INSTALL_BOUND_S = float(os.environ.get("E2E_INSTALL_BOUND_S", "1200"))
 DELETE_BOUND_S = 300
-GPU_NODES = {name for name, spec in NODES.items() if "instance" in spec}
-CASES = ("existing", "onprem")
+STABLE_S = 30.0
+CASES = ("existing", "onprem", "aws")
+# The kinds of composed GPU node pools: their nodes join the workload cluster
+# (kwok, shaped from the pool) once the simulated cloud provider calls them Ready.
+POOLS = {"NodeGroup"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,15 @@ def _provider_configs(claim: c.Claim) -> list[str]:
         cl["kubeconfig"]["providerConfigName"]
         for cl in claim.body["spec"]["clusters"]
         if (cl.get("kubeconfig") or {}).get("providerConfigName")
+    ]
+
+
+def _kubeconfig_secrets(claim: c.Claim) -> list[dict[str, str]]:
+    """The kubeconfig Secrets a claim names for its (existing) cloud clusters."""
+    return [
+        cl["kubeconfig"]["secretRef"]
+        for cl in claim.body["spec"]["clusters"]
+        if (cl.get("kubeconfig") or {}).get("secretRef")
     ]
 
 
@@ -100,10 +112,15 @@ def real(
     case = request.param
     claim = c.Claim(c.example_claim(case))
     workload = Workload(stack, name=f"workload-{case}", index=CASES.index(case))
+    if any(cl.get("gpuNodePool") for cl in claim.body["spec"]["clusters"]):
+        # Its GPU nodes come from the pool the function composes.
+        workload.nodes = {n: spec for n, spec in workload.nodes.items() if "instance" not in spec}
     try:
         workload.bring_up()
         figures.setdefault("workload bring-up s", {})[case] = dict(workload.timings)
         providers.point_provider_configs(_provider_configs(claim), workload)
+        for ref in _kubeconfig_secrets(claim):
+            providers.kubeconfig_secret(ref, workload)
         stack.kubectl("create", "namespace", c.NAMESPACE, check=False)
         yield claim, _installed(stack, kube, claim, workload, figures)
     finally:
@@ -113,8 +130,10 @@ def real(
 
 def _installed(stack: Stack, kube: Kube, claim: c.Claim, workload: Workload, figures: dict[str, Any]) -> Workload:
     """Apply ``claim`` and wait until every Release is deployed and every Object Synced."""
+    start = time.monotonic()
     claim.apply(stack)
     last: list[dict[str, Any]] = []
+    stable: list[Any] = [frozenset(), 0.0, 0.0]  # composed names, unchanged since, first done at
 
     def installed() -> bool:
         nonlocal last
@@ -122,18 +141,32 @@ def _installed(stack: Stack, kube: Kube, claim: c.Claim, workload: Workload, fig
         xr = claim.xr(kube)
         if xr is None:
             return False
-        last = _in_cluster(kube, xr)
+        tree = c.tree(kube, xr)
+        for pool in tree:
+            name = f"pool-{pool['metadata']['name']}"
+            if pool["kind"] in POOLS and c.ready(pool) and name not in workload.nodes:
+                workload.add_node(name, pool_node(pool))
+        last = [o for o in tree if o["kind"] in IN_CLUSTER]
         releases = [o for o in last if o["kind"] == "Release"]
-        fleets = [o for o in c.tree(kube, xr) if o["kind"] == "XOllamaFleet"]
-        return (
+        fleets = [o for o in tree if o["kind"] == "XOllamaFleet"]
+        done = (
             bool(releases)
             and bool(fleets)
             and all(_release_state(r) == "deployed" and c.ready(r) for r in releases)
             and all(condition(o, "Synced").get("status") == "True" for o in last)
         )
+        # The function composes in waves (what waits for a Release comes once it
+        # is ready): done only when nothing new has been composed for STABLE_S.
+        names = frozenset(o["metadata"]["name"] for o in tree)
+        if not done or names != stable[0]:
+            stable[:] = [names, time.monotonic(), 0.0]
+            return False
+        stable[2] = stable[2] or time.monotonic() - start
+        return time.monotonic() - stable[1] >= STABLE_S
 
     try:
-        _, took = wait_for("every Release deployed and every Object Synced", installed, INSTALL_BOUND_S, 5)
+        wait_for("every Release deployed and every Object Synced", installed, INSTALL_BOUND_S, 5)
+        took = stable[2]
     except TimeoutError as exc:
         msg = f"{exc}\n{_summary(last)}"
         raise AssertionError(msg) from exc
@@ -187,7 +220,8 @@ def _model_running(workload: Workload, sts: dict[str, Any]) -> None:
         msg = f"{exc}\npods: {conds}"
         raise AssertionError(msg) from exc
     for pod in pods:
-        assert pod["spec"]["nodeName"] in GPU_NODES, pod["spec"]["nodeName"]
+        gpu_nodes = {n for n, spec in workload.nodes.items() if "instance" in spec}
+        assert pod["spec"]["nodeName"] in gpu_nodes, (pod["spec"]["nodeName"], gpu_nodes)
         requests = pod["spec"]["containers"][0]["resources"].get("limits") or {}
         assert requests.get("nvidia.com/gpu"), pod["spec"]["containers"][0]["resources"]
 

@@ -76,6 +76,8 @@ POD = Kind("", "v1", "pods", namespaced=True)
 CONFIG_MAP = Kind("", "v1", "configmaps", namespaced=True)
 PVC = Kind("", "v1", "persistentvolumeclaims", namespaced=True)
 PV = Kind("", "v1", "persistentvolumes", namespaced=False)
+MUTATING_WEBHOOKS = Kind("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", namespaced=False)
+VALIDATING_WEBHOOKS = Kind("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", namespaced=False)
 API_SERVICE = Kind("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
 STORAGE_CLASS = Kind("storage.k8s.io", "v1", "storageclasses", namespaced=False)
 SERVICE = Kind("", "v1", "services", namespaced=True)
@@ -113,6 +115,8 @@ TRANSIENT = frozenset({404, 409, 429, 500, 503, 504})
 # played by the harness (README "End to end"): kind -> what the stand-in writes.
 # Assertions on these kinds are "accepted by the real CRD and Synced", not Ready.
 STAND_INS: dict[str, str] = {
+    "Service (LoadBalancer)": "status.loadBalancer.ingress, an address from 192.0.2.0/24 (the cloud's "
+    "load balancer controller; helm's wait needs it)",
     "StorageClass": "longhorn, from the ConfigMap longhorn-storageclass (Longhorn's manager creates it)",
     "PersistentVolumeClaim": "a bound PersistentVolume per claim of a StorageClass whose "
     "provisioner nothing runs (the CSI driver's part)",
@@ -120,6 +124,8 @@ STAND_INS: dict[str, str] = {
     "ClusterIP (on lo) answering discovery with no resources, its CA in the APIService's caBundle "
     "(what KEDA's metrics server and operator do); without it the namespace controller cannot "
     "finish deleting any namespace",
+    "admission webhooks": "for each webhook configuration a chart installs: a server on its Service's "
+    "ClusterIP allowing every review unchanged, its CA in the caBundle (the operator's webhook server)",
     "ScaledObject": "Ready=True (KEDA's operator)",
     "ClusterPolicy": "Ready=True (Kyverno's admission controller)",
     "Grafana": "Ready=True, stage complete (grafana-operator)",
@@ -223,6 +229,9 @@ def node_shape(name: str, spec: dict[str, Any]) -> dict[str, Any]:
             "nvidia.com/gpu.product": it.gpu.name,
         }
         taints.append({"key": GPU_TAINT_KEY, "value": "present", "effect": "NoSchedule"})
+        if "pool" in spec:  # a node of a composed pool: its labels and taints, as the cloud would set them
+            labels |= spec["pool"]["labels"]
+            taints = spec["pool"]["taints"]
     else:
         cores, gib = spec["cpu_mem"]
         capacity = allocatable = {"cpu": str(cores), "memory": f"{gib}Gi", "pods": "250",
@@ -233,6 +242,25 @@ def node_shape(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
         "spec": {"taints": taints},
         "status": {"capacity": capacity, "allocatable": allocatable},
+    }
+
+
+# Composed node pool kinds -> how to read (instance type, labels, taints) from forProvider.
+_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+
+
+def pool_node(pool: dict[str, Any]) -> dict[str, Any]:
+    """The node spec (for ``node_shape``) of one node of a composed EKS NodeGroup."""
+    fp = pool["spec"]["forProvider"]
+    if pool["kind"] != "NodeGroup":
+        msg = f"no kwok node shape for {pool['kind']} yet"
+        raise NotImplementedError(msg)
+    taints = [
+        {"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS[t["effect"]]} for t in fp.get("taint") or []
+    ]
+    return {
+        "instance": fp["instanceTypes"][0],
+        "pool": {"labels": dict(fp.get("labels") or {}), "taints": taints},
     }
 
 
@@ -265,6 +293,20 @@ class Providers:
         print("\nstand-ins (what kwok cannot run):", flush=True)
         for kind, what in STAND_INS.items():
             print(f"  {kind}: {what}", flush=True)
+
+    def kubeconfig_secret(self, ref: dict[str, str], cluster: Workload) -> None:
+        """The kubeconfig Secret a claim names for an existing cloud cluster: ``cluster``'s."""
+        self.stack.kubectl("create", "namespace", ref["namespace"], check=False)
+        self.stack.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": ref["name"], "namespace": ref["namespace"]},
+                    "stringData": {ref.get("key", "kubeconfig"): cluster.embedded},
+                }
+            ]
+        )
 
     def point_provider_configs(self, names: list[str], cluster: Workload) -> None:
         """Make the named ProviderConfigs reach ``cluster`` through its kubeconfig Secret."""
@@ -373,14 +415,16 @@ class Workload:
     stack: Stack
     name: str = "workload"
     index: int = 0
+    nodes: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(NODES))
     kube: Kube | None = None
     embedded: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     stand_in_errors: list[str] = field(default_factory=list)
     stand_in_writes: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _served: dict[str, http.server.ThreadingHTTPServer] = field(default_factory=dict)
+    _served: dict[tuple[str, str, int], _StandInServer] = field(default_factory=dict)
     _ca: tuple[x509.Certificate, Any] | None = None
+    _lb: int = 0
 
     @property
     def work(self) -> Path:
@@ -512,10 +556,15 @@ class Workload:
             ],
         )
 
-    def _nodes(self) -> None:
+    def add_node(self, name: str, spec: dict[str, Any]) -> None:
+        """One more kwok node (a composed pool's), Ready and untainted before this returns."""
+        self.nodes[name] = spec
+        self._nodes({name: spec})
+
+    def _nodes(self, nodes: dict[str, dict[str, Any]] | None = None) -> None:
         assert self.kube is not None
         kube = self.kube
-        for name, spec in NODES.items():
+        for name, spec in (self.nodes if nodes is None else nodes).items():
             node = node_shape(name, spec)
             want = node["spec"]["taints"]
             kube.request("POST", NODE.path(), node)
@@ -525,7 +574,7 @@ class Workload:
 
         def ready() -> bool:
             nodes = kube.list(NODE)
-            return len(nodes) == len(NODES) and all(
+            return len(nodes) == len(self.nodes) and all(
                 any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or [])
                 and not any(t["key"].startswith("node.kubernetes.io/") for t in n["spec"].get("taints") or [])
                 for n in nodes
@@ -547,7 +596,9 @@ class Workload:
         while not self._stop.wait(2):
             try:
                 self._api_services()
+                self._webhooks()
                 self._storage_classes()
+                self._load_balancers()
                 self._volumes()
                 self._statuses()
             except ApiError as exc:
@@ -560,6 +611,37 @@ class Workload:
     def _count(self, what: str) -> None:
         self.stand_in_writes[what] = self.stand_in_writes.get(what, 0) + 1
 
+    def _serve(self, ref: dict[str, Any]) -> _StandInServer | None:
+        """The stand-in HTTPS server on the ClusterIP of the Service ``ref`` names (started once)."""
+        assert self.kube is not None
+        key_ = (ref["namespace"], ref["name"], int(ref.get("port") or 443))
+        if key_ in self._served:
+            return self._served[key_]
+        service = self.kube.get(SERVICE, ref["name"], ref["namespace"])
+        if service is None:
+            return None
+        ip = service["spec"]["clusterIP"]
+        if self._ca is None:
+            ca_key = _key()
+            self._ca = (_cert(_name("e2e-stand-in-ca"), ca_key, None, ca=True), ca_key)
+        key = _key()
+        host = f"{ref['name']}.{ref['namespace']}.svc"
+        cert = _cert(_name(host), key, self._ca, dns=(host,), ips=(ip,))
+        certs = self.work / "stand-in-servers" / f"{ref['namespace']}-{ref['name']}"
+        certs.mkdir(parents=True, exist_ok=True)
+        (certs / "tls.crt").write_bytes(_pem(cert))
+        _write_key(certs / "tls.key", key)
+        subprocess.run(["ip", "addr", "replace", f"{ip}/32", "dev", "lo"], check=True)
+        server = _StandInServer(ip, key_[2], certs)
+        threading.Thread(target=server.serve_forever, name=f"stand-in-{host}", daemon=True).start()
+        self._served[key_] = server
+        return server
+
+    @property
+    def _ca_bundle(self) -> str:
+        assert self._ca is not None
+        return base64.b64encode(_pem(self._ca[0])).decode()
+
     def _api_services(self) -> None:
         """Aggregated APIs' servers: discovery answered on the Service's ClusterIP, caBundle patched."""
         assert self.kube is not None
@@ -567,28 +649,46 @@ class Workload:
         for api in kube.list(API_SERVICE):
             name, spec = api["metadata"]["name"], api["spec"]
             ref = spec.get("service")
-            if not ref or name in self._served:
+            if not ref or (ref["namespace"], ref["name"], int(ref.get("port") or 443)) in self._served:
                 continue
-            service = kube.get(SERVICE, ref["name"], ref["namespace"])
-            if service is None:
+            server = self._serve(ref)
+            if server is None:
                 continue
-            ip, port = service["spec"]["clusterIP"], int(ref.get("port") or 443)
-            if self._ca is None:
-                ca_key = _key()
-                self._ca = (_cert(_name("e2e-aggregated-ca"), ca_key, None, ca=True), ca_key)
-            key = _key()
-            host = f"{ref['name']}.{ref['namespace']}.svc"
-            cert = _cert(_name(host), key, self._ca, dns=(host,), ips=(ip,))
-            certs = self.work / "aggregated" / name
-            certs.mkdir(parents=True, exist_ok=True)
-            (certs / "tls.crt").write_bytes(_pem(cert))
-            _write_key(certs / "tls.key", key)
-            subprocess.run(["ip", "addr", "replace", f"{ip}/32", "dev", "lo"], check=True)
-            server = _discovery_server(ip, port, spec["group"], spec["version"], certs)
-            threading.Thread(target=server.serve_forever, name=f"apiservice-{name}", daemon=True).start()
-            self._served[name] = server
-            kube.patch(API_SERVICE, name, {"spec": {"caBundle": base64.b64encode(_pem(self._ca[0])).decode()}})
+            server.discovery(spec["group"], spec["version"])
+            kube.patch(API_SERVICE, name, {"spec": {"caBundle": self._ca_bundle}})
             self._count("APIService")
+
+    def _webhooks(self) -> None:
+        """Operators' admission webhooks: every review allowed as it is, on the Service's ClusterIP."""
+        assert self.kube is not None
+        kube = self.kube
+        for kind in (MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS):
+            for config in kube.list(kind):
+                hooks = config.get("webhooks") or []
+                changed = False
+                for hook in hooks:
+                    ref = (hook.get("clientConfig") or {}).get("service")
+                    if not ref or self._serve(ref) is None:
+                        continue
+                    if hook["clientConfig"].get("caBundle") != self._ca_bundle:
+                        hook["clientConfig"]["caBundle"] = self._ca_bundle
+                        changed = True
+                if changed:
+                    kube.patch(kind, config["metadata"]["name"], {"webhooks": hooks})
+                    self._count("admission webhook")
+
+    def _load_balancers(self) -> None:
+        """The cloud's load balancer controller: an ingress address for each LoadBalancer Service."""
+        assert self.kube is not None
+        kube = self.kube
+        for svc in kube.list(SERVICE):
+            if svc["spec"].get("type") != "LoadBalancer" or (svc.get("status") or {}).get("loadBalancer", {}).get("ingress"):
+                continue
+            self._lb += 1
+            ingress = [{"ip": f"192.0.2.{self._lb % 250 + 1}"}]
+            meta = svc["metadata"]
+            kube.patch_status(SERVICE, meta["name"], {"status": {"loadBalancer": {"ingress": ingress}}}, meta["namespace"])
+            self._count("Service")
 
     def _storage_classes(self) -> None:
         """Longhorn's manager: the StorageClass its chart leaves in a ConfigMap."""
@@ -686,38 +786,51 @@ def _ec_cert(cn: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Certif
     )
 
 
-def _discovery_server(ip: str, port: int, group: str, version: str, certs: Path) -> http.server.ThreadingHTTPServer:
-    """An HTTPS server answering an aggregated API's discovery (no resources), 404 elsewhere."""
-    gv = f"{group}/{version}"
-    answers = {
-        f"/apis/{gv}": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": []},
-        f"/apis/{group}": {
+class _StandInServer(http.server.ThreadingHTTPServer):
+    """HTTPS on a Service's ClusterIP: aggregated API discovery (no resources) and admission reviews (allowed)."""
+
+    def __init__(self, ip: str, port: int, certs: Path) -> None:
+        self.answers: dict[str, dict[str, Any]] = {}
+        super().__init__((ip, port), _StandInHandler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(certs / "tls.crt"), str(certs / "tls.key"))
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
+
+    def discovery(self, group: str, version: str) -> None:
+        gv = f"{group}/{version}"
+        self.answers[f"/apis/{gv}"] = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": []}
+        self.answers[f"/apis/{group}"] = {
             "kind": "APIGroup",
             "apiVersion": "v1",
             "name": group,
             "versions": [{"groupVersion": gv, "version": version}],
             "preferredVersion": {"groupVersion": gv, "version": version},
-        },
-    }
+        }
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = answers.get(self.path.split("?")[0].rstrip("/"))
-            data = json.dumps(body or {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}).encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        def log_message(self, *args: Any) -> None:
-            pass
+class _StandInHandler(http.server.BaseHTTPRequestHandler):
+    server: _StandInServer
 
-    server = http.server.ThreadingHTTPServer((ip, port), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(certs / "tls.crt"), str(certs / "tls.key"))
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    return server
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        body = self.server.answers.get(self.path.split("?")[0].rstrip("/"))
+        self._answer(200 if body else 404, body or {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        uid = (review.get("request") or {}).get("uid", "")
+        api = review.get("apiVersion", "admission.k8s.io/v1")
+        self._answer(200, {"apiVersion": api, "kind": "AdmissionReview", "response": {"uid": uid, "allowed": True}})
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 def _b64(path: Path) -> str:
