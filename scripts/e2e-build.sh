@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the pinned binaries the end-to-end tests run, into a cache outside git.
 #
-#   scripts/e2e-build.sh [kube|crossplane|registry|etcd|all] ...
+#   scripts/e2e-build.sh [kube|scheduler|crossplane|registry|etcd|providers|kwok|all] ...
 #
 # Each binary is keyed by its version (`<name>-<version>` in $BIN_DIR), built
 # once under its own lock (two callers wait for one build) and written through
@@ -18,12 +18,32 @@
 #               cluster/crds and cluster/webhookconfigurations (core init reads them)
 #   registry    go-containerregistry's in-memory OCI registry (`cmd/registry`),
 #               the version Crossplane pins
-#   etcd        Debian's etcd-server (apt-get), not built
+#   scheduler   kube-scheduler from the same module (the workload cluster's)
+#   etcd        etcd from go.etcd.io/etcd/server/v3 (>= 3.5.13: watch progress
+#               requests, which the API server's watch cache needs to answer
+#               kwok's lists quickly; Debian's 3.4 lacks them)
+#   providers   provider-helm (from its release source in ../shared/sources: the
+#               module proxy does not serve it) and provider-kubernetes (module
+#               proxy), each with its package/crds; both import
+#               github.com/nebius/gosdk for Nebius authentication only and that
+#               module is not served either, so a stub of the few names they use
+#               is generated here (under the cache dir) and `replace`d in
+#   kwok        kwok (fake kubelets for the workload cluster's nodes)
+#
+# `all` builds everything, two lanes side by side (the Go build is the
+# bottleneck on two cores; the lanes overlap downloads with compiling), and
+# prints how long each cold build took.
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
 CROSSPLANE_VERSION="${CROSSPLANE_VERSION:-v2.1.4}"
 GGCR_VERSION="${GGCR_VERSION:-v0.20.7}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.4}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+PROVIDER_HELM_VERSION="${PROVIDER_HELM_VERSION:-v1.4.0}"
+PROVIDER_KUBERNETES_VERSION="${PROVIDER_KUBERNETES_VERSION:-v1.3.1}"
+SHARED_DIR="${FOP_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}"
+PROVIDER_HELM_SRC="${PROVIDER_HELM_SRC:-$SHARED_DIR/sources/provider-helm-$PROVIDER_HELM_VERSION}"
 CACHE_DIR="${FOP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/function-ollama-platform}"
 BIN_DIR="$CACHE_DIR/bin"
 WORK_DIR="$CACHE_DIR/e2e-build"
@@ -43,11 +63,10 @@ locked() {
   exec {fd}>&-
 }
 
-build_kube() {
-  local api="$BIN_DIR/kube-apiserver-$KUBE_VERSION" kcm="$BIN_DIR/kube-controller-manager-$KUBE_VERSION"
-  if [ -x "$api" ] && [ -x "$kcm" ]; then return; fi
-  need_go kube-apiserver
-  local staging="v0.${KUBE_VERSION#v1.}" work="$WORK_DIR/kube-$KUBE_VERSION"
+# kube_module DIR: a throw-away module in DIR that requires k8s.io/kubernetes and
+# replaces its staging modules; sets KUBE_LDFLAGS.
+kube_module() {
+  local staging="v0.${KUBE_VERSION#v1.}" work="$1"
   rm -rf "$work" && mkdir -p "$work" && cd "$work"
   go mod init fop.local/kubebuild >/dev/null 2>&1
   # The staging modules the main module replaces with ./staging/... paths.
@@ -67,18 +86,36 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 GO
   go mod tidy -e >&2 || true
   local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  local ld="-s -w" p
+  local p
+  KUBE_LDFLAGS="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    KUBE_LDFLAGS+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
+}
+
+build_kube() {
+  local api="$BIN_DIR/kube-apiserver-$KUBE_VERSION" kcm="$BIN_DIR/kube-controller-manager-$KUBE_VERSION"
+  if [ -x "$api" ] && [ -x "$kcm" ]; then return; fi
+  need_go kube-apiserver
+  kube_module "$WORK_DIR/kube-$KUBE_VERSION"
   mkdir -p out
-  go build -trimpath -ldflags "$ld" -o out/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager >&2
+  go build -trimpath -ldflags "$KUBE_LDFLAGS" -o out/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager >&2
   mv out/kube-apiserver "$api"
   mv out/kube-controller-manager "$kcm"
+}
+
+build_scheduler() {
+  local bin="$BIN_DIR/kube-scheduler-$KUBE_VERSION"
+  if [ -x "$bin" ]; then return; fi
+  need_go kube-scheduler
+  kube_module "$WORK_DIR/kube-scheduler-$KUBE_VERSION"
+  go build -trimpath -ldflags "$KUBE_LDFLAGS" -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-scheduler >&2
+  mv "$bin.tmp" "$bin"
 }
 
 build_crossplane() {
@@ -133,31 +170,158 @@ build_registry() {
   mv "$bin.tmp" "$bin"
 }
 
-install_etcd() {
-  if command -v etcd >/dev/null; then return; fi
-  command -v apt-get >/dev/null || { echo "etcd is missing and apt-get is not available" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server >&2 \
-    || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server >&2; }
+# go.etcd.io/etcd/server/v3 is the etcd binary's main package; its own replaces
+# point at sibling directories, so it is built as a dependency of a throw-away
+# module (which resolves api/v3, client/* at the same version).
+build_etcd() {
+  local bin="$BIN_DIR/etcd-$ETCD_VERSION"
+  if [ -x "$bin" ]; then return; fi
+  need_go etcd
+  local work="$WORK_DIR/etcd-$ETCD_VERSION"
+  rm -rf "$work" && mkdir -p "$work" && cd "$work"
+  go mod init fop.local/etcdbuild >/dev/null 2>&1
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+  go build -trimpath -ldflags "-s -w" -o "$bin.tmp" go.etcd.io/etcd/server/v3 >&2
+  mv "$bin.tmp" "$bin"
+}
+
+# module_dir MODULE@VERSION: where the module proxy's copy of it was unpacked.
+module_dir() {
+  go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+
+# gosdk_stub DIR: the names of github.com/nebius/gosdk that the providers' Nebius
+# authentication uses, as a module that refuses to authenticate. Nothing here
+# configures Nebius, so none of it runs.
+gosdk_stub() {
+  local dir="$1"
+  rm -rf "$dir" && mkdir -p "$dir/auth"
+  printf 'module github.com/nebius/gosdk\n\ngo 1.22\n' > "$dir/go.mod"
+  cat > "$dir/gosdk.go" <<'GO'
+// Package gosdk is a build stub: Nebius authentication is not available.
+package gosdk
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nebius/gosdk/auth"
+)
+
+type SDK struct{}
+type Option struct{}
+type Credentials struct{}
+
+var errStub = errors.New("nebius authentication is not built in")
+
+func New(context.Context, ...Option) (*SDK, error)                  { return nil, errStub }
+func WithCredentials(Credentials) Option                             { return Option{} }
+func ServiceAccountReader(any) Credentials                           { return Credentials{} }
+func (*SDK) BearerToken(context.Context) (auth.BearerToken, error) { return auth.BearerToken{}, errStub }
+GO
+  cat > "$dir/auth/auth.go" <<'GO'
+// Package auth is a build stub.
+package auth
+
+type BearerToken struct{ Token string }
+
+func NewPrivateKeyParser([]byte, string, string) any { return nil }
+GO
+}
+
+# build_provider NAME VERSION SRC: copy a provider's module source, point its
+# gosdk requirement at the stub, build cmd/provider and keep package/crds.
+build_provider() {
+  local name="$1" version="$2" src="$3"
+  local bin="$BIN_DIR/$name-$version" crds="$BIN_DIR/$name-crds-$version"
+  if [ -x "$bin" ] && [ -d "$crds" ]; then return; fi
+  need_go "$name"
+  [ -f "$src/go.mod" ] || { echo "no $name source at $src" >&2; exit 1; }
+  local work="$WORK_DIR/$name-$version"
+  rm -rf "$work" && mkdir -p "$work"
+  cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
+  gosdk_stub "$work/gosdk"
+  cd "$work/src"
+  go mod edit -replace=github.com/nebius/gosdk=../gosdk
+  go build -trimpath -ldflags "-s -w" -o "$bin.tmp" ./cmd/provider >&2
+  rm -rf "$crds" "$crds.tmp"
+  cp -r package/crds "$crds.tmp"
+  mv "$crds.tmp" "$crds"
+  mv "$bin.tmp" "$bin"
+}
+
+build_provider_helm() {
+  build_provider provider-helm "$PROVIDER_HELM_VERSION" "$PROVIDER_HELM_SRC"
+}
+
+build_provider_kubernetes() {
+  local bin="$BIN_DIR/provider-kubernetes-$PROVIDER_KUBERNETES_VERSION"
+  if [ -x "$bin" ] && [ -d "$BIN_DIR/provider-kubernetes-crds-$PROVIDER_KUBERNETES_VERSION" ]; then return; fi
+  need_go provider-kubernetes
+  mkdir -p "$WORK_DIR" && cd "$WORK_DIR"
+  build_provider provider-kubernetes "$PROVIDER_KUBERNETES_VERSION" \
+    "$(module_dir "github.com/crossplane-contrib/provider-kubernetes@$PROVIDER_KUBERNETES_VERSION")"
+}
+
+build_kwok() {
+  local bin="$BIN_DIR/kwok-$KWOK_VERSION"
+  if [ -x "$bin" ]; then return; fi
+  need_go kwok
+  local work="$WORK_DIR/kwok-$KWOK_VERSION" src
+  mkdir -p "$WORK_DIR" && cd "$WORK_DIR"
+  src="$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")"
+  rm -rf "$work" && mkdir -p "$work"
+  cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
+  cd "$work/src"
+  go build -trimpath -ldflags "-s -w" -o "$bin.tmp" ./cmd/kwok >&2
+  mv "$bin.tmp" "$bin"
 }
 
 crossplane_all() { build_crossplane; copy_crossplane_dirs; }
 
-targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(all)
-[ "${targets[0]}" != all ] || targets=(etcd registry crossplane kube)
-for t in "${targets[@]}"; do
-  case "$t" in
-    kube) (locked "kube-$KUBE_VERSION" build_kube)
+# timed NAME CMD...: run CMD, and say how long it took when it built something.
+timed() {
+  local name="$1" t0=$SECONDS; shift
+  "$@"
+  if [ $((SECONDS - t0)) -gt 2 ]; then echo "e2e-build: $name took $((SECONDS - t0))s" >&2; fi
+}
+
+# one TARGET: build TARGET (locked, cached) and print its paths.
+one() {
+  case "$1" in
+    kube) (locked "kube-$KUBE_VERSION" timed kube build_kube)
           echo "kube-apiserver=$BIN_DIR/kube-apiserver-$KUBE_VERSION"
           echo "kube-controller-manager=$BIN_DIR/kube-controller-manager-$KUBE_VERSION" ;;
-    crossplane) (locked "crossplane-$CROSSPLANE_VERSION" crossplane_all)
+    scheduler) (locked "kube-scheduler-$KUBE_VERSION" timed kube-scheduler build_scheduler)
+          echo "kube-scheduler=$BIN_DIR/kube-scheduler-$KUBE_VERSION" ;;
+    crossplane) (locked "crossplane-$CROSSPLANE_VERSION" timed crossplane crossplane_all)
           echo "crossplane-core=$BIN_DIR/crossplane-core-$CROSSPLANE_VERSION"
           echo "crossplane-crds=$BIN_DIR/crossplane-crds-$CROSSPLANE_VERSION"
           echo "crossplane-webhookconfigurations=$BIN_DIR/crossplane-webhookconfigurations-$CROSSPLANE_VERSION" ;;
-    registry) (locked "registry-$GGCR_VERSION" build_registry)
+    registry) (locked "registry-$GGCR_VERSION" timed registry build_registry)
           echo "registry=$BIN_DIR/registry-$GGCR_VERSION" ;;
-    etcd) (locked etcd install_etcd)
-          echo "etcd=$(command -v etcd)" ;;
-    *) echo "unknown target: $t" >&2; exit 2 ;;
+    etcd) (locked "etcd-$ETCD_VERSION" timed etcd build_etcd)
+          echo "etcd=$BIN_DIR/etcd-$ETCD_VERSION" ;;
+    providers) (locked "provider-helm-$PROVIDER_HELM_VERSION" timed provider-helm build_provider_helm)
+          (locked "provider-kubernetes-$PROVIDER_KUBERNETES_VERSION" timed provider-kubernetes build_provider_kubernetes)
+          echo "provider-helm=$BIN_DIR/provider-helm-$PROVIDER_HELM_VERSION"
+          echo "provider-helm-crds=$BIN_DIR/provider-helm-crds-$PROVIDER_HELM_VERSION"
+          echo "provider-kubernetes=$BIN_DIR/provider-kubernetes-$PROVIDER_KUBERNETES_VERSION"
+          echo "provider-kubernetes-crds=$BIN_DIR/provider-kubernetes-crds-$PROVIDER_KUBERNETES_VERSION" ;;
+    kwok) (locked "kwok-$KWOK_VERSION" timed kwok build_kwok)
+          echo "kwok=$BIN_DIR/kwok-$KWOK_VERSION" ;;
+    *) echo "unknown target: $1" >&2; exit 2 ;;
   esac
-done
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(all)
+if [ "${targets[0]}" = all ]; then
+  # Two lanes: the Kubernetes binaries (the long pole) in one, the rest in the
+  # other; each build is locked, so a concurrent caller waits for it.
+  ( one kube; one scheduler ) & lane=$!
+  for t in etcd registry crossplane kwok providers; do one "$t"; done
+  wait "$lane"
+  exit 0
+fi
+for t in "${targets[@]}"; do one "$t"; done

@@ -45,6 +45,9 @@ from tests.e2e.kube import (
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = Path(os.environ.get("OLLAMA_PLATFORM_CRDS", ROOT.parent / "shared" / "crds"))
 PROVIDER_CRD_DIRS = ("aws", "gcp", "azure", "helm", "kubernetes")
+# What scripts/e2e-build.sh builds for the suite (the workload cluster's
+# scheduler, kwok and the real in-cluster providers included).
+BUILD_TARGETS = ("etcd", "registry", "crossplane", "kube", "scheduler", "kwok", "providers")
 API_PORT = 6443
 REGISTRY_PORT = 5000
 FUNCTION_PORT = 9553
@@ -241,6 +244,23 @@ class Stack:
         text = docs if isinstance(docs, str) else yaml.safe_dump_all(docs)
         return self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", *extra, stdin=text)
 
+    def apply_crds(self, paths: list[Path], wanted: set[tuple[str, str]] | None = None) -> None:
+        """Apply the CRDs in ``paths`` (only the (group, kind)s ``wanted``, when given); wait until Established."""
+        docs = []
+        for path in paths:
+            for doc in yaml.safe_load_all(path.read_text()):
+                if not doc or doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                if wanted is not None and (doc["spec"]["group"], doc["spec"]["names"]["kind"]) not in wanted:
+                    continue
+                if doc["metadata"]["name"] == "objects.kubernetes.crossplane.io":
+                    # Its webhook conversion has no service until a package
+                    # manager fills one in.
+                    doc["spec"]["conversion"] = {"strategy": "None"}
+                docs.append(doc)
+        self.apply(docs)
+        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", "crd", "--all")
+
     # --- bring-up ----------------------------------------------------------
     def bring_up(self) -> None:
         GUARDS.append(self.check)
@@ -339,31 +359,33 @@ class Stack:
         )
         _wait_port(2379, "etcd", self)
 
-    def _apiserver(self) -> None:
+    def apiserver_argv(self, port: int, cert_dir: Path, *extra: str) -> list[str]:
+        """kube-apiserver on 127.0.0.1:``port`` with this stack's CA and keys, on its etcd."""
         pki = self.work / "pki"
-        self.start(
-            "kube-apiserver",
-            [
-                self.bins["kube-apiserver"],
-                "--etcd-servers=http://127.0.0.1:2379",
-                f"--secure-port={API_PORT}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--cert-dir={self.work / 'apiserver-certs'}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--authorization-mode=Node,RBAC",
-                "--endpoint-reconciler-type=none",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-                "--allow-privileged=true",
-            ],
-        )
+        return [
+            self.bins["kube-apiserver"],
+            "--etcd-servers=http://127.0.0.1:2379",
+            f"--secure-port={port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--cert-dir={cert_dir}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--endpoint-reconciler-type=none",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--allow-privileged=true",
+            *extra,
+        ]
+
+    def _apiserver(self) -> None:
+        self.start("kube-apiserver", self.apiserver_argv(API_PORT, self.work / "apiserver-certs"))
         assert self.kube is not None
         wait_for(
             "the API server to be ready",
@@ -498,21 +520,7 @@ class Stack:
         # cluster kinds (EKS, GKE, AKS) are 1.5 MB of schema nothing here uses,
         # and installing CRDs is most of the bring-up on a loaded machine.
         wanted = composed_kinds()
-        docs = []
-        for sub in PROVIDER_CRD_DIRS:
-            for path in sorted((CRDS / sub).glob("*.yaml")):
-                for doc in yaml.safe_load_all(path.read_text()):
-                    if not doc or doc.get("kind") != "CustomResourceDefinition":
-                        continue
-                    if (doc["spec"]["group"], doc["spec"]["names"]["kind"]) not in wanted:
-                        continue
-                    if doc["metadata"]["name"] == "objects.kubernetes.crossplane.io":
-                        # Its webhook conversion has no service until a package
-                        # manager fills one in.
-                        doc["spec"]["conversion"] = {"strategy": "None"}
-                    docs.append(doc)
-        self.apply(docs)
-        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", "crd", "--all")
+        self.apply_crds([p for sub in PROVIDER_CRD_DIRS for p in sorted((CRDS / sub).glob("*.yaml"))], wanted)
         # The ProviderConfigs a platform team made for its existing clusters (the
         # examples name them; ClusterUsages hold them, so they must exist).
         self.apply(
@@ -736,7 +744,7 @@ def _wait_port(port: int, what: str, stack: Stack, timeout: float = 60, host: st
 def binaries() -> dict[str, str]:
     """Paths of every tool, building what is missing (scripts/e2e-build.sh prints them)."""
     done = subprocess.run(
-        [str(ROOT / "scripts" / "e2e-build.sh"), "etcd", "registry", "crossplane", "kube"],
+        [str(ROOT / "scripts" / "e2e-build.sh"), *BUILD_TARGETS],
         capture_output=True,
         text=True,
         check=False,
