@@ -17,6 +17,7 @@ endpoint, and ``memory_limiter`` runs before ``batch`` in every pipeline.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from function import wrap
@@ -437,9 +438,15 @@ def grafana_dashboard_manifest(mesh: Mesh, *, logs: bool = False) -> dict[str, A
         "metadata": {"name": DASHBOARD_NAME, "namespace": MONITORING_NAMESPACE},
         "spec": {
             "instanceSelector": _instance_selector(),
-            "json": json.dumps(dashboard_json(mesh, logs=logs), indent=2, sort_keys=True),
+            "json": dashboard_text(mesh, logs=logs),
         },
     }
+
+
+@lru_cache(maxsize=16)  # one per mesh and logs choice
+def dashboard_text(mesh: Mesh, *, logs: bool = False) -> str:
+    """``dashboard_json`` as sorted, indented JSON, encoded once per (mesh, logs)."""
+    return json.dumps(dashboard_json(mesh, logs=logs), indent=2, sort_keys=True)
 
 
 def grafana_operator_values() -> dict[str, Any]:
