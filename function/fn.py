@@ -183,7 +183,7 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = 
     """
     for item in plan.resources:
         out = rsp.desired.resources[item.key]
-        out.resource.ParseFromString(struct_bytes(item.body))
+        out.resource.ParseFromString(item.encoded or struct_bytes(item.body))
         out.ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
     composite = rsp.desired.composite
     fields = composite.resource.fields
