@@ -460,7 +460,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         self, req: fnv1.RunFunctionRequest, *, sized: bool = True
     ) -> tuple[fnv1.RunFunctionResponse, bool]:
         """``compose``'s response, a Fatal surfaced and bounded; and whether it may be cached."""
-        rsp, cacheable = self.compose(req, sized=sized)
+        rsp, cacheable = self.compose(req) if sized else self.compose(req, sized=False)
         surface_fatal(rsp)
         self.bound_fatal(rsp)
         return rsp, cacheable
