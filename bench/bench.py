@@ -37,6 +37,9 @@ from scripts.stage import walk  # noqa: E402
 from tests.toolchain import free_port, wait_for_port  # noqa: E402
 
 GRPC_LIMIT = 4 << 20
+# Issue 21's targets: p50 within these multiples of the floor's p50 (same response size).
+UNCACHED_TARGET = 3.0
+CACHED_TARGET = 1.5
 
 
 def small_xr() -> dict[str, Any]:
@@ -204,6 +207,20 @@ def measure(
     return stats
 
 
+def print_ratios(by_name: dict[str, dict[str, Any]], clients: tuple[int, ...]) -> None:
+    """p50 over the floor's p50, per claim and load, uncached and cached, beside the targets."""
+    print(f"{'p50 / floor p50':24s} {'uncached':>9s} {'target':>7s} {'cached':>9s} {'target':>7s}")
+    for label in ("small", "large"):
+        for c in clients:
+            floor = by_name[f"floor {label} c={c}"]["p50_ms"]
+            uncached = by_name[f"function {label} uncached c={c}"]["p50_ms"] / floor
+            cached = by_name[f"function {label} c={c}"]["p50_ms"] / floor
+            print(
+                f"{label + f' claim, {c} client' + ('s' if c > 1 else ''):24s} "
+                f"{uncached:8.2f}x {UNCACHED_TARGET:6.1f}x {cached:8.2f}x {CACHED_TARGET:6.1f}x"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
@@ -214,6 +231,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     import hardening  # noqa: PLC0415  # bench/hardening.py, beside this script
+
+    clients = (1, args.concurrency)
     fn_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
     uncached_argv = [*fn_argv, "--cache-size", "0"]
     print(
@@ -229,12 +248,6 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, req in (("small", small), ("large", large)):
-            rows.append(measure(f"function {label}", fn_argv, req, args.requests, args.concurrency))
-            rows.append(
-                measure(
-                    f"function {label} uncached", uncached_argv, req, args.requests, args.concurrency
-                )
-            )
             payload = Path(tmp) / f"{label}.bin"
             payload.write_bytes(run(req).SerializeToString())
             floor_argv = [
@@ -243,33 +256,29 @@ def main() -> int:
                 "{address}",
                 str(payload),
             ]
-            rows.append(measure(f"floor {label}", floor_argv, req, args.requests, args.concurrency))
-    # one request at a time: latency without queueing behind other requests
-    for name, argv in (("function small c=1", fn_argv), ("function small uncached c=1", uncached_argv)):
-        rows.append(measure(name, argv, small, args.requests // 2, 1))
+            for c in clients:
+                # one client: latency without queueing; --concurrency clients: under load
+                total = args.requests if c > 1 else args.requests // 2
+                for kind, argv in (("", fn_argv), (" uncached", uncached_argv)):
+                    rows.append(measure(f"function {label}{kind} c={c}", argv, req, total, c))
+                rows.append(measure(f"floor {label} c={c}", floor_argv, req, total, c))
     rows.append(
         measure("function small, RSS run", fn_argv, small, args.rss_requests, args.concurrency)
     )
     rss = rows[-1]
     print(
-        f"{'case':28s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
+        f"{'case':30s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
         f"{'bytes':>8s} {'RSS MiB before -> after':>24s} {'ready s':>7s}"
     )
     for r in rows:
         print(
-            f"{r['name']:28s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['name']:30s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
             f"{r['rps']:7.0f} {r['errors']:6d} {r['bytes']:8d} {r['rss0_mb']:12.1f} -> "
             f"{r['rss1_mb']:8.1f} {r['ready_s']:7.2f}"
         )
     growth = (rss["rss1_mb"] - rss["rss0_mb"]) / rss["rss0_mb"] * 100
     print(f"RSS growth over {args.rss_requests} small requests: {growth:+.1f}%")
-    by_name = {r["name"]: r for r in rows}
-    for label in ("small", "large"):
-        floor = by_name[f"floor {label}"]["p50_ms"]
-        print(
-            f"{label} p50 / floor p50: {by_name[f'function {label}']['p50_ms'] / floor:.2f}x "
-            f"(uncached {by_name[f'function {label} uncached']['p50_ms'] / floor:.2f}x)"
-        )
+    print_ratios({r["name"]: r for r in rows}, clients)
     alone, loaded = mixed(uncached_argv, small, large, max(args.requests // 4, 100))
     print(
         f"small claims beside large ones (uncached, 4 small + 4 large clients): small p99 "

@@ -3,7 +3,8 @@
     python bench/hardening.py            (also run at the end of `make bench`)
 
 - cache churn: distinct requests for the largest claim the XRD admits (every
-  response about 1.6 MB, none repeated) against a server whose response cache
+  response about 1.6 MB, none repeated; each XR its own uid, so its 16 clusters'
+  stacks are new to the stack memo too) against a server whose response cache
   is limited to CHURN_CACHE_MIB; RSS is sampled after each request and must
   level off instead of growing with the number of distinct responses;
 - responsiveness: a small request's latency alone, and sent while the largest
@@ -61,10 +62,13 @@ def _server(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def _tagged(req: fnv1.RunFunctionRequest, tag: str) -> fnv1.RunFunctionRequest:
+def _tagged(req: fnv1.RunFunctionRequest, tag: str, uid: str = "") -> fnv1.RunFunctionRequest:
     out = fnv1.RunFunctionRequest()
     out.CopyFrom(req)
     out.meta.tag = tag
+    if uid:
+        metadata = out.observed.composite.resource.fields["metadata"].struct_value
+        metadata.fields["uid"].string_value = uid
     return out
 
 
@@ -92,7 +96,7 @@ def churn(largest: fnv1.RunFunctionRequest) -> dict[str, Any]:
         async def go() -> None:
             nonlocal size
             for i in range(CHURN_REQUESTS):
-                ok, _, size = await _call(port, _tagged(largest, f"churn-{i}"))
+                ok, _, size = await _call(port, _tagged(largest, f"churn-{i}", f"churn-{i}"))
                 if not ok:
                     msg = "a churn request failed"
                     raise RuntimeError(msg)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -53,12 +53,15 @@ class Composed:
             known on this call (a report went missing, a source is not ready).
             Once the resource exists, each takes the value the resource already
             carries, so a flickering report never rewrites it.
+        encoded: The body as a serialised Struct (``codec.struct_bytes``) when a
+            memo already holds it, else empty; whoever replaces the body clears it.
     """
 
     key: str
     body: dict[str, Any]
     gates: tuple[Gate, ...] = ()
     latch: tuple[tuple[str, ...], ...] = ()
+    encoded: bytes = field(default=b"", compare=False, repr=False)
 
     @property
     def api_version(self) -> str:

@@ -260,6 +260,37 @@ class ClusterContext:
         """A selector that matches this XR's composed resource with ``role`` on this cluster."""
         return {"matchControllerRef": True, "matchLabels": self.labels(role)}
 
+    def memo_key(self) -> tuple[Any, ...]:
+        """Everything a builder of this cluster can read, as a hashable value.
+
+        Two contexts with equal keys build the same resources: the claim's and
+        the input's models are frozen and dumped to JSON (exact: ``1`` and
+        ``1.0``, ``-0.0`` and ``0.0`` dump differently), the rest are frozen
+        values, and the storage classes are resolved here so that the tables
+        they come from are part of the key too.
+        """
+        p = self.platform
+        return (
+            p.name,
+            p.uid,
+            p.profile,
+            p.components,
+            p.inputs.model_dump_json(),
+            p.max_storage_request,
+            p.claim_name,
+            p.claim_namespace,
+            self.spec.model_dump_json(),
+            self.components,
+            self.node_pool,
+            self.helm_provider_config,
+            self.kubernetes_provider_config,
+            self.public_sources,
+            self.gpu_models,
+            self.models,
+            self.storage_class(),
+            self.osd_storage_class(),
+        )
+
 
 def models_on(spec: PlatformSpec, cluster: ClusterSpec) -> list[tuple[int, ModelSpec]]:
     """The models placed on ``cluster`` with their index: those naming it, or naming none."""

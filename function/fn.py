@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from crossplane.function import response
@@ -183,7 +184,7 @@ def write(plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = 
     """
     for item in plan.resources:
         out = rsp.desired.resources[item.key]
-        out.resource.ParseFromString(struct_bytes(item.body))
+        out.resource.ParseFromString(item.encoded or struct_bytes(item.body))
         out.ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
     composite = rsp.desired.composite
     fields = composite.resource.fields
@@ -259,11 +260,19 @@ class ResponseCache:
         cached: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(data)
         return cached
 
+    def get_bytes(self, key: bytes) -> bytes | None:
+        """The cached response for ``key`` as kept (serialised deterministically), if any."""
+        return self._items.get(key)
+
     def put(self, key: bytes, rsp: fnv1.RunFunctionResponse) -> bool:
         """Remember ``rsp`` for ``key`` unless it is too large; evict the oldest to fit."""
+        return self.put_bytes(key, rsp.SerializeToString(deterministic=True))
+
+    def put_bytes(self, key: bytes, data: bytes) -> bool:
+        """``put`` for a response already serialised deterministically."""
         if self.size <= 0:
             return False
-        return self._items.put(key, rsp.SerializeToString(deterministic=True))
+        return self._items.put(key, data)
 
 
 DEFAULT_CACHE_SIZE = 64
@@ -274,6 +283,8 @@ DEFAULT_WORKERS = 4
 # the benchmark is ~25 KB, a 4-cluster, 8-model claim at steady state ~300 KB.
 LARGE_REQUEST_BYTES = 128 << 10
 LARGE_WORKERS = 2
+# What a planning thread hands back: the response, or its serialised bytes.
+_Answer = TypeVar("_Answer", fnv1.RunFunctionResponse, bytes)
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -298,7 +309,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         self.in_flight = 0  # calls being answered (counted on the event loop)
         self.answered = 0  # calls answered
         self.cancelled = 0  # calls cut off before their answer (the shutdown grace ran out)
-        self._waiting: set[asyncio.Future[fnv1.RunFunctionResponse]] = set()
+        self._waiting: set[asyncio.Future[Any]] = set()
         self._giving_up = False
 
     def limit_responses(self, max_bytes: int) -> None:
@@ -315,9 +326,33 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         queues for a thread behind them, and they hold fewer threads competing
         for the interpreter.
         """
+        return await self._off_loop(self.run, req, ctx)
+
+    async def RunFunctionBytes(  # noqa: N802  # beside RunFunction
+        self,
+        req: fnv1.RunFunctionRequest,
+        ctx: grpc.aio.ServicerContext | None = None,
+        *,
+        size: int | None = None,
+    ) -> bytes:
+        """``RunFunction``'s response serialised deterministically, as the server sends it.
+
+        The serialising happens on the planning thread, not the event loop, and
+        a cached response goes out as it is kept, without being parsed again.
+        ``size`` is the request's size on the wire, when the caller knows it.
+        """
+        return await self._off_loop(self.run_bytes, req, ctx, size)
+
+    async def _off_loop(
+        self,
+        job: Callable[[fnv1.RunFunctionRequest], _Answer],
+        req: fnv1.RunFunctionRequest,
+        ctx: grpc.aio.ServicerContext | None,
+        size: int | None = None,
+    ) -> _Answer:
         loop = asyncio.get_running_loop()
-        large = req.ByteSize() > LARGE_REQUEST_BYTES
-        plan = loop.run_in_executor(self.large_executor if large else self.executor, self.run, req)
+        large = (req.ByteSize() if size is None else size) > LARGE_REQUEST_BYTES
+        plan = loop.run_in_executor(self.large_executor if large else self.executor, job, req)
         self._waiting.add(plan)
         self.in_flight += 1
         try:
@@ -400,17 +435,44 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         if cached is not None:
             self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
             return cached
-        rsp, cacheable = self.compose(req)
-        surface_fatal(rsp)
-        self.bound_fatal(rsp)
+        rsp, cacheable = self.answer(req)
         if key and cacheable:
             self.cache.put(key, rsp)
         return rsp
 
-    def compose(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
+    def run_bytes(self, req: fnv1.RunFunctionRequest) -> bytes:
+        """``run``'s response serialised deterministically (blocking); the cache's as kept."""
+        key = self.cache.key(req) if self.cache.size > 0 else b""
+        cached = self.cache.get_bytes(key) if key else None
+        if cached is not None:
+            self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
+            return cached
+        rsp, cacheable = self.answer(req, sized=False)
+        data = bytes(rsp.SerializeToString(deterministic=True))
+        if len(data) > self.max_response_bytes:  # rare: compose again, to its Fatal
+            rsp, cacheable = self.answer(req)
+            data = bytes(rsp.SerializeToString(deterministic=True))
+        if key and cacheable:
+            self.cache.put_bytes(key, data)
+        return data
+
+    def answer(
+        self, req: fnv1.RunFunctionRequest, *, sized: bool = True
+    ) -> tuple[fnv1.RunFunctionResponse, bool]:
+        """``compose``'s response, a Fatal surfaced and bounded; and whether it may be cached."""
+        rsp, cacheable = self.compose(req) if sized else self.compose(req, sized=False)
+        surface_fatal(rsp)
+        self.bound_fatal(rsp)
+        return rsp, cacheable
+
+    def compose(
+        self, req: fnv1.RunFunctionRequest, *, sized: bool = True
+    ) -> tuple[fnv1.RunFunctionResponse, bool]:
         """Plan ``req`` and write the response; every failure is one Fatal result.
 
         Returns the response and whether it may be cached (not an internal failure).
+        A response over the send limit is a Fatal; without ``sized`` the caller,
+        which serialises the response anyway, measures it instead (``run_bytes``).
         """
         rsp = response.to(req)
         kind, name = _identity(req)
@@ -436,7 +498,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             log.error("unexpected error while writing the response", error=type(exc).__name__)
             _fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")
             return rsp, False
-        size = staged.ByteSize()
+        size = staged.ByteSize() if sized else 0
         if size > self.max_response_bytes:
             log.info("response too large", bytes=size, limit=self.max_response_bytes)
             _fatal(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 LABEL_PREFIX = "ollama.openhands.ai"
 LABEL_PLATFORM = f"{LABEL_PREFIX}/platform"
@@ -19,8 +20,15 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A label value: at most 63 characters, alphanumeric at both ends.
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 MAX_LABEL_VALUE = 63
+_NOT_IN_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+_NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]")
+# The helpers below are pure and called thousands of times per call with the
+# same few hundred names (clusters x models x roles): each remembers this many
+# answers, keyed by its own arguments.
+NAMES_REMEMBERED = 4096
 
 
+@lru_cache(maxsize=NAMES_REMEMBERED)
 def digest(*parts: str, length: int = 8) -> str:
     """A short, stable hex digest of ``parts``; not a secret, only a disambiguator."""
     joined = "\x00".join(parts).encode()
@@ -32,13 +40,14 @@ def is_dns_label(value: str, max_length: int = 63) -> bool:
     return len(value) <= max_length and bool(_DNS_LABEL.match(value))
 
 
+@lru_cache(maxsize=NAMES_REMEMBERED)
 def dns_label(*parts: str, max_length: int = 63) -> str:
     """Join ``parts`` with '-' into a DNS-1123 label, shortened with a digest if too long.
 
     The result is stable: the same parts always give the same label.
     """
     raw = "-".join(p for p in parts if p)
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-") or "x"
+    cleaned = _NOT_IN_DNS_LABEL.sub("-", raw.lower()).strip("-") or "x"
     if len(cleaned) <= max_length:
         return cleaned
     suffix = digest(raw)
@@ -46,6 +55,7 @@ def dns_label(*parts: str, max_length: int = 63) -> str:
     return f"{head}-{suffix}"
 
 
+@lru_cache(maxsize=NAMES_REMEMBERED)
 def label_value(value: str) -> str:
     """Return ``value`` if it is a valid label value, else a stable DNS label of it.
 
@@ -78,14 +88,14 @@ def bucket_name(platform_uid: str, platform: str, cluster: str) -> str:
 def azure_storage_account_name(platform_uid: str, platform: str, cluster: str) -> str:
     """A storage account name: 3-24 lowercase alphanumerics, globally unique and stable."""
     suffix = digest(platform_uid or platform, cluster, length=10)
-    head = re.sub(r"[^a-z0-9]", "", f"ol{cluster}")[: 24 - len(suffix)]
+    head = _NOT_ALPHANUMERIC.sub("", f"ol{cluster}")[: 24 - len(suffix)]
     return f"{head}{suffix}"
 
 
 def azure_node_pool_name(platform_uid: str, platform: str, cluster: str) -> str:
     """An AKS Linux node pool name: at most 12 lowercase alphanumerics, starting with a letter."""
     suffix = digest(platform_uid or platform, cluster, length=4)
-    head = re.sub(r"[^a-z0-9]", "", f"gpu{cluster}")[: 12 - len(suffix)]
+    head = _NOT_ALPHANUMERIC.sub("", f"gpu{cluster}")[: 12 - len(suffix)]
     return f"{head}{suffix}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 # The part of the Kubernetes quantity grammar a claim may use: no sign and no
 # exponent, so every value is non-negative and bounded by the field's length.
@@ -35,6 +36,7 @@ def is_quantity(value: str) -> bool:
     return bool(_QUANTITY_RE.match(value))
 
 
+@lru_cache(maxsize=1024)  # claims repeat a few quantities (memory, cpu, storage)
 def parse_quantity(value: str) -> Decimal:
     """Return the quantity as an exact Decimal in base units.
 

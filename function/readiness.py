@@ -108,7 +108,7 @@ def latched(item: Composed, obj: Mapping[str, Any]) -> Composed:
     body = item.body
     for path in item.latch:
         body = _set(body, path, carried(obj, path))
-    return replace(item, body=body, latch=())
+    return replace(item, body=body, latch=(), encoded=b"")
 
 
 def _met(gate: Gate, observed: Mapping[str, Mapping[str, Any]], known: set[str]) -> bool:

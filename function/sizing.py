@@ -373,10 +373,21 @@ def choose(
     default instance type is not in the table (a Composition's own default): the
     caller keeps it, unsized.
     """
+    return _choose(envelope(needs), cloud, profile, default, accelerator)
+
+
+@lru_cache(maxsize=1024)  # a few per cluster: its models' envelope and the pool's defaults
+def _choose(
+    need: Need,
+    cloud: Cloud,
+    profile: Profile,
+    default: Default,
+    accelerator: tuple[str, int] | None,
+) -> Choice | None:
+    """``choose`` for the envelope ``need`` of the cluster's models."""
     shape = lookup(default.instance_type)
     if shape is None or shape.cloud is not cloud:
         return None
-    need = envelope(needs)
     if accelerator is None:
         if fits(need, shape, default.accelerator_count):
             return Choice(shape, default.accelerator_type, default.accelerator_count)

@@ -190,6 +190,9 @@ def check_platform(spec: PlatformSpec, inputs: FunctionInput) -> list[ClaimError
     errors.extend(_check_federated_credentials(spec))
     errors.extend(_unique("spec.gateway.teams", [t.name for t in spec.gateway.teams], "team"))
     errors.extend(gateway.errors(spec))
+    exposure = spec.gateway.exposure
+    if exposure is not None:
+        errors.extend(fleet_checks.exposure_value_errors(exposure, "spec.gateway.exposure"))
     if not errors:  # the fit check needs well-formed models and clusters
         errors.extend(fit.errors(spec, inputs))
     return errors

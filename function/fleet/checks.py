@@ -135,7 +135,7 @@ def exposure_errors(spec: FleetSpec) -> list[ClaimError]:
     """
     if spec.exposure is None:
         return []
-    errors = _exposure_value_errors(spec.exposure)
+    errors = exposure_value_errors(spec.exposure)
     if spec.ingress is not Ingress.CONTOUR:
         errors.append(
             ClaimError(
@@ -181,10 +181,10 @@ def cidr_problem(text: str) -> str | None:
     return None
 
 
-def _exposure_value_errors(exposure: Exposure) -> list[ClaimError]:
+def exposure_value_errors(exposure: Exposure, root: str = "spec.exposure") -> list[ClaimError]:
     """The exposure's callers (valid, distinct networks) and its TLS Secret's name length."""
     errors: list[ClaimError] = []
-    path = "spec.exposure.allowedSourceRanges"
+    path = f"{root}.allowedSourceRanges"
     seen: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, int] = {}
     for i, text in enumerate(exposure.allowed_source_ranges):
         problem = cidr_problem(text)
@@ -206,7 +206,7 @@ def _exposure_value_errors(exposure: Exposure) -> list[ClaimError]:
     if len(name) > MAX_SUBDOMAIN:
         errors.append(
             ClaimError(
-                "spec.exposure.tlsSecretName",
+                f"{root}.tlsSecretName",
                 f"the Secret name is {len(name)} characters; a Secret name (a DNS subdomain) "
                 f"has at most {MAX_SUBDOMAIN}",
             )

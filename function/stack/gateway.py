@@ -39,6 +39,7 @@ over budget gives 429 on the next request.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,6 +189,11 @@ def ai_gateway_values() -> dict[str, Any]:
     }
 
 
+def callers(exposure: GatewayExposure) -> list[str]:
+    """The exposure's callers as CIDRs (an address alone is its /32 or /128)."""
+    return [str(ipaddress.ip_network(r)) for r in exposure.allowed_source_ranges]
+
+
 def proxy_service(cloud: Cloud, exposure: GatewayExposure | None = None) -> dict[str, Any]:
     """The Envoy proxy's Service: the cloud's internal load balancer, ClusterIP on existing.
 
@@ -196,7 +202,7 @@ def proxy_service(cloud: Cloud, exposure: GatewayExposure | None = None) -> dict
     if exposure is not None:
         return {
             "type": "LoadBalancer",
-            "loadBalancerSourceRanges": list(exposure.allowed_source_ranges),
+            "loadBalancerSourceRanges": callers(exposure),
         }
     annotations = INTERNAL_LB_ANNOTATIONS.get(cloud)
     if annotations is None:
@@ -382,7 +388,7 @@ def security_policy(
     Exposed, every rule also asks for one of the listed callers' addresses; without
     teams that is the only rule.
     """
-    cidrs = {"clientCIDRs": list(exposure.allowed_source_ranges)} if exposure else {}
+    cidrs = {"clientCIDRs": callers(exposure)} if exposure else {}
     rules = []
     for team in teams:
         headers = [{"name": CLIENT_HEADER, "values": [client_id(team)]}]

@@ -17,6 +17,7 @@ endpoint, and ``memory_limiter`` runs before ``batch`` in every pipeline.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from function import wrap
@@ -437,18 +438,21 @@ def board(title: str, uid: str, tags: list[str], panels: list[dict[str, Any]]) -
 
 def grafana_dashboard_manifest(mesh: Mesh, *, logs: bool = False) -> dict[str, Any]:
     """Build the GrafanaDashboard carrying ``dashboard_json`` as sorted, stable JSON."""
-    return dashboard_manifest(DASHBOARD_NAME, dashboard_json(mesh, logs=logs))
+    return dashboard_manifest(DASHBOARD_NAME, dashboard_text(mesh, logs=logs))
 
 
-def dashboard_manifest(name: str, content: dict[str, Any]) -> dict[str, Any]:
-    """A GrafanaDashboard ``name`` for the stack's Grafana, ``content`` as sorted, stable JSON."""
+def dashboard_manifest(name: str, content: dict[str, Any] | str) -> dict[str, Any]:
+    """A GrafanaDashboard ``name`` for the stack's Grafana, ``content`` as sorted, stable JSON.
+
+    ``content`` is the dashboard, or its JSON text already encoded (``dashboard_text``).
+    """
     return {
         "apiVersion": "grafana.integreatly.org/v1beta1",
         "kind": "GrafanaDashboard",
         "metadata": {"name": name, "namespace": MONITORING_NAMESPACE},
         "spec": {
             "instanceSelector": _instance_selector(),
-            "json": json.dumps(content, indent=2, sort_keys=True),
+            "json": content if isinstance(content, str) else _text(content),
         },
     }
 
@@ -462,6 +466,16 @@ def dashboard(ctx: ClusterContext, manifest: dict[str, Any], *after: Gate) -> Co
         after=(_ready(ctx, "grafana-operator"), *after),
         cel_query=_synchronized("DashboardSynchronized"),
     )
+
+
+def _text(content: dict[str, Any]) -> str:
+    return json.dumps(content, indent=2, sort_keys=True)
+
+
+@lru_cache(maxsize=16)  # one per mesh and logs choice
+def dashboard_text(mesh: Mesh, *, logs: bool = False) -> str:
+    """``dashboard_json`` as sorted, indented JSON, encoded once per (mesh, logs)."""
+    return _text(dashboard_json(mesh, logs=logs))
 
 
 def grafana_operator_values() -> dict[str, Any]:

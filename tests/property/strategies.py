@@ -382,6 +382,8 @@ def _repair_exposure(spec: dict[str, Any]) -> None:
 def _repair_gateway(spec: dict[str, Any]) -> None:
     """Teams need the gateway on, one client ID each (its key, else its name), served models."""
     gateway = spec.get("gateway")
+    if isinstance(gateway, dict) and "exposure" in gateway:
+        _repair_exposure_values(gateway["exposure"])
     if not isinstance(gateway, dict) or "teams" not in gateway:
         return
     if gateway.get("enabled") is False:

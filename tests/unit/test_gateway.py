@@ -325,3 +325,16 @@ def test_an_exposed_gateway_reports_its_host() -> None:
     observed[key].setdefault("status", {})["atProvider"] = {"manifest": seen}
     status = resource_status(run(request(xr, observed)))
     assert status["clusters"][0]["gateway"] == {"endpoint": "https://models.example.com/v1"}
+
+
+def test_an_exposed_gateways_callers_are_cidrs_and_checked() -> None:
+    spec = xr_with()["spec"]
+    spec["gateway"]["exposure"] = {**EXPOSURE, "allowedSourceRanges": ["203.0.113.7"]}
+    xr = xr_with(gateway=spec["gateway"])
+    objs = manifests(xr)
+    service = objs["aws-east-object-gateway-envoyproxy"]["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service["loadBalancerSourceRanges"] == ["203.0.113.7/32"]
+    assert validate(objs["aws-east-object-gateway-keys"]) == []
+    spec["gateway"]["exposure"]["allowedSourceRanges"] = ["10.0.0.1/8"]
+    (message,) = fatal(spec)
+    assert message.startswith("spec.gateway.exposure.allowedSourceRanges[0]: ")

@@ -198,6 +198,12 @@ def test_response_too_large_to_send_is_a_fatal_and_not_cached() -> None:
     assert "more than the 10000-byte message limit" in msg
     assert len(runner.cache) == 1  # the small Fatal is cached, not the large response
     assert runner.cache.held_bytes < 10_000
+    served = FunctionRunner()  # what the server sends: measured as it is serialised
+    served.limit_responses(10_000)
+    sent = fnv1.RunFunctionResponse.FromString(served.run_bytes(request(xr, observed)))
+    assert fatal(sent) == [msg]
+    assert len(served.cache) == 1
+    assert served.cache.held_bytes < 10_000
 
 
 def test_cache_is_bounded_in_bytes() -> None:
@@ -403,3 +409,48 @@ def test_a_fatal_answer_never_exceeds_the_send_limit() -> None:
     assert "not passed through" not in msg
     assert len(rsp.desired.resources) == 40
     assert rsp.context.fields["earlier"].string_value == "y" * 30_000
+
+
+def test_the_served_bytes_are_the_response_serialised_deterministically() -> None:
+    """What the server sends (run_bytes) is run's response, fresh and from the cache."""
+    xr, observed = final("aws")
+    req = request(xr, observed)
+    want = run(req).SerializeToString(deterministic=True)
+    assert FunctionRunner(cache_size=0).run_bytes(req) == want
+    runner = FunctionRunner()
+    assert runner.run_bytes(req) == want  # composed, then kept
+    assert runner.cache.get_bytes(runner.cache.key(req)) == want
+    assert runner.run_bytes(req) == want  # from the cache, as kept
+    assert runner.run(req).SerializeToString(deterministic=True) == want
+    sized = asyncio.run(runner.RunFunctionBytes(req, size=req.ByteSize()))
+    assert sized == want
+
+
+def test_stack_memo_is_bounded_and_keyed_on_what_the_stack_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from function import context, stack
+    from tests.factories import cluster_context
+
+    ctx = cluster_context("aws")
+    first = stack.build(ctx)
+    again = stack.build(ctx)
+    assert all(a is b for a, b in zip(again, first, strict=True))  # kept, not rebuilt
+    assert all(item.encoded for item in first)
+    # The tables the context resolves are part of the key: a change is a new stack.
+    before = ctx.memo_key()
+    monkeypatch.setattr(context, "CLOUD_BLOCK_STORAGE_CLASS", {})
+    assert ctx.memo_key() != before
+    assert stack.build(ctx)[0] is not first[0]
+    items = (first[0],)
+    cost = len(first[0].encoded)
+    memo = stack.StackMemo(entries=8, max_bytes=cost * 4)
+    for i in range(6):
+        memo.put((i,), items)
+    assert len(memo) == 4  # the bytes bind before the entries
+    assert memo.bytes == cost * 4
+    assert memo.get((0,)) is None
+    assert memo.get((5,)) is items
+    too_small = stack.StackMemo(entries=3, max_bytes=cost * 4 - 1)
+    too_small.put((0,), items)  # more than a quarter of the budget: not kept
+    assert len(too_small) == 0
