@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the pinned binaries the end-to-end tests run, into a cache outside git.
 #
-#   scripts/e2e-build.sh [kube|scheduler|crossplane|registry|etcd|providers|kwok|all] ...
+#   scripts/e2e-build.sh [kube|scheduler|crossplane|registry|etcd|providers|provider-helm|provider-kubernetes|kwok|all] ...
 #
 # Each binary is keyed by its version (`<name>-<version>` in $BIN_DIR), built
 # once under its own lock (two callers wait for one build) and written through
@@ -302,10 +302,11 @@ one() {
           echo "registry=$BIN_DIR/registry-$GGCR_VERSION" ;;
     etcd) (locked "etcd-$ETCD_VERSION" timed etcd build_etcd)
           echo "etcd=$BIN_DIR/etcd-$ETCD_VERSION" ;;
-    providers) (locked "provider-helm-$PROVIDER_HELM_VERSION" timed provider-helm build_provider_helm)
-          (locked "provider-kubernetes-$PROVIDER_KUBERNETES_VERSION" timed provider-kubernetes build_provider_kubernetes)
+    providers) one provider-helm; one provider-kubernetes ;;
+    provider-helm) (locked "provider-helm-$PROVIDER_HELM_VERSION" timed provider-helm build_provider_helm)
           echo "provider-helm=$BIN_DIR/provider-helm-$PROVIDER_HELM_VERSION"
-          echo "provider-helm-crds=$BIN_DIR/provider-helm-crds-$PROVIDER_HELM_VERSION"
+          echo "provider-helm-crds=$BIN_DIR/provider-helm-crds-$PROVIDER_HELM_VERSION" ;;
+    provider-kubernetes) (locked "provider-kubernetes-$PROVIDER_KUBERNETES_VERSION" timed provider-kubernetes build_provider_kubernetes)
           echo "provider-kubernetes=$BIN_DIR/provider-kubernetes-$PROVIDER_KUBERNETES_VERSION"
           echo "provider-kubernetes-crds=$BIN_DIR/provider-kubernetes-crds-$PROVIDER_KUBERNETES_VERSION" ;;
     kwok) (locked "kwok-$KWOK_VERSION" timed kwok build_kwok)
@@ -317,10 +318,11 @@ one() {
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 if [ "${targets[0]}" = all ]; then
-  # Two lanes: the Kubernetes binaries (the long pole) in one, the rest in the
-  # other; each build is locked, so a concurrent caller waits for it.
-  ( one kube; one scheduler ) & lane=$!
-  for t in etcd registry crossplane kwok providers; do one "$t"; done
+  # Two lanes of about equal length cold (the Kubernetes binaries, the long
+  # pole, and provider-kubernetes in one; the rest in the other); each build is
+  # locked, so a concurrent caller waits for it.
+  ( one kube; one scheduler; one provider-kubernetes ) & lane=$!
+  for t in etcd registry crossplane kwok provider-helm; do one "$t"; done
   wait "$lane"
   exit 0
 fi

@@ -27,9 +27,9 @@ command -v go >/dev/null || [ -n "$(ls "${FOP_CACHE_DIR:-$HOME/.cache/function-o
 start=$(date +%s)
 # kube-apiserver is the long pole: build it beside the rest (each build is
 # locked and cached, so a second run finds everything and returns at once).
-./scripts/e2e-build.sh kube scheduler >/dev/null & kube=$!
+./scripts/e2e-build.sh kube scheduler provider-kubernetes >/dev/null & kube=$!
 ./scripts/install-crossplane.sh >/dev/null
-./scripts/e2e-build.sh etcd registry crossplane kwok providers >/dev/null
+./scripts/e2e-build.sh etcd registry crossplane kwok provider-helm >/dev/null
 wait "$kube"
 echo "e2e: tools ready in $(( $(date +%s) - start ))s" >&2
 

@@ -4,8 +4,9 @@ Runs last, after the simulated tests have deleted their claims: the simulated
 provider stops playing Release and Object, the real providers take over (see
 ``workload.py``), the examples' ProviderConfigs are pointed at the workload
 cluster and the Composition takes every chart from the local Helm repository.
-Then ``examples/existing`` and ``examples/onprem`` (one after the other, each on
-a workload cluster of its own) install for real: every Release ``deployed``
+Then ``examples/existing``, ``examples/onprem`` and ``examples/aws`` (applied
+together, each on a workload cluster of its own; aws's cloud half simulated, its
+GPU node shaped from the NodeGroup the function composes) install for real: every Release ``deployed``
 (helm's own state, read back by provider-helm), every Object Synced, the model's
 pod scheduled onto the GPU-shaped kwok node with an endpoint behind its Service;
 and deleting the claim removes the model's workload from the workload cluster.
@@ -104,34 +105,45 @@ def _summary(objs: list[dict[str, Any]]) -> str:
     return "\n".join(sorted(lines))
 
 
-@pytest.fixture(scope="module", params=CASES)
-def real(
-    request: pytest.FixtureRequest, stack: Stack, kube: Kube, providers: Providers, figures: dict[str, Any]
-) -> Iterator[tuple[c.Claim, Workload]]:
-    """A claim installed for real on a workload cluster of its own (torn down after its tests)."""
-    case = request.param
-    claim = c.Claim(c.example_claim(case))
-    workload = Workload(stack, name=f"workload-{case}", index=CASES.index(case))
-    if any(cl.get("gpuNodePool") for cl in claim.body["spec"]["clusters"]):
-        # Its GPU nodes come from the pool the function composes.
-        workload.nodes = {n: spec for n, spec in workload.nodes.items() if "instance" not in spec}
+@pytest.fixture(scope="module")
+def reals(
+    stack: Stack, kube: Kube, providers: Providers, figures: dict[str, Any]
+) -> Iterator[dict[str, tuple[c.Claim, Workload]]]:
+    """Every claim in CASES installed for real, side by side, each on a workload cluster of its own."""
+    out: dict[str, tuple[c.Claim, Workload]] = {}
     try:
-        workload.bring_up()
-        figures.setdefault("workload bring-up s", {})[case] = dict(workload.timings)
-        providers.point_provider_configs(_provider_configs(claim), workload)
-        for ref in _kubeconfig_secrets(claim):
-            providers.kubeconfig_secret(ref, workload)
+        for index, case in enumerate(CASES):
+            claim = c.Claim(c.example_claim(case))
+            workload = Workload(stack, name=f"workload-{case}", index=index)
+            if any(cl.get("gpuNodePool") for cl in claim.body["spec"]["clusters"]):
+                # Its GPU nodes come from the pool the function composes.
+                workload.nodes = {n: spec for n, spec in workload.nodes.items() if "instance" not in spec}
+            out[case] = (claim, workload)
+            workload.bring_up()
+            figures.setdefault("workload bring-up s", {})[case] = dict(workload.timings)
+            providers.point_provider_configs(_provider_configs(claim), workload)
+            for ref in _kubeconfig_secrets(claim):
+                providers.kubeconfig_secret(ref, workload)
         stack.kubectl("create", "namespace", c.NAMESPACE, check=False)
-        yield claim, _installed(stack, kube, claim, workload, figures)
+        start = time.monotonic()
+        for claim, _ in out.values():
+            claim.apply(stack)
+        for claim, workload in out.values():
+            _installed(kube, claim, workload, figures, start)
+        yield out
     finally:
-        workload.tear_down()
-        figures.setdefault("stand-in writes", {})[case] = dict(workload.stand_in_writes)
+        for case, (_, workload) in out.items():
+            workload.tear_down()
+            figures.setdefault("stand-in writes", {})[case] = dict(workload.stand_in_writes)
 
 
-def _installed(stack: Stack, kube: Kube, claim: c.Claim, workload: Workload, figures: dict[str, Any]) -> Workload:
-    """Apply ``claim`` and wait until every Release is deployed and every Object Synced."""
-    start = time.monotonic()
-    claim.apply(stack)
+@pytest.fixture(params=CASES)
+def real(request: pytest.FixtureRequest, reals: dict[str, tuple[c.Claim, Workload]]) -> tuple[c.Claim, Workload]:
+    return reals[request.param]
+
+
+def _installed(kube: Kube, claim: c.Claim, workload: Workload, figures: dict[str, Any], start: float) -> None:
+    """Wait until every Release of ``claim`` (applied at ``start``) is deployed and every Object Synced."""
     last: list[dict[str, Any]] = []
     stable: list[Any] = [frozenset(), 0.0, 0.0]  # composed names, unchanged since, first done at
 
@@ -172,7 +184,6 @@ def _installed(stack: Stack, kube: Kube, claim: c.Claim, workload: Workload, fig
         raise AssertionError(msg) from exc
     figures.setdefault("real: claim to every Release deployed s", {})[claim.name] = round(took, 1)
     print(f"\n{claim.name}, for real: every Release deployed after {took:.0f}s\n{_summary(last)}", flush=True)
-    return workload
 
 
 def test_real_releases_deployed_and_objects_synced(kube: Kube, real: tuple[c.Claim, Workload]) -> None:
