@@ -113,7 +113,12 @@ def reals(
     out: dict[str, tuple[c.Claim, Workload]] = {}
     try:
         for index, case in enumerate(CASES):
-            claim = c.Claim(c.example_claim(case))
+            body = c.example_claim(case)
+            # The model gateway stays off here: its controllers (Envoy Gateway, the
+            # AI Gateway) are not built into this suite yet, and its charts' webhooks
+            # clash with the stand-in servers (README, End to end: what is not real).
+            body["spec"]["gateway"] = {"enabled": False}
+            claim = c.Claim(body)
             workload = Workload(stack, name=f"workload-{case}", index=index)
             if any(cl.get("gpuNodePool") for cl in claim.body["spec"]["clusters"]):
                 # Its GPU nodes come from the pool the function composes.
