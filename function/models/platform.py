@@ -403,21 +403,40 @@ class QuotaPeriod(StrEnum):
     MONTH = "Month"
 
 
+Tokens = Annotated[int, Field(ge=1, le=1_000_000_000_000)]
+
+
+class ModelQuota(ApiModel):
+    """A team's budget for one model, within its own budget (the same period)."""
+
+    name: ModelName = Field(description="A model of spec.models the team may call.")
+    tokens: Tokens
+
+
 class TokenQuota(ApiModel):
     """A budget of tokens (input plus output) per period; over budget gives 429."""
 
-    tokens: int = Field(ge=1, le=1_000_000_000_000)
+    tokens: Tokens
     period: QuotaPeriod = QuotaPeriod.DAY
+    models: list[ModelQuota] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra=LIST_MAP_BY_NAME,
+        description="Budgets per model, counted in the same period besides the team's own: "
+        "a request is refused (429) once either is spent.",
+    )
 
 
 class GatewayTeam(ApiModel):
     """A team that calls the gateway with its own API key."""
 
     name: TeamName
-    api_key_secret_ref: ApiKeySecretRef = Field(
+    api_key_secret_ref: ApiKeySecretRef | None = Field(
+        default=None,
         alias="apiKeySecretRef",
         description="The team's key in a Secret of namespace ollama-gateway on each cluster "
-        "(referenced, never created or copied by the platform).",
+        "(referenced, never created or copied by the platform); required unless "
+        "spec.gateway.jwt names the teams, and not allowed then.",
     )
     models: list[ModelName] = Field(
         default_factory=list,
@@ -445,6 +464,37 @@ class GatewayExposure(Exposure):
     )
 
 
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://[^\s]+$", max_length=512)]
+ClaimName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$", min_length=1, max_length=128)
+]
+
+
+class GatewayJwt(ApiModel):
+    """Callers authenticate with a JWT from the claim's OIDC issuer instead of API keys."""
+
+    issuer: HttpsUrl = Field(description="The tokens' issuer (their iss claim).")
+    jwks_uri: HttpsUrl = Field(
+        alias="jwksUri",
+        description="Where the gateway fetches the issuer's signing keys (the jwks_uri of "
+        "its /.well-known/openid-configuration).",
+    )
+    audiences: list[
+        Annotated[str, StringConstraints(pattern=r"^[^\s]+$", min_length=1, max_length=253)]
+    ] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Audiences a token must name (its aud claim); empty: any.",
+    )
+    team_claim: ClaimName = Field(
+        default="team",
+        alias="teamClaim",
+        description="The string claim whose value is the caller's team "
+        "(spec.gateway.teams[].name); nested claims with dots.",
+    )
+
+
 class Gateway(ApiModel):
     """One OpenAI-compatible endpoint per cluster that routes by model name."""
 
@@ -456,7 +506,13 @@ class Gateway(ApiModel):
         default_factory=list,
         max_length=32,
         json_schema_extra=LIST_MAP_BY_NAME,
-        description="Teams and their API keys; with none the gateway asks for no key.",
+        description="Teams and their API keys (or, with jwt, their token claim); with none "
+        "the gateway asks for no key.",
+    )
+    jwt: GatewayJwt | None = Field(
+        default=None,
+        description="Authenticate callers by a JWT from an OIDC issuer instead of API keys: "
+        "a request without a valid token gets 401, the team is the token's teamClaim.",
     )
     exposure: GatewayExposure | None = Field(
         default=None,

@@ -29,12 +29,17 @@ entry of such a Secret is a client: its key the client ID, its value the API key
 from ``Authorization`` (bare key or ``Bearer``) or ``x-api-key``; no or a wrong key
 gives 401. The client ID is forwarded in ``x-ollama-client``, and authorization
 allows a team's client ID (and, with a model list, only those models); anything
-else, other entries of the Secrets included, gives 403.
+else, other entries of the Secrets included, gives 403. With ``spec.gateway.jwt``
+the policy checks a JWT from the claim's issuer instead (401 without a valid one),
+authorization reads the team from the token's claim, and the claim is forwarded in
+``x-ollama-client``. The ``ClientTrafficPolicy`` removes a caller's own
+``x-ollama-client`` before any filter, so only authentication ever sets it.
 
 Token quotas: each route counts a request's total tokens into dynamic metadata
 (``llmRequestCosts``), and a ``BackendTrafficPolicy`` on the Gateway charges them
 to one global rate-limit bucket per team (requests cost 0, responses their tokens);
-over budget gives 429 on the next request.
+over budget gives 429 on the next request. A team's per-model quota is one more
+bucket, matched on the team and the model header, charged alongside.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
 from function.models.common import Cloud, Mesh, Observability
-from function.models.platform import GatewayExposure, GatewayTeam, PlatformSpec
+from function.models.platform import GatewayExposure, GatewayJwt, GatewayTeam, PlatformSpec
 from function.stack import monitors, observability
 from function.stack.networking import INTERNAL_LB_ANNOTATIONS, PROMETHEUS_STACK
 
@@ -72,6 +77,7 @@ AIGW_EXTENSION_PORT = 1063
 MODEL_HEADER = "x-ai-eg-model"
 CLIENT_HEADER = "x-ollama-client"
 KEY_HEADERS = ("Authorization", "x-api-key")
+JWT_PROVIDER = "oidc"
 MAX_RULES = 15  # per AIGatewayRoute (AIGatewayRouteSpec.rules maxItems)
 BUFFER_LIMIT = "50Mi"  # the AI Gateway examples' ClientTrafficPolicy
 
@@ -124,8 +130,9 @@ class Upstream:
 
 
 def client_id(team: GatewayTeam) -> str:
-    """The team's client ID: the key of its entry in its Secret (default: the team's name)."""
-    return team.api_key_secret_ref.key or team.name
+    """The team's client ID: its Secret entry's key (default, and with JWT: the team's name)."""
+    ref = team.api_key_secret_ref
+    return (ref.key if ref else None) or team.name
 
 
 def enabled(spec: PlatformSpec, ctx: ClusterContext) -> bool:
@@ -318,9 +325,19 @@ def gateway(exposure: GatewayExposure | None = None) -> dict[str, Any]:
 
 
 def client_traffic_policy() -> dict[str, Any]:
-    """Raise the client buffer above Envoy Gateway's 32 KB, too small for LLM bodies."""
+    """Raise the client buffer above Envoy Gateway's 32 KB, too small for LLM bodies.
+
+    A caller's own ``x-ollama-client`` is dropped before any filter runs, so only the
+    gateway's authentication (API key or JWT claim) ever sets it: quotas and metrics
+    count the team that authenticated, never the one a caller names.
+    """
     return _gateway_policy(
-        "ClientTrafficPolicy", "buffer", {"connection": {"bufferLimit": BUFFER_LIMIT}}
+        "ClientTrafficPolicy",
+        "buffer",
+        {
+            "connection": {"bufferLimit": BUFFER_LIMIT},
+            "headers": {"earlyRequestHeaders": {"remove": [CLIENT_HEADER]}},
+        },
     )
 
 
@@ -380,10 +397,30 @@ def routes(upstreams: Sequence[Upstream], *, costs: bool) -> list[dict[str, Any]
     return out
 
 
+def jwt_provider(jwt: GatewayJwt) -> dict[str, Any]:
+    """The claim's OIDC issuer; the team claim is forwarded as the client ID."""
+    provider: dict[str, Any] = {"name": JWT_PROVIDER, "issuer": jwt.issuer}
+    if jwt.audiences:
+        provider["audiences"] = list(jwt.audiences)
+    provider["remoteJWKS"] = {"uri": jwt.jwks_uri}
+    provider["claimToHeaders"] = [{"claim": jwt.team_claim, "header": CLIENT_HEADER}]
+    return provider
+
+
+def _team_principal(team: GatewayTeam, jwt: GatewayJwt | None) -> dict[str, Any]:
+    if jwt is None:
+        return {"headers": [{"name": CLIENT_HEADER, "values": [client_id(team)]}]}
+    claim = {"name": jwt.team_claim, "valueType": "String", "values": [team.name]}
+    return {"jwt": {"provider": JWT_PROVIDER, "claims": [claim]}}
+
+
 def security_policy(
-    teams: Sequence[GatewayTeam], served: Sequence[str], exposure: GatewayExposure | None = None
+    teams: Sequence[GatewayTeam],
+    served: Sequence[str],
+    exposure: GatewayExposure | None = None,
+    jwt: GatewayJwt | None = None,
 ) -> dict[str, Any]:
-    """API keys from the teams' Secrets; each team's client ID allowed (its models only).
+    """API keys from the teams' Secrets (or a JWT); each team allowed (its models only).
 
     Exposed, every rule also asks for one of the listed callers' addresses; without
     teams that is the only rule.
@@ -391,19 +428,28 @@ def security_policy(
     cidrs = {"clientCIDRs": callers(exposure)} if exposure else {}
     rules = []
     for team in teams:
-        headers = [{"name": CLIENT_HEADER, "values": [client_id(team)]}]
+        principal = {**cidrs, **_team_principal(team, jwt)}
         if team.models:
             allowed = [m for m in served if m in team.models]
             if not allowed:
                 continue  # none of its models is on this cluster: default Deny
-            headers.append({"name": MODEL_HEADER, "values": allowed})
-        principal = {**cidrs, "headers": headers}
+            models = {"name": MODEL_HEADER, "values": allowed}
+            principal["headers"] = [*principal.get("headers", []), models]
         rules.append({"name": team.name, "action": "Allow", "principal": principal})
     authorization = {"defaultAction": "Deny", "rules": rules}
+    if jwt is not None:
+        spec: dict[str, Any] = {"jwt": {"providers": [jwt_provider(jwt)]}}
+        if teams or exposure:
+            if not teams:
+                authorization["rules"] = [
+                    {"name": "callers", "action": "Allow", "principal": cidrs}
+                ]
+            spec["authorization"] = authorization
+        return _gateway_policy("SecurityPolicy", "keys", spec)
     if not teams:
         authorization["rules"] = [{"name": "callers", "action": "Allow", "principal": cidrs}]
         return _gateway_policy("SecurityPolicy", "keys", {"authorization": authorization})
-    secrets = sorted({t.api_key_secret_ref.name for t in teams})
+    secrets = sorted({t.api_key_secret_ref.name for t in teams if t.api_key_secret_ref})
     api_key_auth = {
         "credentialRefs": [{"group": "", "kind": "Secret", "name": s} for s in secrets],
         "extractFrom": [{"headers": list(KEY_HEADERS)}],
@@ -420,26 +466,38 @@ def security_policy(
     )
 
 
-def quota_policy(teams: Sequence[GatewayTeam]) -> dict[str, Any]:
-    """One global token bucket per team with a quota, charged each response's total tokens."""
+def _token_bucket(headers: list[dict[str, str]], tokens: int, period: str) -> dict[str, Any]:
+    return {
+        "clientSelectors": [{"headers": headers}],
+        "limit": {"requests": tokens, "unit": period},
+        "cost": {
+            "request": {"from": "Number", "number": 0},
+            "response": {
+                "from": "Metadata",
+                "metadata": {"namespace": COST_NAMESPACE, "key": COST_KEY},
+            },
+        },
+    }
+
+
+def quota_policy(teams: Sequence[GatewayTeam], served: Sequence[str]) -> dict[str, Any]:
+    """A global token bucket per team with a quota, and per (team, model) where it sets one.
+
+    Each response's total tokens are charged to every bucket the request matches, so a
+    request is refused once the team's or that model's budget is spent.
+    """
     rules = []
     for team in teams:
         if team.quota is None:
             continue
         team_header = {"name": CLIENT_HEADER, "type": "Exact", "value": client_id(team)}
-        rules.append(
-            {
-                "clientSelectors": [{"headers": [team_header]}],
-                "limit": {"requests": team.quota.tokens, "unit": team.quota.period.value},
-                "cost": {
-                    "request": {"from": "Number", "number": 0},
-                    "response": {
-                        "from": "Metadata",
-                        "metadata": {"namespace": COST_NAMESPACE, "key": COST_KEY},
-                    },
-                },
-            }
-        )
+        period = team.quota.period.value
+        rules.append(_token_bucket([team_header], team.quota.tokens, period))
+        for mq in team.quota.models:
+            if mq.name not in served:
+                continue
+            model_header = {"name": MODEL_HEADER, "type": "Exact", "value": mq.name}
+            rules.append(_token_bucket([team_header, model_header], mq.tokens, period))
     return _gateway_policy(
         "BackendTrafficPolicy",
         "quotas",
@@ -610,7 +668,7 @@ def build(
     """The gateway's Releases and Objects on one cluster ([] where it is off)."""
     if not enabled(spec, ctx) or not upstreams:
         return []
-    teams, exposure = spec.gateway.teams, spec.gateway.exposure
+    teams, exposure, jwt = spec.gateway.teams, spec.gateway.exposure, spec.gateway.jwt
     quotas = bool(_quotas(spec))
     eg = wrap.release(
         ctx,
@@ -668,14 +726,15 @@ def build(
         out.append(obj(f"gateway-aibackend-{up.name}", ai_service_backend(up), after_aigw))
     for i, route in enumerate(routes(upstreams, costs=quotas)):
         out.append(obj(f"gateway-route-{i + 1}", route, after_aigw))
-    if teams or exposure:
-        served = [up.name for up in upstreams]
-        out.append(obj("gateway-keys", security_policy(teams, served, exposure), after_eg))
+    served = [up.name for up in upstreams]
+    if teams or exposure or jwt:
+        policy = security_policy(teams, served, exposure, jwt)
+        out.append(obj("gateway-keys", policy, after_eg))
     if quotas:
         image = ctx.platform.inputs.spec.redis_image
         out.append(obj("gateway-redis", redis_deployment(image), (Gate(eg.key, Need.READY),)))
         out.append(obj("gateway-redis-service", redis_service(), (Gate(eg.key, Need.READY),)))
-        out.append(obj("gateway-quotas", quota_policy(teams), after_aigw))
+        out.append(obj("gateway-quotas", quota_policy(teams, served), after_aigw))
     return out
 
 
@@ -683,19 +742,23 @@ def errors(spec: PlatformSpec) -> list[ClaimError]:
     """Gateway settings that cannot work, with the field and the fix."""
     out: list[ClaimError] = []
     gw = spec.gateway
-    if not gw.enabled and gw.teams:
-        out.append(
-            ClaimError(
-                "spec.gateway.teams",
-                "teams need the gateway: set spec.gateway.enabled to true or remove the teams",
+    for field, what, fix in (
+        ("spec.gateway.teams", gw.teams, "the teams"),
+        ("spec.gateway.jwt", gw.jwt, "spec.gateway.jwt"),
+    ):
+        if not gw.enabled and what:
+            need = f"{field.rsplit('.', 1)[1]} need the gateway"
+            out.append(
+                ClaimError(field, f"{need}: set spec.gateway.enabled to true or remove {fix}")
             )
-        )
     models = {m.name for m in spec.models}
+    known = ", ".join(sorted(models)) or "none"
     seen: dict[str, int] = {}
     for i, team in enumerate(gw.teams):
         path = f"spec.gateway.teams[{i}]"
+        out += _team_auth_errors(path, team, jwt=gw.jwt is not None)
         cid = client_id(team)
-        if cid in seen:
+        if gw.jwt is None and cid in seen:
             out.append(
                 ClaimError(
                     f"{path}.apiKeySecretRef.key",
@@ -707,7 +770,6 @@ def errors(spec: PlatformSpec) -> list[ClaimError]:
         seen.setdefault(cid, i)
         for j, model in enumerate(team.models):
             if model not in models:
-                known = ", ".join(sorted(models)) or "none"
                 out.append(
                     ClaimError(
                         f"{path}.models[{j}]",
@@ -715,4 +777,35 @@ def errors(spec: PlatformSpec) -> list[ClaimError]:
                         "name a model of spec.models or remove it",
                     )
                 )
+        for j, mq in enumerate(team.quota.models if team.quota else []):
+            if mq.name not in models or (team.models and mq.name not in team.models):
+                may = sorted(set(team.models) & models) if team.models else sorted(models)
+                out.append(
+                    ClaimError(
+                        f"{path}.quota.models[{j}].name",
+                        f"model {mq.name!r} is not one the team may call "
+                        f"({', '.join(may) or 'none'}); name one of those or remove the entry",
+                    )
+                )
     return out
+
+
+def _team_auth_errors(path: str, team: GatewayTeam, *, jwt: bool) -> list[ClaimError]:
+    """A team authenticates by exactly one way: its API key, or the claim's JWT issuer."""
+    if jwt and team.api_key_secret_ref is not None:
+        return [
+            ClaimError(
+                f"{path}.apiKeySecretRef",
+                "with spec.gateway.jwt a team is named by its token's teamClaim, not by an "
+                "API key: remove apiKeySecretRef (or spec.gateway.jwt to use keys)",
+            )
+        ]
+    if not jwt and team.api_key_secret_ref is None:
+        return [
+            ClaimError(
+                f"{path}.apiKeySecretRef",
+                "a team needs its API key (a Secret entry in namespace ollama-gateway): set "
+                "apiKeySecretRef, or spec.gateway.jwt to name teams by a token claim",
+            )
+        ]
+    return []

@@ -580,3 +580,43 @@ def test_gateway_wiring_follows_each_model_to_a_pod_port() -> None:
     assert any("has no port 8080" in p for p in broken("Backend", port))
     assert any("parent Gateway elsewhere does not exist" in p for p in broken("AIGatewayRoute", parent))
     assert any("does not exist" in p for p in broken("ClientTrafficPolicy", target))
+
+
+@pytest.mark.parametrize("example", ["gateway-teams", "gateway-oidc"])
+def test_gateway_quota_buckets_count_the_authenticated_team_in_a_redis_that_serves(example: str) -> None:
+    """Keys and JWT: each bucket's client header is set only by authentication (a caller's
+    own removed first), each model bucket's model is routed, and the rate limit's Redis serves."""
+    clusters = _clusters_with({}, example=example)
+    count, problems = 0, []
+    for cluster in clusters:
+        links, found = wiring._check_quotas(cluster)
+        count, problems = count + links, problems + found
+    assert count >= 5 and not problems, (count, problems)  # 3 buckets: 4 headers, and Redis
+
+    def broken(kind: str, change: Callable[[dict[str, Any]], None], values: dict[str, Any] | None = None) -> list[str]:
+        out = []
+        for cluster in _clusters_with(values or {}, example=example) if values else clusters:
+            wrapped = copy.deepcopy(cluster.wrapped)
+            for obj in wrapped:
+                if obj.get("kind") == kind:
+                    change(obj)
+            out += wiring._check_quotas(dataclasses.replace(cluster, wrapped=wrapped))[1]
+        return out
+
+    def no_strip(obj: dict[str, Any]) -> None:
+        del obj["spec"]["headers"]
+
+    def unrouted(obj: dict[str, Any]) -> None:
+        obj["spec"]["rateLimit"]["global"]["rules"][-1]["clientSelectors"][0]["headers"][-1]["value"] = "gone"
+
+    def no_forward(obj: dict[str, Any]) -> None:
+        for provider in (obj["spec"].get("jwt") or {}).get("providers") or []:
+            del provider["claimToHeaders"]
+        obj["spec"].get("apiKeyAuth", {}).pop("forwardClientIDHeader", None)
+
+    assert any("can come from the caller" in p for p in broken("ClientTrafficPolicy", no_strip))
+    assert any("bucket for model 'gone', which no route matches" in p for p in broken("BackendTrafficPolicy", unrouted))
+    assert any("set by no authentication" in p for p in broken("SecurityPolicy", no_forward))
+    wrong_redis = {"envoy-gateway": {"config": {"envoyGateway": {"rateLimit": {"backend": {"redis": {
+        "url": "ollama-gateway-redis.envoy-gateway-system.svc.cluster.local:6380"}}}}}}}
+    assert any("Redis" in p and "6380" in p for p in broken("Namespace", lambda o: None, wrong_redis))

@@ -1000,6 +1000,8 @@ def check_gateway(cluster: Cluster) -> tuple[int, list[str]]:
                     why = _serves(cluster, m["ns"], m["name"], int(fqdn.get("port", 0))) if m else "not a Service name"
                     if why:
                         problems.append(f"{where} model {names}: Backend {_name(backend)} {fqdn}: {why}")
+    quota_links, quota_problems = _check_quotas(cluster)
+    links, problems = links + quota_links, problems + quota_problems
     for kind in ("SecurityPolicy", "ClientTrafficPolicy", "BackendTrafficPolicy"):
         for policy in cluster.of_kind(kind):
             for ref in (policy.get("spec") or {}).get("targetRefs") or []:
@@ -1007,6 +1009,59 @@ def check_gateway(cluster: Cluster) -> tuple[int, list[str]]:
                 kinds = ("AIGatewayRoute", "HTTPRoute") if ref.get("kind") == "HTTPRoute" else (ref.get("kind"),)
                 if not any(_find(cluster, k, _ns(policy), ref.get("name", "")) for k in kinds):
                     problems.append(f"{kind} {_ns(policy)}/{_name(policy)}: target {ref} does not exist")
+    return links, problems
+
+
+def _check_quotas(cluster: Cluster) -> tuple[int, list[str]]:
+    """Each token bucket selects a client ID only authentication sets (a caller's own is
+    removed first) and a model a route matches; the rate limit reaches a Redis that serves."""
+    links, problems = 0, []
+    routed = {
+        h["value"]
+        for route in cluster.of_kind("AIGatewayRoute")
+        for rule in (route.get("spec") or {}).get("rules") or []
+        for m in rule.get("matches") or []
+        for h in m.get("headers") or []
+        if h.get("name", "").lower() == MODEL_HEADER
+    }
+    set_by_auth, removed = set(), set()
+    for sp in cluster.of_kind("SecurityPolicy"):
+        spec = sp.get("spec") or {}
+        if (spec.get("apiKeyAuth") or {}).get("forwardClientIDHeader"):
+            set_by_auth.add(spec["apiKeyAuth"]["forwardClientIDHeader"].lower())
+        for provider in (spec.get("jwt") or {}).get("providers") or []:
+            set_by_auth |= {c["header"].lower() for c in provider.get("claimToHeaders") or []}
+    for ctp in cluster.of_kind("ClientTrafficPolicy"):
+        early = ((ctp.get("spec") or {}).get("headers") or {}).get("earlyRequestHeaders") or {}
+        removed |= {h.lower() for h in early.get("remove") or []}
+    buckets = 0
+    for btp in cluster.of_kind("BackendTrafficPolicy"):
+        where = f"BackendTrafficPolicy {_ns(btp)}/{_name(btp)}"
+        for rule in (((btp.get("spec") or {}).get("rateLimit") or {}).get("global") or {}).get("rules") or []:
+            buckets += 1
+            for selector in rule.get("clientSelectors") or []:
+                for h in selector.get("headers") or []:
+                    links += 1
+                    name = h.get("name", "").lower()
+                    if name == MODEL_HEADER:
+                        if h.get("value") not in routed:
+                            problems.append(f"{where}: bucket for model {h.get('value')!r}, which no route matches")
+                    elif name not in set_by_auth:
+                        problems.append(f"{where}: header {name} is set by no authentication: the bucket never fills")
+                    elif name not in removed:
+                        problems.append(f"{where}: header {name} can come from the caller: anyone can charge another team")
+    if buckets:
+        links += 1
+        config = next(
+            (cm for _, cm in cluster.rendered if cm.get("kind") == "ConfigMap" and _name(cm) == "envoy-gateway-config"),
+            None,
+        )
+        eg = yaml.safe_load(((config or {}).get("data") or {}).get("envoy-gateway.yaml") or "{}") or {}
+        url = str((((eg.get("rateLimit") or {}).get("backend") or {}).get("redis") or {}).get("url") or "")
+        m = _SVC.match(url)
+        why = _serves(cluster, m["ns"], m["name"], int(m["port"] or 0)) if m else f"{url!r} is not a Service address"
+        if why:
+            problems.append(f"envoy-gateway rate limit: Redis {url}: {why}")
     return links, problems
 
 

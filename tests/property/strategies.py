@@ -380,27 +380,38 @@ def _repair_exposure(spec: dict[str, Any]) -> None:
 
 
 def _repair_gateway(spec: dict[str, Any]) -> None:
-    """Teams need the gateway on, one client ID each (its key, else its name), served models."""
+    """Teams and JWT need the gateway on; a team authenticates one way (its key without
+    jwt, none with it), one client ID each (its key, else its name), served models."""
     gateway = spec.get("gateway")
     if isinstance(gateway, dict) and "exposure" in gateway:
         _repair_exposure_values(gateway["exposure"])
-    if not isinstance(gateway, dict) or "teams" not in gateway:
+    if not isinstance(gateway, dict):
         return
     if gateway.get("enabled") is False:
-        gateway.pop("teams")
+        gateway.pop("teams", None)
+        gateway.pop("jwt", None)
+        return
+    if "teams" not in gateway:
         return
     served = {m["name"] for m in spec.get("models", [])}
     names: set[str] = set()
     clients: set[str] = set()
     teams = []
     for team in gateway["teams"]:
-        client = team["apiKeySecretRef"].get("key") or team["name"]
+        if "jwt" in gateway:
+            team.pop("apiKeySecretRef", None)
+        elif "apiKeySecretRef" not in team:
+            team["apiKeySecretRef"] = {"name": "team-keys"}
+        client = team.get("apiKeySecretRef", {}).get("key") or team["name"]
         if team["name"] in names or client in clients:
             continue
         names.add(team["name"])
         clients.add(client)
         if "models" in team:
             team["models"] = [m for m in team["models"] if m in served]
+        may = set(team.get("models") or served) & served
+        if isinstance(team.get("quota"), dict) and "models" in team["quota"]:
+            team["quota"]["models"] = [q for q in team["quota"]["models"] if q["name"] in may]
         teams.append(team)
     gateway["teams"] = teams
 

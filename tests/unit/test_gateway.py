@@ -122,7 +122,9 @@ def test_quotas_count_total_tokens_per_team_in_redis(teams_state) -> None:
     assert route["spec"]["llmRequestCosts"] == [{"metadataKey": gateway.COST_KEY, "type": "TotalToken"}]
     (btp,) = of_kind(teams_state, "BackendTrafficPolicy")
     limits = {
-        r["clientSelectors"][0]["headers"][0]["value"]: r["limit"] for r in btp["spec"]["rateLimit"]["global"]["rules"]
+        r["clientSelectors"][0]["headers"][0]["value"]: r["limit"]
+        for r in btp["spec"]["rateLimit"]["global"]["rules"]
+        if len(r["clientSelectors"][0]["headers"]) == 1  # the team's own budget
     }
     assert limits == {"search": {"requests": 2000000, "unit": "Day"}, "research": {"requests": 500000, "unit": "Hour"}}
     eg = teams_state["aws-east-release-envoy-gateway"]["spec"]["forProvider"]["values"]
@@ -261,6 +263,9 @@ def test_removing_a_model_removes_its_route_rule_and_nothing_else(teams_state) -
     xr = xr_with()
     observed = walk(xr)[-1]
     xr["spec"]["models"] = [m for m in xr["spec"]["models"] if m["name"] != "mistral"]
+    # A per-model quota names the model too: the claim drops it with the model.
+    research = next(t for t in xr["spec"]["gateway"]["teams"] if t["name"] == "research")
+    del research["quota"]["models"]
     after = desired(run(request(xr, observed)))
     before = {k: teams_state[k] for k in gateway_keys(teams_state)}
     now = {k: after[k] for k in gateway_keys(after)}
@@ -268,7 +273,12 @@ def test_removing_a_model_removes_its_route_rule_and_nothing_else(teams_state) -
     # Its Backend and AIServiceBackend leave the desired state (orphaned, like the stack).
     assert gone == {"aws-east-object-gateway-backend-mistral", "aws-east-object-gateway-aibackend-mistral"}
     changed = sorted(k for k in now if now[k] != before[k])
-    assert changed == ["aws-east-object-gateway-route-1"]
+    assert changed == ["aws-east-object-gateway-quotas", "aws-east-object-gateway-route-1"]
+    # The quotas lose exactly the removed model's bucket.
+    def buckets(state: dict[str, Any]) -> list[list[str]]:
+        rules = state["aws-east-object-gateway-quotas"]["spec"]["forProvider"]["manifest"]["spec"]["rateLimit"]
+        return [[h["value"] for h in r["clientSelectors"][0]["headers"]] for r in rules["global"]["rules"]]
+    assert buckets(before) == [*buckets(now), ["research", "mistral"]]
     rules = now["aws-east-object-gateway-route-1"]["spec"]["forProvider"]["manifest"]["spec"]["rules"]
     assert [r["name"] for r in rules] == ["llama31"]
 
@@ -338,3 +348,117 @@ def test_an_exposed_gateways_callers_are_cidrs_and_checked() -> None:
     spec["gateway"]["exposure"]["allowedSourceRanges"] = ["10.0.0.1/8"]
     (message,) = fatal(spec)
     assert message.startswith("spec.gateway.exposure.allowedSourceRanges[0]: ")
+
+
+OIDC = ROOT / "examples" / "gateway-oidc" / "xr.yaml"
+
+
+@pytest.fixture(scope="module")
+def oidc_state() -> dict[str, dict[str, Any]]:
+    xr = load_docs(OIDC)[0]
+    return desired(run(request(xr, walk(xr)[-1])))
+
+
+def test_a_team_quota_per_model_is_a_bucket_of_its_own(teams_state) -> None:
+    (policy,) = of_kind(teams_state, "BackendTrafficPolicy")
+    buckets = {
+        tuple((h["name"], h["value"]) for h in r["clientSelectors"][0]["headers"]): r["limit"]
+        for r in policy["spec"]["rateLimit"]["global"]["rules"]
+    }
+    research = (gateway.CLIENT_HEADER, "research")
+    assert buckets[(research,)] == {"requests": 500000, "unit": "Hour"}
+    # Same period as the team's, both buckets charged: either spent gives 429.
+    assert buckets[(research, (gateway.MODEL_HEADER, "mistral"))] == {"requests": 100000, "unit": "Hour"}
+    assert len(buckets) == 3
+
+
+def test_a_model_quota_on_a_cluster_without_the_model_adds_no_bucket() -> None:
+    team = {"name": "t", "apiKeySecretRef": {"name": "k"},
+            "quota": {"tokens": 10, "models": [{"name": "mistral", "tokens": 5}]}}
+    spec = parse_platform({**xr_with()["spec"], "gateway": {"teams": [team]}}, FunctionInput())
+    rules = gateway.quota_policy(spec.gateway.teams, ["llama31"])["spec"]["rateLimit"]["global"]["rules"]
+    assert len(rules) == 1
+    rules = gateway.quota_policy(spec.gateway.teams, ["llama31", "mistral"])["spec"]["rateLimit"]["global"]["rules"]
+    assert len(rules) == 2
+
+
+@pytest.mark.parametrize(
+    ("quota_models", "team_models", "message"),
+    [
+        ([{"name": "gpt-4", "tokens": 5}], [],
+         ("spec.gateway.teams[0].quota.models[0].name: model 'gpt-4' is not one the team may call "
+          "(llama31, mistral)")),
+        ([{"name": "mistral", "tokens": 5}], ["llama31"],
+         ("spec.gateway.teams[0].quota.models[0].name: model 'mistral' is not one the team may call "
+          "(llama31)")),
+    ],
+)
+def test_a_model_quota_for_a_model_the_team_cannot_call_is_fatal(quota_models, team_models, message) -> None:
+    team = {"name": "t", "apiKeySecretRef": {"name": "k"}, "models": team_models,
+            "quota": {"tokens": 10, "models": quota_models}}
+    [got] = fatal({**xr_with()["spec"], "gateway": {"teams": [team]}})
+    assert got.startswith(message), got
+
+
+def test_a_caller_cannot_name_its_own_team(teams_state, oidc_state) -> None:
+    for state in (teams_state, oidc_state):
+        (policy,) = of_kind(state, "ClientTrafficPolicy")
+        early = policy["spec"]["headers"]["earlyRequestHeaders"]
+        assert early == {"remove": [gateway.CLIENT_HEADER]}
+
+
+def test_jwt_callers_are_teams_by_their_token_claim(oidc_state) -> None:
+    (policy,) = of_kind(oidc_state, "SecurityPolicy")
+    assert validate(policy) == []
+    assert "apiKeyAuth" not in policy["spec"]
+    (provider,) = policy["spec"]["jwt"]["providers"]
+    assert provider == {
+        "name": gateway.JWT_PROVIDER,
+        "issuer": "https://login.example.com/realms/ai",
+        "audiences": ["ollama-gateway"],
+        "remoteJWKS": {"uri": "https://login.example.com/realms/ai/protocol/openid-connect/certs"},
+        # The quota buckets and metrics read the team from the claim.
+        "claimToHeaders": [{"claim": "team", "header": gateway.CLIENT_HEADER}],
+    }
+    rules = {r["name"]: r["principal"] for r in policy["spec"]["authorization"]["rules"]}
+    assert policy["spec"]["authorization"]["defaultAction"] == "Deny"
+    claim = {"provider": gateway.JWT_PROVIDER, "claims": [{"name": "team", "valueType": "String", "values": ["search"]}]}
+    assert rules["search"] == {"jwt": claim, "headers": [{"name": gateway.MODEL_HEADER, "values": ["llama31"]}]}
+    assert rules["developers"]["jwt"]["claims"][0]["values"] == ["developers"]
+    assert "headers" not in rules["developers"]
+    (quotas,) = of_kind(oidc_state, "BackendTrafficPolicy")
+    values = [[h["value"] for h in r["clientSelectors"][0]["headers"]] for r in quotas["spec"]["rateLimit"]["global"]["rules"]]
+    assert values == [["search"], ["developers"], ["developers", "qwen-coder"]]
+
+
+def test_jwt_without_teams_asks_only_for_a_valid_token() -> None:
+    spec = {**load_docs(OIDC)[0]["spec"]}
+    spec["gateway"] = {"jwt": spec["gateway"]["jwt"]}
+    xr = {**load_docs(OIDC)[0], "spec": spec}
+    (policy,) = of_kind(desired(run(request(xr, walk(xr)[-1]))), "SecurityPolicy")
+    assert set(policy["spec"]) == {"jwt", "targetRefs"}
+    assert validate(policy) == []
+
+
+@pytest.mark.parametrize(
+    ("gw", "message"),
+    [
+        ({"jwt": {"issuer": "https://i", "jwksUri": "https://i/k"},
+          "teams": [{"name": "a", "apiKeySecretRef": {"name": "keys"}}]},
+         "spec.gateway.teams[0].apiKeySecretRef: with spec.gateway.jwt a team is named by its token's teamClaim"),
+        ({"teams": [{"name": "a"}]},
+         "spec.gateway.teams[0].apiKeySecretRef: a team needs its API key"),
+        ({"enabled": False, "jwt": {"issuer": "https://i", "jwksUri": "https://i/k"}},
+         "spec.gateway.jwt: jwt need the gateway: set spec.gateway.enabled to true or remove spec.gateway.jwt"),
+    ],
+)
+def test_a_team_authenticates_one_way(gw, message) -> None:
+    [got] = fatal({**xr_with()["spec"], "gateway": gw})
+    assert got.startswith(message), got
+
+
+@pytest.mark.parametrize("issuer", ["http://login.example.com", "login.example.com", "https://a b"])
+def test_the_issuer_must_be_https(issuer) -> None:
+    gw = {"jwt": {"issuer": issuer, "jwksUri": "https://i/k"}}
+    [got] = fatal({**xr_with()["spec"], "gateway": gw})
+    assert got.startswith("spec.gateway.jwt.issuer"), got
