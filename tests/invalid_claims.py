@@ -583,6 +583,28 @@ def _cases() -> list[Invalid]:
             ),
             "spec.gateway.teams: teams need the gateway",
         ),
+        Invalid(
+            "gw-jwt-and-key", p,
+            platform(
+                [existing("gw-jwt-and-key")],
+                gateway={
+                    "jwt": {"issuer": "https://login.example.com", "jwksUri": "https://login.example.com/keys"},
+                    "teams": [{"name": "a", "apiKeySecretRef": {"name": "keys"}}],
+                },
+            ),
+            "spec.gateway.teams[0].apiKeySecretRef: with spec.gateway.jwt a team is named by its token's teamClaim",
+        ),
+        Invalid(
+            "gw-quota-model", p,
+            platform(
+                [existing("gw-quota-model")],
+                gateway={"teams": [{
+                    "name": "a", "apiKeySecretRef": {"name": "keys"},
+                    "quota": {"tokens": 100, "models": [{"name": "gpt-4", "tokens": 10}]},
+                }]},
+            ),
+            "spec.gateway.teams[0].quota.models[0].name: model 'gpt-4' is not one the team may call",
+        ),
     ]
 
 
