@@ -106,8 +106,8 @@ async def drive(
     latencies: list[float] = []
     errors = 0
     size = 0
-    opts = [("grpc.max_receive_message_length", 16 << 20)]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+    # Crossplane's client limits (grpc-go's defaults): answers up to 4 MiB, requests any size.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = grpcv1.FunctionRunnerServiceStub(channel)
         await stub.RunFunction(req)  # warm up
         queue = iter(range(total))
@@ -148,8 +148,8 @@ async def drive_mixed(
     latencies: list[float] = []
     done = asyncio.Event()
     large_calls = 0
-    opts = [("grpc.max_receive_message_length", 16 << 20)]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+    # Crossplane's client limits (grpc-go's defaults): answers up to 4 MiB, requests any size.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = grpcv1.FunctionRunnerServiceStub(channel)
         await stub.RunFunction(small)
         queue = iter(range(total))
