@@ -502,14 +502,47 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         if size > self.max_response_bytes:
             log.info("response too large", bytes=size, limit=self.max_response_bytes)
             _fatal(
-                rsp,
-                f"{what}: the response would be {size} bytes, more than the "
-                f"{self.max_response_bytes}-byte message limit; compose fewer clusters or "
-                "models per claim",
+                rsp, f"{what}: {too_large(plan, staged, rsp.ByteSize(), self.max_response_bytes)}"
             )
             return rsp, True
         log.debug("composed", resources=len(plan.resources), ready=plan.composite_ready)
         return staged, True
+
+
+def _shown_kind(body: dict[str, Any]) -> str:
+    """A composed resource's kind; a provider-kubernetes Object's as ``Object/<manifest kind>``."""
+    kind = str(body.get("kind"))
+    manifest = (body.get("spec") or {}).get("forProvider", {}).get("manifest")
+    return f"{kind}/{manifest.get('kind')}" if kind == "Object" and manifest else kind
+
+
+def too_large(plan: Plan, staged: fnv1.RunFunctionResponse, passed: int, limit: int) -> str:
+    """Why an answer cannot be sent, and what to reduce: the kinds that take the most bytes.
+
+    ``passed`` is what the answer would carry without this function's output (the
+    desired state and context of earlier pipeline steps).
+    """
+    size = staged.ByteSize()
+    by_kind: dict[str, list[int]] = {}
+    for item in plan.resources:
+        count_bytes = by_kind.setdefault(_shown_kind(item.body), [0, 0])
+        count_bytes[0] += 1
+        count_bytes[1] += staged.desired.resources[item.key].ByteSize()
+    largest = sorted(by_kind.items(), key=lambda kv: (-kv[1][1], kv[0]))[:3]
+    shares = ", ".join(f"{count} {kind} ({total} bytes)" for kind, (count, total) in largest)
+    message = (
+        f"the response would be {size} bytes, more than the {limit}-byte message limit "
+        f"(Crossplane receives at most 4 MiB): {len(plan.resources)} composed resources, "
+        f"the largest shares: {shares}; {passed} bytes are passed through from earlier "
+        "pipeline steps; "
+    )
+    if passed * 2 > size:
+        return message + "reduce the desired state or context earlier pipeline steps pass on"
+    return message + (
+        "split the claim into claims of fewer clusters or models (each model on each "
+        "cluster composes a fleet, gateway objects and usages), or shorten cluster and "
+        "model names"
+    )
 
 
 def _fatal(rsp: fnv1.RunFunctionResponse, message: str) -> None:

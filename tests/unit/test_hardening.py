@@ -196,6 +196,16 @@ def test_response_too_large_to_send_is_a_fatal_and_not_cached() -> None:
     runner.limit_responses(10_000)
     [msg] = fatal(runner.run(request(xr, observed)))
     assert "more than the 10000-byte message limit" in msg
+    # what to reduce: the kinds that take the most bytes, and how
+    composed = FunctionRunner().run(request(xr, observed)).desired.resources
+    assert f": {len(composed)} composed resources, the largest shares: " in msg
+    releases = [r for r in composed.values() if r.resource["kind"] == "Release"]
+    assert f"{len(releases)} Release ({sum(r.ByteSize() for r in releases)} bytes)" in msg
+    assert msg.endswith(
+        "split the claim into claims of fewer clusters or models (each model on "
+        "each cluster composes a fleet, gateway objects and usages), or shorten "
+        "cluster and model names"
+    )
     assert len(runner.cache) == 1  # the small Fatal is cached, not the large response
     assert runner.cache.held_bytes < 10_000
     served = FunctionRunner()  # what the server sends: measured as it is serialised
@@ -222,7 +232,10 @@ def test_cache_is_bounded_in_bytes() -> None:
 @pytest.mark.parametrize(
     ("image", "path"),
     [
-        ("docker.io/ollama/ollama:latest", "input.spec.ollamaImage: docker.io/ollama/ollama:latest"),
+        (
+            "docker.io/ollama/ollama:latest",
+            "input.spec.ollamaImage: docker.io/ollama/ollama:latest",
+        ),
         ("ollama/ollama", "input.spec.ollamaImage: ollama/ollama is not pinned"),
         ("ollama/\x00ollama:1", "input.spec.ollamaImage: 'ollama/\\x00ollama:1' must match"),
     ],

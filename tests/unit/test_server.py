@@ -115,7 +115,21 @@ def test_an_answer_too_large_for_crossplane_is_a_fatal_it_can_receive() -> None:
     rsp = answer_once(req)
     [fatal] = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
     assert f"more than the {4 * MIB}-byte message limit" in fatal
+    assert "reduce the desired state or context earlier pipeline steps pass on" in fatal
     assert rsp.ByteSize() <= 4 * MIB
+
+
+def test_the_largest_claim_the_xrd_admits_gets_an_answer_crossplane_can_receive() -> None:
+    """16 clusters x 32 models at steady state: composed, and within Crossplane's 4 MiB."""
+    from bench.bench import largest_xr
+
+    xr = largest_xr()
+    runner = fn.FunctionRunner(cache_size=0)
+    answer = runner.run_bytes(request(xr, walk(xr)[-1]))
+    rsp = fnv1.RunFunctionResponse.FromString(answer)
+    assert not [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert len(rsp.desired.resources) > 3000
+    assert len(answer) <= 4 * MIB
 
 
 @pytest.fixture(scope="module")
