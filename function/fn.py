@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -26,6 +27,7 @@ from google.protobuf import struct_pb2 as structpb
 from function import exclusive, logs
 from function.codec import (
     BytesLRU,
+    MemoLRU,
     NonFiniteError,
     observed_resource,
     string_at,
@@ -35,6 +37,9 @@ from function.codec import (
     value,
 )
 from function.errors import ClaimError, InvalidClaimError, bounded
+from function.models.fleet import FleetSpec
+from function.models.input import FunctionInput
+from function.models.platform import PlatformSpec
 from function.plan import ADVISORIES, PROGRESSING, Plan, XrMeta, plan_fleet, plan_platform
 from function.validation import (
     is_label_value,
@@ -127,19 +132,52 @@ def plan_request(req: fnv1.RunFunctionRequest) -> Plan:
         raise InvalidClaimError(
             [ClaimError("kind", f"unsupported composite kind {got}; {EXPECTED}")]
         )
-    inputs = parse_input(_decoded(req.input, "input") if req.HasField("input") else {})
-    meta = _meta(xr)
-    spec = _decoded(xr.fields["spec"], "spec") if "spec" in xr.fields else None
+    key = _parsed_key(req, kind)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        inputs = parse_input(_decoded(req.input, "input") if req.HasField("input") else {})
+        meta = _meta(xr)
+        spec = _decoded(xr.fields["spec"], "spec") if "spec" in xr.fields else None
+        claim = parse_platform(spec, inputs) if kind == PLATFORM_KIND else parse_fleet(spec)
+        parsed = _Parsed(inputs, spec, claim)
+        _PARSED.put(key, parsed)
+    else:
+        meta = _meta(xr)
     observed = _observed(req)
-    if kind == PLATFORM_KIND:
-        platform = parse_platform(spec, inputs)
+    if isinstance(parsed.claim, PlatformSpec):
         metadata = xr.fields["metadata"] if "metadata" in xr.fields else None
-        mine = {"metadata": _decoded(metadata, "metadata") if metadata else {}, "spec": spec}
+        mine = {"metadata": _decoded(metadata, "metadata") if metadata else {}, "spec": parsed.spec}
         shared = exclusive.conflicts(mine, _required(req, exclusive.REQUIREMENT))
         if shared:
             raise InvalidClaimError(shared)
-        return plan_platform(meta, platform, inputs, observed)
-    return plan_fleet(meta, parse_fleet(spec), inputs, observed)
+        return plan_platform(meta, parsed.claim, parsed.inputs, observed)
+    return plan_fleet(meta, parsed.claim, parsed.inputs, observed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A claim parsed: its input, its spec as decoded, the valid spec (frozen models)."""
+
+    inputs: FunctionInput
+    spec: Any  # JSON, as decoded; read, never changed
+    claim: PlatformSpec | FleetSpec
+
+
+# Parsed claims by the bytes they are parsed from (``_parsed_key``): between two
+# calls for one XR, mostly its observed state changes, not its spec or input.
+# Only valid claims are kept; the budget counts the keys (the XR is at most
+# MAX_COMPOSITE_BYTES, the input MAX_INPUT_BYTES).
+PARSED_MEMO_ENTRIES = 64
+PARSED_MEMO_BYTES = 16 << 20
+_PARSED: MemoLRU[_Parsed] = MemoLRU(PARSED_MEMO_ENTRIES, PARSED_MEMO_BYTES)
+
+
+def _parsed_key(req: fnv1.RunFunctionRequest, kind: str | None) -> bytes:
+    """What parsing reads: the XR's kind, its spec and the input, serialised deterministically."""
+    xr = req.observed.composite.resource
+    spec = xr.fields["spec"].SerializeToString(deterministic=True) if "spec" in xr.fields else b""
+    data = req.input.SerializeToString(deterministic=True) if req.HasField("input") else b""
+    return f"{kind}\0{len(spec)}\0".encode() + spec + data
 
 
 def _required(req: fnv1.RunFunctionRequest, name: str) -> list[dict[str, Any]]:

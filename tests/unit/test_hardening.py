@@ -467,3 +467,42 @@ def test_stack_memo_is_bounded_and_keyed_on_what_the_stack_reads(
     too_small = stack.StackMemo(entries=3, max_bytes=cost * 4 - 1)
     too_small.put((0,), items)  # more than a quarter of the budget: not kept
     assert len(too_small) == 0
+
+
+def test_parsed_claims_are_memoised_by_what_parsing_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kind, spec and input, serialised: a hit parses nothing; any change parses again."""
+    calls: list[object] = []
+    real = fn.parse_platform
+
+    def counting(spec: object, inputs: object) -> object:
+        calls.append(spec)
+        return real(spec, inputs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fn, "parse_platform", counting)
+    monkeypatch.setattr(fn, "_PARSED", fn.MemoLRU(entries=4, max_bytes=1 << 20))
+    xr, observed = final("aws")
+    runner = FunctionRunner(cache_size=0)
+    want = runner.run_bytes(request(xr, observed))
+    tagged = request(xr, observed)
+    tagged.meta.tag = "another call, other observed state"
+    del tagged.observed.resources[sorted(tagged.observed.resources)[-1]]
+    runner.run_bytes(tagged)
+    assert runner.run_bytes(request(xr, observed)) == want
+    assert len(calls) == 1  # parsed once
+    renamed = request(xr, observed)
+    renamed.observed.composite.resource["metadata"]["name"] = "other-x1"
+    assert runner.run_bytes(renamed) != want  # the name is read on every call
+    assert len(calls) == 1
+    changed = request(xr, observed)
+    changed.input.update({"spec": {"values": {"cilium": {"debug": {"enabled": True}}}}})
+    runner.run_bytes(changed)
+    respec = request(xr, observed)
+    respec.observed.composite.resource["spec"]["profile"] = "development"
+    runner.run_bytes(respec)
+    assert len(calls) == 3  # the input and the spec are read
+    bad = request(xr, observed)
+    bad.observed.composite.resource["spec"]["profile"] = "nonsense"
+    for _ in range(2):
+        assert fatal(runner.run(bad))
+    assert len(calls) == 5  # a refused claim is not kept
+    assert len(fn._PARSED) == 3
