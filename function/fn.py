@@ -24,7 +24,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2 as structpb
 
-from function import exclusive, logs
+from function import exclusive, logs, wire
 from function.codec import (
     BytesLRU,
     MemoLRU,
@@ -211,19 +211,40 @@ def announced(xr: structpb.Struct, kind: str) -> str | None:
     return None
 
 
-def write(plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = None) -> None:
-    """Write the plan into ``rsp`` (desired resources, XR status, conditions).
+def write(
+    plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Write the plan into ``rsp`` (XR status, conditions); return its composed resources.
 
-    The desired composite of earlier steps is kept as it is; only the status
-    fields the plan sets are replaced, without decoding the rest. Warnings go
-    out as Warning results (Events) only when they differ from ``announced``,
-    the ``Advisories`` message the XR already carries: the condition holds them
-    between changes.
+    They come back as ``State.resources`` map entries (``wire.resource_entry``)
+    for ``wire.response_bytes``, or ``merge`` for a response message; one that
+    an earlier pipeline step passed through under the same key is updated in
+    ``rsp`` instead (its other fields kept). The desired composite of earlier
+    steps is kept as it is; only the status fields the plan sets are replaced,
+    without decoding the rest. Warnings go out as Warning results (Events) only
+    when they differ from ``announced``, the ``Advisories`` message the XR
+    already carries: the condition holds them between changes.
     """
+    entries = []
+    earlier = rsp.desired.resources
     for item in plan.resources:
-        out = rsp.desired.resources[item.key]
-        out.resource.ParseFromString(item.encoded or struct_bytes(item.body))
-        out.ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
+        data = item.encoded or struct_bytes(item.body)
+        ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
+        if item.key in earlier:
+            earlier[item.key].resource.ParseFromString(data)
+            earlier[item.key].ready = ready
+        else:
+            entries.append((item.key, wire.resource_entry(item.key, data, ready)))
+    _write_status(plan, rsp, announced)
+    return entries
+
+
+def merge(rsp: fnv1.RunFunctionResponse, entries: list[tuple[str, bytes]]) -> None:
+    """Parse ``write``'s entries into ``rsp``'s desired resources."""
+    rsp.desired.MergeFromString(b"".join(entry for _, entry in entries))
+
+
+def _write_status(plan: Plan, rsp: fnv1.RunFunctionResponse, announced: str | None) -> None:
     composite = rsp.desired.composite
     fields = composite.resource.fields
     if "status" not in fields or fields["status"].WhichOneof("kind") != "struct_value":
@@ -485,32 +506,67 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         if cached is not None:
             self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
             return cached
-        rsp, cacheable = self.answer(req, sized=False)
-        data = bytes(rsp.SerializeToString(deterministic=True))
-        if len(data) > self.max_response_bytes:  # rare: compose again, to its Fatal
-            rsp, cacheable = self.answer(req)
-            data = bytes(rsp.SerializeToString(deterministic=True))
+        data, cacheable = self.answer_bytes(req)
         if key and cacheable:
             self.cache.put_bytes(key, data)
         return data
 
-    def answer(
-        self, req: fnv1.RunFunctionRequest, *, sized: bool = True
-    ) -> tuple[fnv1.RunFunctionResponse, bool]:
+    def answer(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
         """``compose``'s response, a Fatal surfaced and bounded; and whether it may be cached."""
-        rsp, cacheable = self.compose(req) if sized else self.compose(req, sized=False)
+        rsp, cacheable = self.compose(req)
         surface_fatal(rsp)
         self.bound_fatal(rsp)
         return rsp, cacheable
 
-    def compose(
-        self, req: fnv1.RunFunctionRequest, *, sized: bool = True
-    ) -> tuple[fnv1.RunFunctionResponse, bool]:
+    def answer_bytes(self, req: fnv1.RunFunctionRequest) -> tuple[bytes, bool]:
+        """``answer``'s response serialised deterministically, written as bytes.
+
+        The composed resources are spliced in as encoded (``wire``), not parsed
+        into the response and serialised again.
+        """
+        staged = self._staged(req)
+        if staged.entries is not None:
+            data = wire.response_bytes(staged.rsp, staged.entries)
+            if len(data) <= self.max_response_bytes:
+                return data, True
+            rsp, cacheable = self.answer(req)  # rare: compose again, to its Fatal
+        else:
+            rsp, cacheable = staged.rsp, staged.cacheable
+            surface_fatal(rsp)
+            self.bound_fatal(rsp)
+        return bytes(rsp.SerializeToString(deterministic=True)), cacheable
+
+    def compose(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
         """Plan ``req`` and write the response; every failure is one Fatal result.
 
         Returns the response and whether it may be cached (not an internal failure).
-        A response over the send limit is a Fatal; without ``sized`` the caller,
-        which serialises the response anyway, measures it instead (``run_bytes``).
+        A response over the send limit is a Fatal naming what to reduce.
+        """
+        staged = self._staged(req)
+        if staged.entries is None or staged.plan is None:
+            return staged.rsp, staged.cacheable
+        merge(staged.rsp, staged.entries)
+        size = staged.rsp.ByteSize()
+        if size <= self.max_response_bytes:
+            return staged.rsp, True
+        kind, name = _identity(req)
+        self.log.info(
+            "response too large",
+            tag=bounded(req.meta.tag, 64),
+            kind=kind,
+            xr=name,
+            bytes=size,
+            limit=self.max_response_bytes,
+        )
+        rsp = response.to(req)
+        reason = too_large(staged.plan, staged.rsp, rsp.ByteSize(), self.max_response_bytes)
+        _fatal(rsp, f"cannot compose {kind} {name}: {reason}")
+        return rsp, True
+
+    def _staged(self, req: fnv1.RunFunctionRequest) -> _Staged:
+        """Plan ``req``: the response without the composed resources, and those as entries.
+
+        A failure is the response with its Fatal, without entries.
         """
         rsp = response.to(req)
         kind, name = _identity(req)
@@ -522,29 +578,37 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             count = len(exc.errors) if isinstance(exc, InvalidClaimError) else 1
             log.info("refused an invalid composite resource", errors=count)
             _fatal(rsp, f"{what}: {exc}")
-            return rsp, True
+            return _Staged(rsp, None, None, cacheable=True)
         except Exception as exc:  # the server must keep serving
             log.error("unexpected error while planning", error=type(exc).__name__)
             _fatal(rsp, f"{what}: internal error: {type(exc).__name__}")
-            return rsp, False
+            return _Staged(rsp, None, None, cacheable=False)
         staged = response.to(req)
         try:
-            write(plan, staged, announced=announced(req.observed.composite.resource, ADVISORIES))
+            entries = write(
+                plan, staged, announced=announced(req.observed.composite.resource, ADVISORIES)
+            )
             if kind == PLATFORM_KIND:
                 require_platforms(staged)
         except Exception as exc:  # keep earlier pipeline state intact
             log.error("unexpected error while writing the response", error=type(exc).__name__)
             _fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")
-            return rsp, False
-        size = staged.ByteSize() if sized else 0
-        if size > self.max_response_bytes:
-            log.info("response too large", bytes=size, limit=self.max_response_bytes)
-            _fatal(
-                rsp, f"{what}: {too_large(plan, staged, rsp.ByteSize(), self.max_response_bytes)}"
-            )
-            return rsp, True
+            return _Staged(rsp, None, None, cacheable=False)
         log.debug("composed", resources=len(plan.resources), ready=plan.composite_ready)
-        return staged, True
+        return _Staged(staged, entries, plan, cacheable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A planned answer: the response, the composed resources as map entries and the plan.
+
+    ``entries`` and ``plan`` are None when the response is a Fatal.
+    """
+
+    rsp: fnv1.RunFunctionResponse
+    entries: list[tuple[str, bytes]] | None
+    plan: Plan | None
+    cacheable: bool
 
 
 def _shown_kind(body: dict[str, Any]) -> str:
