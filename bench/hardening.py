@@ -39,7 +39,9 @@ from tests.toolchain import free_port, wait_for_port  # noqa: E402
 CHURN_CACHE_MIB = 16
 CHURN_REQUESTS = 40
 IN_FLIGHT = 10
-OPTIONS = [("grpc.max_receive_message_length", 16 << 20)]
+# The client is Crossplane's twin: grpc-go's defaults, which receive at most 4 MiB
+# and send requests of any size (gRPC Python's client defaults are the same).
+OPTIONS: list[tuple[str, int]] = []
 
 
 def _server(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -72,17 +74,39 @@ def _tagged(req: fnv1.RunFunctionRequest, tag: str, uid: str = "") -> fnv1.RunFu
     return out
 
 
-async def _call(
+class CallFailedError(RuntimeError):
+    """A call the benchmark needs answered failed; the message says how."""
+
+
+async def _answer(
     port: int, req: fnv1.RunFunctionRequest, deadline: float = 120
-) -> tuple[bool, float, int]:
+) -> tuple[fnv1.RunFunctionResponse | grpc.aio.AioRpcError, float]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=OPTIONS) as channel:
         stub = grpcv1.FunctionRunnerServiceStub(channel)
         t = time.perf_counter()
         try:
             rsp = await stub.RunFunction(req, timeout=deadline)
-        except grpc.RpcError:
-            return False, time.perf_counter() - t, 0
-        return True, time.perf_counter() - t, rsp.ByteSize()
+        except grpc.aio.AioRpcError as exc:
+            return exc, time.perf_counter() - t
+        return rsp, time.perf_counter() - t
+
+
+async def _call(
+    port: int, req: fnv1.RunFunctionRequest, deadline: float = 120
+) -> tuple[bool, float, int]:
+    rsp, seconds = await _answer(port, req, deadline)
+    if isinstance(rsp, grpc.aio.AioRpcError):
+        return False, seconds, 0
+    return True, seconds, rsp.ByteSize()
+
+
+def failure(what: str, req: fnv1.RunFunctionRequest, rsp: Any) -> str:
+    """Why a call the benchmark needs answered was not: the gRPC status, or a Fatal result."""
+    if isinstance(rsp, grpc.aio.AioRpcError):
+        why = f"{rsp.code().name}: {rsp.details()}"
+    else:
+        why = "; ".join(r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL)
+    return f"{what} failed (request {req.ByteSize()} bytes): {why}"
 
 
 def churn(largest: fnv1.RunFunctionRequest) -> dict[str, Any]:
@@ -96,10 +120,13 @@ def churn(largest: fnv1.RunFunctionRequest) -> dict[str, Any]:
         async def go() -> None:
             nonlocal size
             for i in range(CHURN_REQUESTS):
-                ok, _, size = await _call(port, _tagged(largest, f"churn-{i}", f"churn-{i}"))
-                if not ok:
-                    msg = "a churn request failed"
-                    raise RuntimeError(msg)
+                req = _tagged(largest, f"churn-{i}", f"churn-{i}")
+                rsp, _ = await _answer(port, req)
+                if isinstance(rsp, grpc.aio.AioRpcError) or any(
+                    r.severity == fnv1.SEVERITY_FATAL for r in rsp.results
+                ):
+                    raise CallFailedError(failure(f"churn request {i}", req, rsp))
+                size = rsp.ByteSize()
                 samples.append(ps.memory_info().rss)
 
         asyncio.run(go())

@@ -24,12 +24,13 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import struct_pb2 as structpb
 
 from function.errors import format_path
 
+V = TypeVar("V")
 STRUCT_CACHE_ENTRIES = 8192
 STRUCT_CACHE_BYTES = 32 << 20
 
@@ -177,58 +178,59 @@ class ObservedResource(dict[str, Any]):
             return None
 
 
-class SummaryLRU:
-    """Decoded summaries by the observed resource's serialised bytes, bounded like BytesLRU.
+class MemoLRU(Generic[V]):
+    """Values by a bytes key (what they were computed from), bounded in entries and key bytes.
 
-    Between two calls most observed resources are unchanged (only those whose
-    status moved differ), so their summaries are decoded once. The budget counts
-    each key's bytes, which bound the summary read from them. Thread-safe.
+    Least recently used out first. The budget counts each key's bytes, which
+    bound the value computed from them. Thread-safe.
     """
 
     def __init__(self, entries: int, max_bytes: int) -> None:
-        """Keep at most ``entries`` summaries whose keys hold ``max_bytes`` together."""
+        """Keep at most ``entries`` values whose keys hold ``max_bytes`` together."""
         self.entries = entries
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._items: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self._items: OrderedDict[bytes, V] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        """How many summaries are kept."""
+        """How many values are kept."""
         return len(self._items)
 
-    def get(self, key: bytes) -> dict[str, Any] | None:
-        """The summary kept for ``key``, if any."""
+    def get(self, key: bytes) -> V | None:
+        """The value kept for ``key``, if any."""
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: bytes, summary: dict[str, Any]) -> None:
-        """Keep ``summary`` unless its key alone exceeds a quarter of the budget."""
+    def put(self, key: bytes, value: V) -> None:
+        """Keep ``value`` unless its key alone exceeds a quarter of the budget."""
         if self.entries <= 0 or len(key) > self.max_bytes // 4:
             return
         with self._lock:
             if key in self._items:
                 return
-            self._items[key] = summary
+            self._items[key] = value
             self.bytes += len(key)
             while len(self._items) > self.entries or self.bytes > self.max_bytes:
                 dropped, _ = self._items.popitem(last=False)
                 self.bytes -= len(dropped)
 
 
+# Decoded summaries by the observed resource's serialised bytes: between two
+# calls most observed resources are unchanged (only those whose status moved differ).
 SUMMARY_CACHE_ENTRIES = 8192
 SUMMARY_CACHE_BYTES = 32 << 20
-_SUMMARIES = SummaryLRU(SUMMARY_CACHE_ENTRIES, SUMMARY_CACHE_BYTES)
+_SUMMARIES: MemoLRU[dict[str, Any]] = MemoLRU(SUMMARY_CACHE_ENTRIES, SUMMARY_CACHE_BYTES)
 
 
 def observed_resource(s: structpb.Struct) -> ObservedResource:
     """The one decoder of an observed composed resource (see ``ObservedResource``).
 
     The summary of a resource seen before, byte for byte, comes from a bounded
-    memo (``SummaryLRU``): the plan reads summaries and never changes them.
+    memo (``MemoLRU``): the plan reads summaries and never changes them.
     """
     key = s.SerializeToString(deterministic=True)
     summary = _SUMMARIES.get(key)

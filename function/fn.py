@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -23,9 +24,10 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2 as structpb
 
-from function import exclusive, logs
+from function import exclusive, logs, wire
 from function.codec import (
     BytesLRU,
+    MemoLRU,
     NonFiniteError,
     observed_resource,
     string_at,
@@ -35,6 +37,9 @@ from function.codec import (
     value,
 )
 from function.errors import ClaimError, InvalidClaimError, bounded
+from function.models.fleet import FleetSpec
+from function.models.input import FunctionInput
+from function.models.platform import PlatformSpec
 from function.plan import ADVISORIES, PROGRESSING, Plan, XrMeta, plan_fleet, plan_platform
 from function.validation import (
     is_label_value,
@@ -127,19 +132,52 @@ def plan_request(req: fnv1.RunFunctionRequest) -> Plan:
         raise InvalidClaimError(
             [ClaimError("kind", f"unsupported composite kind {got}; {EXPECTED}")]
         )
-    inputs = parse_input(_decoded(req.input, "input") if req.HasField("input") else {})
-    meta = _meta(xr)
-    spec = _decoded(xr.fields["spec"], "spec") if "spec" in xr.fields else None
+    key = _parsed_key(req, kind)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        inputs = parse_input(_decoded(req.input, "input") if req.HasField("input") else {})
+        meta = _meta(xr)
+        spec = _decoded(xr.fields["spec"], "spec") if "spec" in xr.fields else None
+        claim = parse_platform(spec, inputs) if kind == PLATFORM_KIND else parse_fleet(spec)
+        parsed = _Parsed(inputs, spec, claim)
+        _PARSED.put(key, parsed)
+    else:
+        meta = _meta(xr)
     observed = _observed(req)
-    if kind == PLATFORM_KIND:
-        platform = parse_platform(spec, inputs)
+    if isinstance(parsed.claim, PlatformSpec):
         metadata = xr.fields["metadata"] if "metadata" in xr.fields else None
-        mine = {"metadata": _decoded(metadata, "metadata") if metadata else {}, "spec": spec}
+        mine = {"metadata": _decoded(metadata, "metadata") if metadata else {}, "spec": parsed.spec}
         shared = exclusive.conflicts(mine, _required(req, exclusive.REQUIREMENT))
         if shared:
             raise InvalidClaimError(shared)
-        return plan_platform(meta, platform, inputs, observed)
-    return plan_fleet(meta, parse_fleet(spec), inputs, observed)
+        return plan_platform(meta, parsed.claim, parsed.inputs, observed)
+    return plan_fleet(meta, parsed.claim, parsed.inputs, observed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A claim parsed: its input, its spec as decoded, the valid spec (frozen models)."""
+
+    inputs: FunctionInput
+    spec: Any  # JSON, as decoded; read, never changed
+    claim: PlatformSpec | FleetSpec
+
+
+# Parsed claims by the bytes they are parsed from (``_parsed_key``): between two
+# calls for one XR, mostly its observed state changes, not its spec or input.
+# Only valid claims are kept; the budget counts the keys (the XR is at most
+# MAX_COMPOSITE_BYTES, the input MAX_INPUT_BYTES).
+PARSED_MEMO_ENTRIES = 64
+PARSED_MEMO_BYTES = 16 << 20
+_PARSED: MemoLRU[_Parsed] = MemoLRU(PARSED_MEMO_ENTRIES, PARSED_MEMO_BYTES)
+
+
+def _parsed_key(req: fnv1.RunFunctionRequest, kind: str | None) -> bytes:
+    """What parsing reads: the XR's kind, its spec and the input, serialised deterministically."""
+    xr = req.observed.composite.resource
+    spec = xr.fields["spec"].SerializeToString(deterministic=True) if "spec" in xr.fields else b""
+    data = req.input.SerializeToString(deterministic=True) if req.HasField("input") else b""
+    return f"{kind}\0{len(spec)}\0".encode() + spec + data
 
 
 def _required(req: fnv1.RunFunctionRequest, name: str) -> list[dict[str, Any]]:
@@ -173,19 +211,40 @@ def announced(xr: structpb.Struct, kind: str) -> str | None:
     return None
 
 
-def write(plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = None) -> None:
-    """Write the plan into ``rsp`` (desired resources, XR status, conditions).
+def write(
+    plan: Plan, rsp: fnv1.RunFunctionResponse, *, announced: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Write the plan into ``rsp`` (XR status, conditions); return its composed resources.
 
-    The desired composite of earlier steps is kept as it is; only the status
-    fields the plan sets are replaced, without decoding the rest. Warnings go
-    out as Warning results (Events) only when they differ from ``announced``,
-    the ``Advisories`` message the XR already carries: the condition holds them
-    between changes.
+    They come back as ``State.resources`` map entries (``wire.resource_entry``)
+    for ``wire.response_bytes``, or ``merge`` for a response message; one that
+    an earlier pipeline step passed through under the same key is updated in
+    ``rsp`` instead (its other fields kept). The desired composite of earlier
+    steps is kept as it is; only the status fields the plan sets are replaced,
+    without decoding the rest. Warnings go out as Warning results (Events) only
+    when they differ from ``announced``, the ``Advisories`` message the XR
+    already carries: the condition holds them between changes.
     """
+    entries = []
+    earlier = rsp.desired.resources
     for item in plan.resources:
-        out = rsp.desired.resources[item.key]
-        out.resource.ParseFromString(item.encoded or struct_bytes(item.body))
-        out.ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
+        data = item.encoded or struct_bytes(item.body)
+        ready = fnv1.READY_TRUE if plan.ready.get(item.key) else fnv1.READY_FALSE
+        if item.key in earlier:
+            earlier[item.key].resource.ParseFromString(data)
+            earlier[item.key].ready = ready
+        else:
+            entries.append((item.key, wire.resource_entry(item.key, data, ready)))
+    _write_status(plan, rsp, announced)
+    return entries
+
+
+def merge(rsp: fnv1.RunFunctionResponse, entries: list[tuple[str, bytes]]) -> None:
+    """Parse ``write``'s entries into ``rsp``'s desired resources."""
+    rsp.desired.MergeFromString(b"".join(entry for _, entry in entries))
+
+
+def _write_status(plan: Plan, rsp: fnv1.RunFunctionResponse, announced: str | None) -> None:
     composite = rsp.desired.composite
     fields = composite.resource.fields
     if "status" not in fields or fields["status"].WhichOneof("kind") != "struct_value":
@@ -447,32 +506,67 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         if cached is not None:
             self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
             return cached
-        rsp, cacheable = self.answer(req, sized=False)
-        data = bytes(rsp.SerializeToString(deterministic=True))
-        if len(data) > self.max_response_bytes:  # rare: compose again, to its Fatal
-            rsp, cacheable = self.answer(req)
-            data = bytes(rsp.SerializeToString(deterministic=True))
+        data, cacheable = self.answer_bytes(req)
         if key and cacheable:
             self.cache.put_bytes(key, data)
         return data
 
-    def answer(
-        self, req: fnv1.RunFunctionRequest, *, sized: bool = True
-    ) -> tuple[fnv1.RunFunctionResponse, bool]:
+    def answer(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
         """``compose``'s response, a Fatal surfaced and bounded; and whether it may be cached."""
-        rsp, cacheable = self.compose(req) if sized else self.compose(req, sized=False)
+        rsp, cacheable = self.compose(req)
         surface_fatal(rsp)
         self.bound_fatal(rsp)
         return rsp, cacheable
 
-    def compose(
-        self, req: fnv1.RunFunctionRequest, *, sized: bool = True
-    ) -> tuple[fnv1.RunFunctionResponse, bool]:
+    def answer_bytes(self, req: fnv1.RunFunctionRequest) -> tuple[bytes, bool]:
+        """``answer``'s response serialised deterministically, written as bytes.
+
+        The composed resources are spliced in as encoded (``wire``), not parsed
+        into the response and serialised again.
+        """
+        staged = self._staged(req)
+        if staged.entries is not None:
+            data = wire.response_bytes(staged.rsp, staged.entries)
+            if len(data) <= self.max_response_bytes:
+                return data, True
+            rsp, cacheable = self.answer(req)  # rare: compose again, to its Fatal
+        else:
+            rsp, cacheable = staged.rsp, staged.cacheable
+            surface_fatal(rsp)
+            self.bound_fatal(rsp)
+        return bytes(rsp.SerializeToString(deterministic=True)), cacheable
+
+    def compose(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
         """Plan ``req`` and write the response; every failure is one Fatal result.
 
         Returns the response and whether it may be cached (not an internal failure).
-        A response over the send limit is a Fatal; without ``sized`` the caller,
-        which serialises the response anyway, measures it instead (``run_bytes``).
+        A response over the send limit is a Fatal naming what to reduce.
+        """
+        staged = self._staged(req)
+        if staged.entries is None or staged.plan is None:
+            return staged.rsp, staged.cacheable
+        merge(staged.rsp, staged.entries)
+        size = staged.rsp.ByteSize()
+        if size <= self.max_response_bytes:
+            return staged.rsp, True
+        kind, name = _identity(req)
+        self.log.info(
+            "response too large",
+            tag=bounded(req.meta.tag, 64),
+            kind=kind,
+            xr=name,
+            bytes=size,
+            limit=self.max_response_bytes,
+        )
+        rsp = response.to(req)
+        reason = too_large(staged.plan, staged.rsp, rsp.ByteSize(), self.max_response_bytes)
+        _fatal(rsp, f"cannot compose {kind} {name}: {reason}")
+        return rsp, True
+
+    def _staged(self, req: fnv1.RunFunctionRequest) -> _Staged:
+        """Plan ``req``: the response without the composed resources, and those as entries.
+
+        A failure is the response with its Fatal, without entries.
         """
         rsp = response.to(req)
         kind, name = _identity(req)
@@ -484,32 +578,73 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             count = len(exc.errors) if isinstance(exc, InvalidClaimError) else 1
             log.info("refused an invalid composite resource", errors=count)
             _fatal(rsp, f"{what}: {exc}")
-            return rsp, True
+            return _Staged(rsp, None, None, cacheable=True)
         except Exception as exc:  # the server must keep serving
             log.error("unexpected error while planning", error=type(exc).__name__)
             _fatal(rsp, f"{what}: internal error: {type(exc).__name__}")
-            return rsp, False
+            return _Staged(rsp, None, None, cacheable=False)
         staged = response.to(req)
         try:
-            write(plan, staged, announced=announced(req.observed.composite.resource, ADVISORIES))
+            entries = write(
+                plan, staged, announced=announced(req.observed.composite.resource, ADVISORIES)
+            )
             if kind == PLATFORM_KIND:
                 require_platforms(staged)
         except Exception as exc:  # keep earlier pipeline state intact
             log.error("unexpected error while writing the response", error=type(exc).__name__)
             _fatal(rsp, f"cannot write desired state for {name}: {type(exc).__name__}")
-            return rsp, False
-        size = staged.ByteSize() if sized else 0
-        if size > self.max_response_bytes:
-            log.info("response too large", bytes=size, limit=self.max_response_bytes)
-            _fatal(
-                rsp,
-                f"{what}: the response would be {size} bytes, more than the "
-                f"{self.max_response_bytes}-byte message limit; compose fewer clusters or "
-                "models per claim",
-            )
-            return rsp, True
+            return _Staged(rsp, None, None, cacheable=False)
         log.debug("composed", resources=len(plan.resources), ready=plan.composite_ready)
-        return staged, True
+        return _Staged(staged, entries, plan, cacheable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A planned answer: the response, the composed resources as map entries and the plan.
+
+    ``entries`` and ``plan`` are None when the response is a Fatal.
+    """
+
+    rsp: fnv1.RunFunctionResponse
+    entries: list[tuple[str, bytes]] | None
+    plan: Plan | None
+    cacheable: bool
+
+
+def _shown_kind(body: dict[str, Any]) -> str:
+    """A composed resource's kind; a provider-kubernetes Object's as ``Object/<manifest kind>``."""
+    kind = str(body.get("kind"))
+    manifest = (body.get("spec") or {}).get("forProvider", {}).get("manifest")
+    return f"{kind}/{manifest.get('kind')}" if kind == "Object" and manifest else kind
+
+
+def too_large(plan: Plan, staged: fnv1.RunFunctionResponse, passed: int, limit: int) -> str:
+    """Why an answer cannot be sent, and what to reduce: the kinds that take the most bytes.
+
+    ``passed`` is what the answer would carry without this function's output (the
+    desired state and context of earlier pipeline steps).
+    """
+    size = staged.ByteSize()
+    by_kind: dict[str, list[int]] = {}
+    for item in plan.resources:
+        count_bytes = by_kind.setdefault(_shown_kind(item.body), [0, 0])
+        count_bytes[0] += 1
+        count_bytes[1] += staged.desired.resources[item.key].ByteSize()
+    largest = sorted(by_kind.items(), key=lambda kv: (-kv[1][1], kv[0]))[:3]
+    shares = ", ".join(f"{count} {kind} ({total} bytes)" for kind, (count, total) in largest)
+    message = (
+        f"the response would be {size} bytes, more than the {limit}-byte message limit "
+        f"(Crossplane receives at most 4 MiB): {len(plan.resources)} composed resources, "
+        f"the largest shares: {shares}; {passed} bytes are passed through from earlier "
+        "pipeline steps; "
+    )
+    if passed * 2 > size:
+        return message + "reduce the desired state or context earlier pipeline steps pass on"
+    return message + (
+        "split the claim into claims of fewer clusters or models (each model on each "
+        "cluster composes a fleet, gateway objects and usages), or shorten cluster and "
+        "model names"
+    )
 
 
 def _fatal(rsp: fnv1.RunFunctionResponse, message: str) -> None:

@@ -45,5 +45,25 @@ def cli(
     server.run(runner, grace=shutdown_grace, **kwargs)
 
 
+def _message_limits(command: click.Command) -> None:
+    """The SDK's message-size options with this server's defaults (see ``function.server``).
+
+    Requests up to 32 MiB; answers up to Crossplane's 4 MiB, whatever the receive limit.
+    """
+    for param in command.params:
+        if param.name == "max_recv_message_size":
+            param.default = server.DEFAULT_MAX_RECV_MIB
+        elif param.name == "max_send_message_size" and isinstance(param, click.Option):
+            param.default = server.CROSSPLANE_MAX_RECV_MIB
+            param.show_default = True
+            param.help = (
+                "Maximum size of sent gRPC messages in MiB; Crossplane receives at most 4. "
+                "A larger answer is a Fatal result."
+            )
+
+
+_message_limits(cli)
+
+
 if __name__ == "__main__":
     cli()

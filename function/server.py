@@ -32,6 +32,16 @@ DEFAULT_GRACE_SECONDS = 20.0
 SWITCH_INTERVAL_SECONDS = 0.0005
 # After the grace, how long the calls given up on have to send their UNAVAILABLE.
 CUT_OFF_SECONDS = 2.0
+# Message limits, in MiB. Crossplane 2.1.4 dials functions with grpc-go's client
+# defaults (internal/xfn/function_runner.go sets no MaxCallRecvMsgSize or
+# MaxCallSendMsgSize): it receives at most 4 MiB and sends requests of any size.
+# A request carries the observed state of every composed resource (their status,
+# and each Object's manifest as it is in the cluster), so it outgrows the
+# response it asks for: the largest claim's steady-state request is 1.4 times its
+# response. Receiving is bounded at 32 MiB; sending at Crossplane's 4 MiB, so an
+# answer too large for Crossplane is a Fatal it can read, never a transport error.
+CROSSPLANE_MAX_RECV_MIB = 4
+DEFAULT_MAX_RECV_MIB = 32
 
 
 def _deterministic(message: Any) -> bytes:  # any protobuf message, or one serialised already
@@ -126,8 +136,12 @@ def run(  # the SDK's standard options
     max_send_message_size: int | None,
     grace: float = DEFAULT_GRACE_SECONDS,
 ) -> None:
-    """The SDK's ``cli.run``, serving through :func:`serve`."""
-    send = (max_send_message_size or max_recv_message_size) * 1024 * 1024
+    """The SDK's ``cli.run``, serving through :func:`serve`.
+
+    Unlike the SDK, the send limit does not follow the receive limit: it is
+    Crossplane's receive limit unless given.
+    """
+    send = (max_send_message_size or CROSSPLANE_MAX_RECV_MIB) * 1024 * 1024
     options = [
         ("grpc.max_receive_message_length", max_recv_message_size * 1024 * 1024),
         ("grpc.max_send_message_length", send),

@@ -106,12 +106,16 @@ def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _component_of(ctx: ClusterContext, key: str) -> str | None:
-    for kind in ("release", "object"):
-        prefix = f"{ctx.name}-{kind}-"
+def _component_of(prefixes: tuple[str, ...], key: str) -> str | None:
+    """The component a key names, after one of its cluster's ``_component_prefixes``."""
+    for prefix in prefixes:
         if key.startswith(prefix):
             return key.removeprefix(prefix)
     return None
+
+
+def _component_prefixes(ctx: ClusterContext) -> tuple[str, ...]:
+    return tuple(f"{ctx.name}-{kind}-" for kind in ("release", "object"))
 
 
 def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
@@ -160,8 +164,9 @@ def platform_status(  # noqa: PLR0917  # the plan's pieces, passed once
             entry["gateway"] = {"endpoint": gateway}
             gateways[ctx.name] = gateway
         components: dict[str, bool] = {}
+        prefixes = _component_prefixes(ctx)
         for key in sorted(mine):
-            name = _component_of(ctx, key)
+            name = _component_of(prefixes, key)
             if name is not None:
                 components[name] = ready.get(key, False)
                 stack_ready.append(components[name])

@@ -462,3 +462,31 @@ def test_the_issuer_must_be_https(issuer) -> None:
     gw = {"jwt": {"issuer": issuer, "jwksUri": "https://i/k"}}
     [got] = fatal({**xr_with()["spec"], "gateway": gw})
     assert got.startswith("spec.gateway.jwt.issuer"), got
+
+
+def test_the_gateway_memo_is_keyed_on_what_the_gateway_reads() -> None:
+    """A cluster's gateway is built once per context, gateway settings and upstreams.
+
+    What comes back from the memo is what a fresh build encodes, and a change of
+    any of the three (a team's quota, a model routed to) is a new build.
+    """
+    from function import codec
+    from tests.factories import context_of
+
+    raw = xr_with()["spec"]
+    spec = parse_platform(raw, FunctionInput())
+    ctx = context_of(raw, FunctionInput(), with_models=True)
+    ups = [gateway.Upstream("m", "llama3:8b", "ollama.ollama-m.svc.cluster.local", 11434)]
+    first = gateway.build(ctx, spec, ups)
+    assert first and all(item.encoded for item in first)
+    assert all(a is b for a, b in zip(gateway.build(ctx, spec, ups), first, strict=True))
+    fresh = gateway._build(ctx, spec.gateway, ups)
+    assert [i.encoded for i in first] == [codec.struct_bytes(i.body) for i in fresh]
+    teams = [t.model_copy(update={"quota": None}) for t in spec.gateway.teams]
+    no_quotas = spec.model_copy(
+        update={"gateway": spec.gateway.model_copy(update={"teams": teams})}
+    )
+    without = gateway.build(ctx, no_quotas, ups)
+    assert {i.key for i in without} < {i.key for i in first}  # no Redis, no quota policy
+    more = [*ups, gateway.Upstream("n", "qwen:7b", "ollama.ollama-n.svc.cluster.local", 11434)]
+    assert len(gateway.build(ctx, spec, more)) == len(first) + 2  # a Backend and AIServiceBackend

@@ -196,6 +196,16 @@ def test_response_too_large_to_send_is_a_fatal_and_not_cached() -> None:
     runner.limit_responses(10_000)
     [msg] = fatal(runner.run(request(xr, observed)))
     assert "more than the 10000-byte message limit" in msg
+    # what to reduce: the kinds that take the most bytes, and how
+    composed = FunctionRunner().run(request(xr, observed)).desired.resources
+    assert f": {len(composed)} composed resources, the largest shares: " in msg
+    releases = [r for r in composed.values() if r.resource["kind"] == "Release"]
+    assert f"{len(releases)} Release ({sum(r.ByteSize() for r in releases)} bytes)" in msg
+    assert msg.endswith(
+        "split the claim into claims of fewer clusters or models (each model on "
+        "each cluster composes a fleet, gateway objects and usages), or shorten "
+        "cluster and model names"
+    )
     assert len(runner.cache) == 1  # the small Fatal is cached, not the large response
     assert runner.cache.held_bytes < 10_000
     served = FunctionRunner()  # what the server sends: measured as it is serialised
@@ -222,7 +232,10 @@ def test_cache_is_bounded_in_bytes() -> None:
 @pytest.mark.parametrize(
     ("image", "path"),
     [
-        ("docker.io/ollama/ollama:latest", "input.spec.ollamaImage: docker.io/ollama/ollama:latest"),
+        (
+            "docker.io/ollama/ollama:latest",
+            "input.spec.ollamaImage: docker.io/ollama/ollama:latest",
+        ),
         ("ollama/ollama", "input.spec.ollamaImage: ollama/ollama is not pinned"),
         ("ollama/\x00ollama:1", "input.spec.ollamaImage: 'ollama/\\x00ollama:1' must match"),
     ],
@@ -454,3 +467,42 @@ def test_stack_memo_is_bounded_and_keyed_on_what_the_stack_reads(
     too_small = stack.StackMemo(entries=3, max_bytes=cost * 4 - 1)
     too_small.put((0,), items)  # more than a quarter of the budget: not kept
     assert len(too_small) == 0
+
+
+def test_parsed_claims_are_memoised_by_what_parsing_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kind, spec and input, serialised: a hit parses nothing; any change parses again."""
+    calls: list[object] = []
+    real = fn.parse_platform
+
+    def counting(spec: object, inputs: object) -> object:
+        calls.append(spec)
+        return real(spec, inputs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fn, "parse_platform", counting)
+    monkeypatch.setattr(fn, "_PARSED", fn.MemoLRU(entries=4, max_bytes=1 << 20))
+    xr, observed = final("aws")
+    runner = FunctionRunner(cache_size=0)
+    want = runner.run_bytes(request(xr, observed))
+    tagged = request(xr, observed)
+    tagged.meta.tag = "another call, other observed state"
+    del tagged.observed.resources[sorted(tagged.observed.resources)[-1]]
+    runner.run_bytes(tagged)
+    assert runner.run_bytes(request(xr, observed)) == want
+    assert len(calls) == 1  # parsed once
+    renamed = request(xr, observed)
+    renamed.observed.composite.resource["metadata"]["name"] = "other-x1"
+    assert runner.run_bytes(renamed) != want  # the name is read on every call
+    assert len(calls) == 1
+    changed = request(xr, observed)
+    changed.input.update({"spec": {"values": {"cilium": {"debug": {"enabled": True}}}}})
+    runner.run_bytes(changed)
+    respec = request(xr, observed)
+    respec.observed.composite.resource["spec"]["profile"] = "development"
+    runner.run_bytes(respec)
+    assert len(calls) == 3  # the input and the spec are read
+    bad = request(xr, observed)
+    bad.observed.composite.resource["spec"]["profile"] = "nonsense"
+    for _ in range(2):
+        assert fatal(runner.run(bad))
+    assert len(calls) == 5  # a refused claim is not kept
+    assert len(fn._PARSED) == 3

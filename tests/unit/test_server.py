@@ -21,7 +21,10 @@ from scripts.stage import walk
 from tests.toolchain import ROOT, free_port, wait_for_port
 from tests.unit.test_hardening import final
 
-OPTIONS = [("grpc.max_receive_message_length", 16 << 20)]
+# Crossplane's client limits: grpc-go's defaults (it receives 4 MiB, sends any size),
+# the same as gRPC Python's.
+OPTIONS: list[tuple[str, int]] = []
+MIB = 1 << 20
 
 
 def start(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -70,6 +73,63 @@ def test_too_deeply_nested_request_is_a_fatal_not_unknown() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def answer_once(req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
+    """``req`` answered by a server started with the defaults (fails on a gRPC error)."""
+    proc, port = start()
+    try:
+        rsp, _ = asyncio.run(call(port, req))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert isinstance(rsp, fnv1.RunFunctionResponse), rsp
+    return rsp
+
+
+def test_a_request_larger_than_crossplanes_answer_limit_is_answered() -> None:
+    """Crossplane sends requests of any size; its observed state outgrows the answer.
+
+    The largest claim's steady-state request was 5.5 MB against a 3.8 MB answer,
+    and the server refused it (RESOURCE_EXHAUSTED) while receiving at most 4 MiB.
+    """
+    xr, observed = final("existing")
+    req = request(xr, observed)
+    key = sorted(req.observed.resources)[0]
+    padded = req.observed.resources[key].resource
+    padded["metadata"]["annotations"] = {"example.com/padding": "x" * (5 * MIB)}
+    assert req.ByteSize() > 5 * MIB
+    rsp = answer_once(req)
+    assert not [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert key in rsp.desired.resources
+
+
+def test_an_answer_too_large_for_crossplane_is_a_fatal_it_can_receive() -> None:
+    """The send limit is Crossplane's 4 MiB receive limit, not the (larger) receive limit.
+
+    Earlier pipeline steps' desired state (passed through) makes the answer 5 MiB.
+    """
+    xr, observed = final("existing")
+    req = request(xr, observed)
+    req.desired.composite.resource.update({"status": {"padding": "x" * (5 * MIB)}})
+    rsp = answer_once(req)
+    [fatal] = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert f"more than the {4 * MIB}-byte message limit" in fatal
+    assert "reduce the desired state or context earlier pipeline steps pass on" in fatal
+    assert rsp.ByteSize() <= 4 * MIB
+
+
+def test_the_largest_claim_the_xrd_admits_gets_an_answer_crossplane_can_receive() -> None:
+    """16 clusters x 32 models at steady state: composed, and within Crossplane's 4 MiB."""
+    from bench.bench import largest_xr
+
+    xr = largest_xr()
+    runner = fn.FunctionRunner(cache_size=0)
+    answer = runner.run_bytes(request(xr, walk(xr)[-1]))
+    rsp = fnv1.RunFunctionResponse.FromString(answer)
+    assert not [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    assert len(rsp.desired.resources) > 3000
+    assert len(answer) <= 4 * MIB
 
 
 @pytest.fixture(scope="module")

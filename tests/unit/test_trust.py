@@ -85,7 +85,7 @@ def test_observed_summaries_are_memoised_within_their_budget() -> None:
 
     from function import codec
 
-    memo = codec.SummaryLRU(entries=3, max_bytes=400)
+    memo = codec.MemoLRU(entries=3, max_bytes=400)
     bodies = [struct_pb2.Struct() for _ in range(5)]
     for i, body in enumerate(bodies):
         body.update({"kind": "Bucket", "metadata": {"name": f"b{i}"}, "status": {"conditions": []}})
@@ -94,7 +94,7 @@ def test_observed_summaries_are_memoised_within_their_budget() -> None:
     assert memo.bytes <= 400
     assert memo.get(bodies[0].SerializeToString(deterministic=True)) is None  # oldest out
     assert memo.get(bodies[4].SerializeToString(deterministic=True)) == codec.observed_summary(bodies[4])
-    small = codec.SummaryLRU(entries=100, max_bytes=200)
+    small = codec.MemoLRU(entries=100, max_bytes=200)
     for body in bodies:
         small.put(body.SerializeToString(deterministic=True), {})
     assert small.bytes <= 200  # bounded in bytes
