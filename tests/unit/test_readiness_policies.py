@@ -13,8 +13,8 @@ ready on creation (``SuccessfulCreate``).
 
 ``AUDIT`` holds the decision and its evidence (repository, tag, file and function)
 for every kind; ``test_every_composed_kind_is_audited`` enumerates every Object
-the function composes for every example (the platforms' final stages, each nested
-XOllamaFleet walked to its ready state, the fleet example) and every golden
+the function composes for every example (rendered now from each example's final
+stage, each nested XOllamaFleet walked to its ready state) and every golden
 render, and fails on a kind the table lacks or a policy the table does not name.
 The end-to-end suite (``tests/e2e/test_5_real.py::test_real_every_object_ready``)
 then requires every Object of the claims applied for real to turn Ready, the
@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 from function.stack import observability
-from scripts.render import load_docs
+from scripts.render import desired, load_docs, observed_map, request, run
 from scripts.stage import walk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,8 +229,11 @@ def composed_objects() -> tuple[tuple[str, dict[str, Any]], ...]:
     """(where, Object) for every Object of every example and every golden render."""
     out: list[tuple[str, dict[str, Any]]] = []
     for folder in EXAMPLES:
+        # Rendered now from the committed final stage, so a change to a builder shows here
+        # before the goldens and stages are regenerated.
+        xr = load_docs(folder / "xr.yaml")[0]
         final = sorted(folder.glob("observed-*.yaml"))[-1]
-        stage = {str(i): d for i, d in enumerate(load_docs(final)) if d}
+        stage = desired(run(request(xr, observed_map(load_docs(final)))))
         out += [(folder.name, obj) for obj in _objects_of(stage)]
         for body in stage.values():
             if body["kind"] == "XOllamaFleet":
