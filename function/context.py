@@ -22,6 +22,7 @@ from function.models.common import (
     Policies,
     Profile,
     Serving,
+    StackDeletionPolicy,
 )
 from function.models.input import FunctionInput
 from function.models.platform import ClusterSpec, Components, ModelSpec, PlatformSpec
@@ -226,6 +227,11 @@ class ClusterContext:
     def distribution(self) -> Distribution:
         """The Kubernetes distribution of an existing cluster (generic for cloud clusters)."""
         return self.spec.distribution or Distribution.GENERIC
+
+    @property
+    def uninstalls(self) -> bool:
+        """Whether deleting the claim uninstalls the stack (``stackDeletionPolicy: Delete``)."""
+        return self.spec.stack_deletion_policy is StackDeletionPolicy.DELETE
 
     def storage_class(self) -> str:
         """The StorageClass of the volumes the platform claims on this cluster.

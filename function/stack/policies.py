@@ -170,7 +170,21 @@ def kyverno_values(ctx: ClusterContext) -> dict[str, Any]:
 
 
 def build(ctx: ClusterContext) -> list[Composed]:
-    """Kyverno and its ClusterPolicies on one cluster ([] for policies ``none``)."""
+    """Kyverno and its ClusterPolicies on one cluster ([] for policies ``none``).
+
+    Kyverno is installed with helm's wait, except when the claim uninstalls the
+    stack (``stackDeletionPolicy: Delete``): helm then also waits, on uninstall,
+    for every deleted object to be gone, and the chart's aggregated ClusterRoles
+    (``kyverno:admission-controller`` and three more) come back while it waits.
+    kube-controller-manager's clusterrole-aggregation controller (v1.34
+    ``pkg/controller/clusterroleaggregation``, ``applyClusterRoles``) writes an
+    aggregated role's rules by server-side apply, which creates the role anew
+    when helm has just deleted it and the controller's cache still holds it (the
+    roles it aggregates go in the same uninstall). Seen for real: the Release
+    stayed Deleting for its whole ``waitTimeout``. Readiness does not rest on the
+    wait: the ClusterPolicies wait for the Release and are Ready only once
+    Kyverno's admission controller serves them.
+    """
     policies = ctx.components.policies
     if policies is Policies.NONE:
         return []
@@ -181,7 +195,7 @@ def build(ctx: ClusterContext) -> list[Composed]:
         chart="kyverno",
         namespace=KYVERNO_NAMESPACE,
         values=kyverno_values(ctx),
-        wait=True,
+        wait=not ctx.uninstalls,
     )
     after = (Gate(wrap.release_key(ctx.name, "kyverno"), Need.READY),)
     return [

@@ -44,7 +44,6 @@ from function.models.common import (
     ObjectStorage,
     Observability,
     Profile,
-    StackDeletionPolicy,
 )
 from function.stack.gpu import gpu_tolerations, taint_toleration_setting
 
@@ -306,14 +305,9 @@ def longhorn_values(ctx: ClusterContext) -> dict[str, Any]:
         "defaultSettings": {
             "defaultReplicaCount": replicas,
             "taintToleration": taint_toleration_setting(ctx),
-            **({"deletingConfirmationFlag": True} if _uninstalls(ctx) else {}),
+            **({"deletingConfirmationFlag": True} if ctx.uninstalls else {}),
         },
     }
-
-
-def _uninstalls(ctx: ClusterContext) -> bool:
-    """Tell whether the claim removes the stack with itself (``stackDeletionPolicy: Delete``)."""
-    return ctx.spec.stack_deletion_policy is StackDeletionPolicy.DELETE
 
 
 def _longhorn(ctx: ClusterContext) -> list[Composed]:

@@ -35,7 +35,7 @@ import tarfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -117,9 +117,11 @@ TRANSIENT = frozenset({404, 409, 429, 500, 503, 504})
 STAND_INS: dict[str, str] = {
     "Service (LoadBalancer)": "status.loadBalancer.ingress, an address from 192.0.2.0/24 (the cloud's "
     "load balancer controller; helm's wait needs it)",
-    "StorageClass": "longhorn, from the ConfigMap longhorn-storageclass (Longhorn's manager creates it)",
+    "StorageClass": "longhorn, from the ConfigMap longhorn-storageclass (Longhorn's manager creates it), "
+    "deleted once that ConfigMap is gone (the uninstall job's longhorn-manager v1.12.1 "
+    "controller/uninstall_controller.go deleteStorageClass)",
     "PersistentVolumeClaim": "a bound PersistentVolume per claim of a StorageClass whose "
-    "provisioner nothing runs (the CSI driver's part)",
+    "provisioner nothing runs, deleted once Released under the Delete reclaim policy (the CSI driver's part)",
     "APIService": "for each aggregated API (KEDA's external.metrics.k8s.io): a server on its Service's "
     "ClusterIP (on lo) answering discovery with no resources, its CA in the APIService's caBundle "
     "(what KEDA's metrics server and operator do); without it the namespace controller cannot "
@@ -128,9 +130,13 @@ STAND_INS: dict[str, str] = {
     "ClusterIP allowing every review unchanged, its CA in the caBundle (the operator's webhook server)",
     "ScaledObject": "Ready=True (KEDA's operator)",
     "ClusterPolicy": "Ready=True (Kyverno's admission controller)",
-    "Grafana": "Ready=True, stage complete (grafana-operator)",
-    "GrafanaDashboard": "Ready=True (grafana-operator)",
-    "GrafanaDatasource": "Ready=True (grafana-operator)",
+    "OpenTelemetryCollector": "Ready=True, reason Reconciled (opentelemetry-operator v0.158.0 "
+    "internal/status/collector/handle.go HandleReconcileStatus)",
+    "Grafana": "stage complete, stageStatus success, GrafanaReady=True (what grafana-operator v5.24.0 "
+    "writes: controllers/grafana_controller.go)",
+    "GrafanaDashboard": "DashboardSynchronized=True, reason ApplySuccessful (grafana-operator v5.24.0 "
+    "controllers/controller_shared.go buildSynchronizedCondition)",
+    "GrafanaDatasource": "DatasourceSynchronized=True, reason ApplySuccessful (grafana-operator v5.24.0)",
 }
 # The (group, plural) each status stand-in writes, with its status.
 _STATUS_STAND_INS: dict[tuple[str, str], dict[str, Any]] = {
@@ -139,16 +145,19 @@ _STATUS_STAND_INS: dict[tuple[str, str], dict[str, Any]] = {
         "ready": True,
         "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}],
     },
+    ("opentelemetry.io", "opentelemetrycollectors"): {
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled"}]
+    },
     ("grafana.integreatly.org", "grafanas"): {
         "stage": "complete",
         "stageStatus": "success",
-        "conditions": [{"type": "Ready", "status": "True", "reason": "StandIn"}],
+        "conditions": [{"type": "GrafanaReady", "status": "True", "reason": "GrafanaReady"}],
     },
     ("grafana.integreatly.org", "grafanadashboards"): {
-        "conditions": [{"type": "Ready", "status": "True", "reason": "StandIn"}]
+        "conditions": [{"type": "DashboardSynchronized", "status": "True", "reason": "ApplySuccessful"}]
     },
     ("grafana.integreatly.org", "grafanadatasources"): {
-        "conditions": [{"type": "Ready", "status": "True", "reason": "StandIn"}]
+        "conditions": [{"type": "DatasourceSynchronized", "status": "True", "reason": "ApplySuccessful"}]
     },
 }
 
@@ -421,6 +430,8 @@ class Workload:
     timings: dict[str, float] = field(default_factory=dict)
     stand_in_errors: list[str] = field(default_factory=list)
     stand_in_writes: dict[str, int] = field(default_factory=dict)
+    # What the cluster held before any claim touched it (``inventory``).
+    baseline: set[tuple[str, str, str, str]] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _served: dict[tuple[str, str, int], _StandInServer] = field(default_factory=dict)
     _ca: tuple[x509.Certificate, Any] | None = None
@@ -449,6 +460,8 @@ class Workload:
             ),
         )
         threading.Thread(target=self._stand_ins, name=f"{self.name}-stand-ins", daemon=True).start()
+        assert self.kube is not None
+        self.baseline = inventory(self.kube)
         self.timings["workload bring-up"] = round(time.monotonic() - t0, 1)
 
     def tear_down(self) -> None:
@@ -600,6 +613,7 @@ class Workload:
                 self._storage_classes()
                 self._load_balancers()
                 self._volumes()
+                self._released_volumes()
                 self._statuses()
             except ApiError as exc:
                 if exc.status not in TRANSIENT:
@@ -694,9 +708,16 @@ class Workload:
         """Longhorn's manager: the StorageClass its chart leaves in a ConfigMap."""
         assert self.kube is not None
         kube = self.kube
-        for cm in kube.list(CONFIG_MAP, selector="app.kubernetes.io/name=longhorn"):
-            if cm["metadata"]["name"] != "longhorn-storageclass":
-                continue
+        configs = [
+            cm
+            for cm in kube.list(CONFIG_MAP, selector="app.kubernetes.io/name=longhorn")
+            if cm["metadata"]["name"] == "longhorn-storageclass"
+        ]
+        if not configs:  # uninstalled: Longhorn's uninstall job deletes its class
+            for sc in kube.list(STORAGE_CLASS, selector="e2e.openhands.ai/stand-in=longhorn-manager"):
+                kube.delete(STORAGE_CLASS, sc["metadata"]["name"])
+                self._count("StorageClass deleted")
+        for cm in configs:
             sc = yaml.safe_load(cm["data"]["storageclass.yaml"])
             if kube.get(STORAGE_CLASS, sc["metadata"]["name"]) is None:
                 sc["metadata"].setdefault("labels", {})["e2e.openhands.ai/stand-in"] = "longhorn-manager"
@@ -740,6 +761,16 @@ class Workload:
                 if exc.status != 409:
                     raise
 
+    def _released_volumes(self) -> None:
+        """The CSI driver's part on deletion: a stand-in volume released under ``Delete`` goes."""
+        assert self.kube is not None
+        kube = self.kube
+        for pv in kube.list(PV, selector="e2e.openhands.ai/stand-in=csi"):
+            released = (pv.get("status") or {}).get("phase") == "Released"
+            if released and pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
+                kube.delete(PV, pv["metadata"]["name"])
+                self._count("PersistentVolume deleted")
+
     def _statuses(self) -> None:
         """Operators' status writes, for the kinds in ``_STATUS_STAND_INS`` whose CRDs exist."""
         assert self.kube is not None
@@ -753,7 +784,7 @@ class Workload:
             kind = Kind(group, version, plural, crd["spec"]["scope"] == "Namespaced")
             for obj in kube.list(kind):
                 have = {c.get("type"): c.get("status") for c in (obj.get("status") or {}).get("conditions") or []}
-                if have.get("Ready") == "True":
+                if all(have.get(c["type"]) == "True" for c in status["conditions"]):
                     continue
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 body = dict(status)
@@ -835,3 +866,66 @@ class _StandInHandler(http.server.BaseHTTPRequestHandler):
 
 def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
+
+
+# What ``inventory`` leaves out: kinds the API server and its controllers write
+# for anything (events, leases, endpoints derived from Services), whose presence
+# says nothing about what an install or uninstall left behind.
+_NOT_INVENTORIED = frozenset(
+    {
+        ("", "Event"),
+        ("events.k8s.io", "Event"),
+        ("coordination.k8s.io", "Lease"),
+        ("", "Endpoints"),
+        ("discovery.k8s.io", "EndpointSlice"),
+        ("", "ComponentStatus"),
+    }
+)
+
+
+def _listed(kube: Kube) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(group, kind, object) for every object ``kube`` lists, by discovery.
+
+    Each API group at its preferred version (one version per group, so no object
+    is counted twice), every resource that can be listed, subresources and the
+    kinds in ``_NOT_INVENTORIED`` left out.
+    """
+    versions = [f"/api/{v}" for v in kube.request("GET", "/api")["versions"]]
+    versions += [f"/apis/{g['preferredVersion']['groupVersion']}" for g in kube.request("GET", "/apis")["groups"]]
+    for base in versions:
+        group = base.split("/")[2] if base.startswith("/apis/") else ""
+        try:
+            resources = kube.request("GET", base)["resources"]
+        except ApiError as exc:
+            if exc.status in TRANSIENT:  # an aggregated API whose server is gone
+                continue
+            raise
+        for res in resources:
+            if "/" in res["name"] or "list" not in res.get("verbs", ()) or (group, res["kind"]) in _NOT_INVENTORIED:
+                continue
+            try:
+                items = kube.request("GET", f"{base}/{res['name']}")["items"]
+            except ApiError as exc:
+                if exc.status in TRANSIENT:
+                    continue
+                raise
+            for item in items:
+                yield group, res["kind"], item
+
+
+def inventory(kube: Kube) -> set[tuple[str, str, str, str]]:
+    """Every object ``kube`` lists, as (group, kind, namespace, name)."""
+    return {
+        (group, kind, item["metadata"].get("namespace", ""), item["metadata"]["name"])
+        for group, kind, item in _listed(kube)
+    }
+
+
+def terminating(kube: Kube) -> list[str]:
+    """Every object being deleted, with its finalizers: what a stuck deletion waits on."""
+    return sorted(
+        f"{kind}.{group} {item['metadata'].get('namespace', '')}/{item['metadata']['name']} "
+        f"finalizers={item['metadata'].get('finalizers')}"
+        for group, kind, item in _listed(kube)
+        if item["metadata"].get("deletionTimestamp")
+    )

@@ -309,6 +309,20 @@ def test_unchanged_claims_keep_their_objects(aws_walk) -> None:
 # --------------------------------------------------------------------------- charts' own guards
 
 
+def _releases_of(case: str, policy: str, component: str) -> list[dict[str, Any]]:
+    """The Releases of ``component`` in ``case``'s ready state with every cluster's stackDeletionPolicy ``policy``."""
+    xr = xr_of(case)
+    for cluster in xr["spec"]["clusters"]:
+        cluster["stackDeletionPolicy"] = policy
+    releases = [
+        body
+        for body in desired(run(request(xr, walk(xr)[-1]))).values()
+        if body["kind"] == "Release" and body["metadata"]["annotations"][naming.EXTERNAL_NAME] == component
+    ]
+    assert releases
+    return releases
+
+
 @pytest.mark.parametrize("policy", ["Delete", "Orphan"])
 def test_longhorn_uninstall_is_confirmed_only_when_the_claim_removes_the_stack(policy: str) -> None:
     """Longhorn's pre-delete hook refuses to run unless deletingConfirmationFlag is true.
@@ -316,17 +330,7 @@ def test_longhorn_uninstall_is_confirmed_only_when_the_claim_removes_the_stack(p
     Without it a Release deleted with ``stackDeletionPolicy: Delete`` never
     finishes; with ``Orphan`` the guard stays, against an uninstall by hand.
     """
-    xr = xr_of("development")
-    for cluster in xr["spec"]["clusters"]:
-        cluster["stackDeletionPolicy"] = policy
-    final = walk(xr)[-1]
-    releases = [
-        body
-        for body in desired(run(request(xr, final))).values()
-        if body["kind"] == "Release"
-        and body["metadata"]["annotations"][naming.EXTERNAL_NAME] == "longhorn"
-    ]
-    assert releases
+    releases = _releases_of("development", policy, "longhorn")
     for release in releases:
         settings = release["spec"]["forProvider"]["values"]["defaultSettings"]
         if policy == "Delete":
@@ -334,3 +338,21 @@ def test_longhorn_uninstall_is_confirmed_only_when_the_claim_removes_the_stack(p
             assert "Delete" in release["spec"]["managementPolicies"]
         else:
             assert "deletingConfirmationFlag" not in settings
+
+
+@pytest.mark.parametrize("policy", ["Delete", "Orphan"])
+def test_kyverno_uninstall_does_not_wait_for_roles_that_come_back(policy: str) -> None:
+    """With ``stackDeletionPolicy: Delete`` Kyverno is installed without helm's wait.
+
+    helm's wait applies to the uninstall too, and there it waits for the chart's
+    aggregated ClusterRoles, which kube-controller-manager's aggregation controller
+    re-creates (server-side apply) while helm deletes them: the Release stayed
+    Deleting for its whole waitTimeout on a real cluster. Retained, the wait stays.
+    """
+    releases = _releases_of("development", policy, "kyverno")
+    for release in releases:
+        if policy == "Delete":
+            assert "wait" not in release["spec"]["forProvider"]
+            assert "Delete" in release["spec"]["managementPolicies"]
+        else:
+            assert release["spec"]["forProvider"]["wait"] is True
