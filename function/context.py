@@ -201,6 +201,8 @@ class ClusterContext:
     one there is no GPU operator, and the pool's default minimum is zero.
     ``models`` are the names of the models served on the cluster (the cloud
     identity chains name each model's namespace and ServiceAccount).
+    ``gateway`` says whether the cluster runs the model gateway (its Envoy Gateway
+    Release then owns the Gateway API CRDs, which the mesh must not install too).
     """
 
     platform: PlatformContext
@@ -212,6 +214,7 @@ class ClusterContext:
     public_sources: tuple[str, ...] = ()
     gpu_models: bool = True
     models: tuple[str, ...] = ()
+    gateway: bool = False
 
     @property
     def name(self) -> str:
@@ -293,6 +296,7 @@ class ClusterContext:
             self.public_sources,
             self.gpu_models,
             self.models,
+            self.gateway,
             self.storage_class(),
             self.osd_storage_class(),
         )

@@ -333,6 +333,7 @@ def plan_platform(
         claim_namespace=xr.claim_namespace,
     )
     contexts = [_cluster_context(platform, spec, c, observed) for c in spec.clusters]
+    contexts = [replace(ctx, gateway=gateway.enabled(spec, ctx)) for ctx in contexts]
     candidates: list[Composed] = []
     owned: dict[str, list[str]] = {}
     for ctx in contexts:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the pinned binaries the end-to-end tests run, into a cache outside git.
 #
-#   scripts/e2e-build.sh [kube|scheduler|crossplane|registry|etcd|providers|provider-helm|provider-kubernetes|kwok|all] ...
+#   scripts/e2e-build.sh [kube|scheduler|crossplane|registry|etcd|providers|provider-helm|provider-kubernetes|kwok|gateway|envoy-gateway|ai-gateway|all] ...
 #
 # Each binary is keyed by its version (`<name>-<version>` in $BIN_DIR), built
 # once under its own lock (two callers wait for one build) and written through
@@ -29,6 +29,11 @@
 #               module is not served either, so a stub of the few names they use
 #               is generated here (under the cache dir) and `replace`d in
 #   kwok        kwok (fake kubelets for the workload cluster's nodes)
+#   gateway     the model gateway's controllers: Envoy Gateway (`cmd/envoy-gateway`
+#               from github.com/envoyproxy/gateway, module proxy; its go.mod has no
+#               replace directives, so it builds inside its own module like kwok)
+#               and the AI Gateway controller (`./cmd/controller` from its release
+#               source in ../shared/sources: the module proxy does not serve it)
 #
 # `all` builds everything, two lanes side by side (the Go build is the
 # bottleneck on two cores; the lanes overlap downloads with compiling), and
@@ -42,8 +47,12 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.4}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 PROVIDER_HELM_VERSION="${PROVIDER_HELM_VERSION:-v1.4.0}"
 PROVIDER_KUBERNETES_VERSION="${PROVIDER_KUBERNETES_VERSION:-v1.3.1}"
+ENVOY_GATEWAY_VERSION="${ENVOY_GATEWAY_VERSION:-v1.8.1}"
+AI_GATEWAY_VERSION="${AI_GATEWAY_VERSION:-v1.1.0}"
+AI_GATEWAY_COMMIT="${AI_GATEWAY_COMMIT:-c217da8a}"   # the tag's commit (its version string)
 SHARED_DIR="${FOP_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}"
 PROVIDER_HELM_SRC="${PROVIDER_HELM_SRC:-$SHARED_DIR/sources/provider-helm-$PROVIDER_HELM_VERSION}"
+AI_GATEWAY_SRC="${AI_GATEWAY_SRC:-$SHARED_DIR/sources/ai-gateway-$AI_GATEWAY_VERSION}"
 CACHE_DIR="${FOP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/function-ollama-platform}"
 BIN_DIR="$CACHE_DIR/bin"
 WORK_DIR="$CACHE_DIR/e2e-build"
@@ -277,6 +286,41 @@ build_kwok() {
   mv "$bin.tmp" "$bin"
 }
 
+# build_copy SRC WORK BIN PKG LDFLAGS: build PKG of the module at SRC inside a
+# writable copy of it (WORK/src), with its own go.mod and go.sum, into BIN.
+build_copy() {
+  local src="$1" work="$2" bin="$3" pkg="$4" ldflags="$5"
+  [ -f "$src/go.mod" ] || { echo "no module source at $src" >&2; exit 1; }
+  rm -rf "$work" && mkdir -p "$work"
+  cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
+  cd "$work/src"
+  go build -trimpath -ldflags "-s -w $ldflags" -o "$bin.tmp" "$pkg" >&2
+  mv "$bin.tmp" "$bin"
+}
+
+# Envoy Gateway's controller (it also runs the infrastructure it manages as
+# Deployments of Envoy proxies, which kwok "runs" in the tests).
+build_envoy_gateway() {
+  local bin="$BIN_DIR/envoy-gateway-$ENVOY_GATEWAY_VERSION"
+  if [ -x "$bin" ]; then return; fi
+  need_go "Envoy Gateway"
+  mkdir -p "$WORK_DIR" && cd "$WORK_DIR"
+  build_copy "$(module_dir "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION")" \
+    "$WORK_DIR/envoy-gateway-$ENVOY_GATEWAY_VERSION" "$bin" ./cmd/envoy-gateway \
+    "-X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=$ENVOY_GATEWAY_VERSION"
+}
+
+# The AI Gateway controller (AIGatewayRoute -> HTTPRoute, Envoy Gateway's
+# extension server, the proxies' mutating webhook). Its version string is
+# "<tag>-<commits since>-g<sha>" (git describe), as its release build sets it.
+build_ai_gateway() {
+  local bin="$BIN_DIR/ai-gateway-controller-$AI_GATEWAY_VERSION"
+  if [ -x "$bin" ]; then return; fi
+  need_go "the AI Gateway controller"
+  build_copy "$AI_GATEWAY_SRC" "$WORK_DIR/ai-gateway-$AI_GATEWAY_VERSION" "$bin" ./cmd/controller \
+    "-X github.com/envoyproxy/ai-gateway/internal/version.version=$AI_GATEWAY_VERSION-0-g$AI_GATEWAY_COMMIT"
+}
+
 crossplane_all() { build_crossplane; copy_crossplane_dirs; }
 
 # timed NAME CMD...: run CMD, and say how long it took when it built something.
@@ -311,6 +355,11 @@ one() {
           echo "provider-kubernetes-crds=$BIN_DIR/provider-kubernetes-crds-$PROVIDER_KUBERNETES_VERSION" ;;
     kwok) (locked "kwok-$KWOK_VERSION" timed kwok build_kwok)
           echo "kwok=$BIN_DIR/kwok-$KWOK_VERSION" ;;
+    gateway) one envoy-gateway; one ai-gateway ;;
+    envoy-gateway) (locked "envoy-gateway-$ENVOY_GATEWAY_VERSION" timed envoy-gateway build_envoy_gateway)
+          echo "envoy-gateway=$BIN_DIR/envoy-gateway-$ENVOY_GATEWAY_VERSION" ;;
+    ai-gateway) (locked "ai-gateway-$AI_GATEWAY_VERSION" timed ai-gateway build_ai_gateway)
+          echo "ai-gateway-controller=$BIN_DIR/ai-gateway-controller-$AI_GATEWAY_VERSION" ;;
     *) echo "unknown target: $1" >&2; exit 2 ;;
   esac
 }
@@ -319,10 +368,11 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 if [ "${targets[0]}" = all ]; then
   # Two lanes of about equal length cold (the Kubernetes binaries, the long
-  # pole, and provider-kubernetes in one; the rest in the other); each build is
+  # pole, provider-kubernetes and the AI Gateway controller in one; the rest, Envoy
+  # Gateway last, in the other); each build is
   # locked, so a concurrent caller waits for it.
-  ( one kube; one scheduler; one provider-kubernetes ) & lane=$!
-  for t in etcd registry crossplane kwok provider-helm; do one "$t"; done
+  ( one kube; one scheduler; one provider-kubernetes; one ai-gateway ) & lane=$!
+  for t in etcd registry crossplane kwok provider-helm envoy-gateway; do one "$t"; done
   wait "$lane"
   exit 0
 fi

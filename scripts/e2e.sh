@@ -22,14 +22,14 @@ unavailable() {
 command -v unshare >/dev/null || unavailable "unshare (util-linux) is missing"
 command -v ip >/dev/null || unavailable "ip (iproute2) is missing"
 command -v go >/dev/null || [ -n "$(ls "${FOP_CACHE_DIR:-$HOME/.cache/function-ollama-platform}/bin"/kube-apiserver-* 2>/dev/null)" ] \
-  || unavailable "go is needed to build kube-apiserver, Crossplane core, the registry, kwok and the providers"
+  || unavailable "go is needed to build kube-apiserver, Crossplane core, the registry, kwok, the providers and the gateway controllers"
 
 start=$(date +%s)
 # kube-apiserver is the long pole: build it beside the rest (each build is
 # locked and cached, so a second run finds everything and returns at once).
-./scripts/e2e-build.sh kube scheduler provider-kubernetes >/dev/null & kube=$!
+./scripts/e2e-build.sh kube scheduler provider-kubernetes ai-gateway >/dev/null & kube=$!
 ./scripts/install-crossplane.sh >/dev/null
-./scripts/e2e-build.sh etcd registry crossplane kwok provider-helm >/dev/null
+./scripts/e2e-build.sh etcd registry crossplane kwok provider-helm envoy-gateway >/dev/null
 wait "$kube"
 echo "e2e: tools ready in $(( $(date +%s) - start ))s" >&2
 

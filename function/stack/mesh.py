@@ -24,8 +24,11 @@ already encrypts mesh-to-mesh traffic.
 Linkerd
 -------
 The edge ``linkerd-crds`` and ``linkerd-control-plane`` charts. ``linkerd-crds``
-also installs the Gateway API route CRDs the policy controller needs; clusters
-that already have them from another installer must remove that value.
+also installs the Gateway API route CRDs the policy controller needs, except
+where the model gateway runs: its ``envoy-gateway`` Release installs every Gateway
+API CRD (Helm refuses to adopt a CRD another release or installer made, so both
+cannot), and the control plane then waits for that Release. Clusters that already
+have them from another installer must remove that value.
 
 Linkerd's identity needs a trust anchor and an issuer certificate. The function
 never generates key material: the control plane reads them from a Secret on the
@@ -81,6 +84,8 @@ PROXY_RESOURCES = {
 }
 
 LINKERD_NAMESPACE = "linkerd"
+# The model gateway's Envoy Gateway Release (gateway.py), which brings the Gateway API CRDs.
+GATEWAY_API_RELEASE = "envoy-gateway"
 LINKERD_IDENTITY_SECRET = "linkerd-identity-issuer-values"  # noqa: S105  # a Secret's name
 LINKERD_IDENTITY_SECRET_NAMESPACE = "crossplane-system"  # noqa: S105  # a namespace
 LINKERD_IDENTITY_SECRET_KEY = "values.yaml"  # noqa: S105  # a key name
@@ -223,9 +228,12 @@ def _linkerd(ctx: ClusterContext) -> list[Composed]:
         "linkerd-crds",
         chart="linkerd-crds",
         namespace=LINKERD_NAMESPACE,
-        values={"installGatewayAPI": True},
+        values={"installGatewayAPI": not ctx.gateway},
         wait=True,
     )
+    after = [_ready(ctx, "linkerd-crds")]
+    if ctx.gateway:  # the Gateway API CRDs come with Envoy Gateway
+        after.append(_ready(ctx, GATEWAY_API_RELEASE))
     control_plane = wrap.release(
         ctx,
         "linkerd-control-plane",
@@ -234,7 +242,7 @@ def _linkerd(ctx: ClusterContext) -> list[Composed]:
         values=linkerd_control_plane_values(ctx),
         values_from=(linkerd_identity_source(),),
         wait=True,
-        after=(_ready(ctx, "linkerd-crds"),),
+        after=tuple(after),
     )
     return [crds, control_plane]
 

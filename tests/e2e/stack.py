@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CRDS = Path(os.environ.get("OLLAMA_PLATFORM_CRDS", ROOT.parent / "shared" / "crds"))
 PROVIDER_CRD_DIRS = ("aws", "gcp", "azure", "helm", "kubernetes")
 # What scripts/e2e-build.sh builds for the suite (the workload cluster's
-# scheduler, kwok and the real in-cluster providers included).
-BUILD_TARGETS = ("etcd", "registry", "crossplane", "kube", "scheduler", "kwok", "providers")
+# scheduler, kwok, the real in-cluster providers and the model gateway's controllers).
+BUILD_TARGETS = ("etcd", "registry", "crossplane", "kube", "scheduler", "kwok", "providers", "gateway")
 API_PORT = 6443
 REGISTRY_PORT = 5000
 FUNCTION_PORT = 9553

@@ -490,3 +490,37 @@ def test_the_gateway_memo_is_keyed_on_what_the_gateway_reads() -> None:
     assert {i.key for i in without} < {i.key for i in first}  # no Redis, no quota policy
     more = [*ups, gateway.Upstream("n", "qwen:7b", "ollama.ollama-n.svc.cluster.local", 11434)]
     assert len(gateway.build(ctx, spec, more)) == len(first) + 2  # a Backend and AIServiceBackend
+
+
+CHARTS = ROOT.parent / "shared" / "charts"
+LINKERD_ROUTE_CRDS = ("grpcroutes", "httproutes")  # linkerd-crds' installGatewayAPI templates
+
+
+@pytest.mark.parametrize("gateway_on", [True, False])
+def test_linkerd_leaves_the_gateway_api_crds_to_envoy_gateway(gateway_on: bool) -> None:
+    """Found by the real e2e: both charts install Gateway API route CRDs and Helm adopts none.
+
+    With Linkerd (development profile) and the gateway, linkerd-crds failed with
+    "CustomResourceDefinition grpcroutes.gateway.networking.k8s.io exists and cannot
+    be imported into the current release". The gateway's Release now owns them and
+    Linkerd's control plane (whose policy controller reads them) waits for it.
+    """
+    gateway_crds = (CHARTS / "gateway-helm-v1.8.1" / "charts" / "crds" / "crds" / "gatewayapi-crds.yaml").read_text()
+    for plural in LINKERD_ROUTE_CRDS:
+        assert f"name: {plural}.gateway.networking.k8s.io" in gateway_crds
+        template = CHARTS / "linkerd-crds-2026.8.3" / "templates" / f"gateway.networking.k8s.io_{plural}.yaml"
+        assert ".Values.installGatewayAPI" in template.read_text().splitlines()[0]
+    xr = copy.deepcopy(load_docs(ROOT / "examples" / "existing" / "xr.yaml")[0])
+    if not gateway_on:
+        xr["spec"]["gateway"] = {"enabled": False}
+    stages = walk(xr)
+    first: dict[str, int] = {}
+    for i, stage in enumerate(stages):
+        for key in stage:
+            first.setdefault(key, i)
+    final = desired(run(request(xr, stages[-1])))
+    crds = final["k3s-dev-release-linkerd-crds"]["spec"]["forProvider"]["values"]
+    assert crds["installGatewayAPI"] is not gateway_on
+    assert ("k3s-dev-release-envoy-gateway" in final) is gateway_on
+    if gateway_on:
+        assert first["k3s-dev-release-envoy-gateway"] < first["k3s-dev-release-linkerd-control-plane"]
