@@ -16,6 +16,7 @@ from function.stack import gateway
 from function.validation import parse_platform
 from scripts.render import desired, load_docs, request, run
 from scripts.stage import walk
+from tests import toolchain
 from tests.crdschema import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -492,7 +493,7 @@ def test_the_gateway_memo_is_keyed_on_what_the_gateway_reads() -> None:
     assert len(gateway.build(ctx, spec, more)) == len(first) + 2  # a Backend and AIServiceBackend
 
 
-CHARTS = ROOT.parent / "shared" / "charts"
+CHARTS = toolchain.CHARTS
 LINKERD_ROUTE_CRDS = ("grpcroutes", "httproutes")  # linkerd-crds' installGatewayAPI templates
 
 
