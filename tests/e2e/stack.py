@@ -62,7 +62,15 @@ NAMESPACE = "crossplane-system"
 WEBHOOKS = os.environ.get("E2E_WEBHOOKS", "1") != "0"
 WEBHOOK_SERVICE = "crossplane-webhooks"
 WEBHOOK_IP = "10.96.0.20"
-WEBHOOK_PORT = 9443
+# Crossplane listens on every address of the namespace, so none of its ports may
+# be one a workload cluster's Service uses: the stand-in webhook servers bind
+# <ClusterIP>:<port>, which fails with "Address already in use" while anything
+# holds *:<port>. The controller-runtime defaults (webhooks 9443, metrics 8080,
+# health 8081) are what charts' webhook Services (Envoy Gateway's and the AI
+# Gateway's: 9443) and the gateway controllers run on, so Crossplane gets others.
+WEBHOOK_PORT = 9595
+CROSSPLANE_METRICS_PORT = 18090
+CROSSPLANE_HEALTH_PORT = 18091
 
 # Crossplane 2.1.4 registers one watch handler per composed object of a kind it
 # does not watch yet, so one event is counted up to 14 times and the per-XR
@@ -427,6 +435,8 @@ class Stack:
             "POD_SERVICE_ACCOUNT": "crossplane",
             "CRDS_PATH": self.bins["crossplane-crds"],
             "ENABLE_WEBHOOKS": "false",  # see _webhook_service
+            "METRICS_PORT": str(CROSSPLANE_METRICS_PORT),
+            "HEALTH_PROBE_PORT": str(CROSSPLANE_HEALTH_PORT),
             "PACKAGE_RUNTIME": "External",
             "XPKG_CACHE_DIR": str(cache / "xpkg"),
             "XFN_CACHE_DIR": str(cache / "xfn"),

@@ -10,11 +10,14 @@ GPU node shaped from the NodeGroup the function composes) install for real: ever
 (helm's own state, read back by provider-helm), every Object Synced, the model's
 pod scheduled onto the GPU-shaped kwok node with an endpoint behind its Service;
 and deleting the claim removes the model's workload from the workload cluster.
+``gateway.CASE`` runs the model gateway with its controllers real (``gateway.py``):
+its routes and policies accepted, a removed model's rule gone and nothing else.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ import pytest
 import yaml
 
 from tests.e2e import claims as c
+from tests.e2e import gateway
 from tests.e2e.kube import SECRET, Kube, condition, wait_for
 from tests.e2e.provider import SimulatedProvider
 from tests.e2e.stack import ROOT, Stack
@@ -47,6 +51,7 @@ IN_CLUSTER = {"Release", "Object"}
 INSTALL_BOUND_S = float(os.environ.get("E2E_INSTALL_BOUND_S", "1200"))
 DELETE_BOUND_S = 300
 STABLE_S = 30.0
+GATEWAY_BOUND_S = 300
 CASES = tuple(os.environ.get("E2E_REAL_CASES", "existing,onprem,aws").split(","))
 # The claims applied with ``stackDeletionPolicy: Delete`` on every cluster: their
 # deletion uninstalls the whole stack (test_real_uninstall_leaves_only_what_readme_lists).
@@ -124,15 +129,17 @@ def reals(
     try:
         for index, case in enumerate(CASES):
             body = c.example_claim(case)
-            # The model gateway stays off here: its controllers (Envoy Gateway, the
-            # AI Gateway) are not built into this suite yet, and its charts' webhooks
-            # clash with the stand-in servers (README, End to end: what is not real).
-            body["spec"]["gateway"] = {"enabled": False}
+            if case == gateway.CASE:  # the model gateway, its controllers real (gateway.py)
+                gateway.with_gateway(body)
+            else:  # one claim is enough for the gateway (its controllers cost a core)
+                body["spec"]["gateway"] = {"enabled": False}
             if case in UNINSTALL:
                 for cluster in body["spec"]["clusters"]:
                     cluster["stackDeletionPolicy"] = "Delete"
             claim = c.Claim(body)
             workload = Workload(stack, name=f"workload-{case}", index=index)
+            if case == gateway.CASE:
+                workload.nodes |= gateway.EXTRA_NODES
             if any(cl.get("gpuNodePool") for cl in claim.body["spec"]["clusters"]):
                 # Its GPU nodes come from the pool the function composes.
                 workload.nodes = {n: spec for n, spec in workload.nodes.items() if "instance" not in spec}
@@ -251,6 +258,69 @@ def test_real_model_pod_scheduled_on_gpu_node_with_endpoint(kube: Kube, real: tu
     assert sets, "no model StatefulSet composed"
     for sts in sets:
         _model_running(workload, sts)
+
+
+@pytest.fixture(scope="module")
+def controllers(stack: Stack, reals: dict[str, tuple[c.Claim, Workload]]) -> Iterator[gateway.Controllers]:
+    """Envoy Gateway and the AI Gateway controller on the gateway claim's workload cluster."""
+    _, workload = reals[gateway.CASE]
+    assert workload.kube is not None
+    gateway.key_secrets(workload.kube)
+    running = gateway.Controllers(stack, workload)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+def test_real_gateway_translated_by_its_controllers(
+    kube: Kube, reals: dict[str, tuple[c.Claim, Workload]], controllers: gateway.Controllers, figures: dict[str, Any]
+) -> None:
+    """Each AIGatewayRoute became its HTTPRoute; routes and policies Accepted, references resolved."""
+    claim, workload = reals[gateway.CASE]
+    assert workload.kube is not None
+    check = gateway.probe(lambda: gateway.problems(workload.kube, gateway.models(claim.body)))  # type: ignore[arg-type]
+    try:
+        _, took = wait_for("the gateway translated and accepted", check, GATEWAY_BOUND_S, 3)
+    except TimeoutError as exc:
+        raise AssertionError("\n".join(check.last[0])) from exc  # type: ignore[attr-defined]
+    figures["real: gateway translated s"] = round(took, 1)
+    wait_for("Envoy Gateway's xDS through the AI Gateway's extension server", lambda: gateway.xds_extended(controllers),
+             GATEWAY_BOUND_S, 2)
+
+
+def test_real_gateway_model_removed_leaves_the_rest(
+    stack: Stack, kube: Kube, reals: dict[str, tuple[c.Claim, Workload]], controllers: gateway.Controllers
+) -> None:
+    """Removing a model removes its route rule (in both routes) and changes nothing else of the gateway.
+
+    Its Backend and AIServiceBackend stay, unrouted, like the rest of the shared
+    stack (``stackDeletionPolicy: Orphan``, the default).
+    """
+    claim, workload = reals[gateway.CASE]
+    wk = workload.kube
+    assert wk is not None
+    removed = gateway.SECOND_MODEL["name"]
+    before = gateway.snapshot(wk)
+    smaller = c.without_model(claim, removed)
+    smaller.apply(stack)
+    reals[gateway.CASE] = (smaller, workload)
+    kept = gateway.models(smaller.body)
+    check = gateway.probe(lambda: gateway.problems(wk, kept))
+    try:
+        wait_for(f"{removed}'s route rule to go", check, GATEWAY_BOUND_S, 3)
+    except TimeoutError as exc:
+        raise AssertionError("\n".join(check.last[0])) from exc  # type: ignore[attr-defined]
+    after = gateway.snapshot(wk)
+    routes = {k for k in before if k[0] in {"AIGatewayRoute", "HTTPRoute"}}
+    assert {("Backend", removed), ("AIServiceBackend", removed)} <= set(before), sorted(before)
+    changed = sorted(k for k in before if k not in routes and before[k] != after.get(k))
+    assert not changed, f"changed besides the routes: {changed}"
+    assert set(after) == set(before), sorted(set(before) ^ set(after))
+    for key in routes:
+        rules = [r for r in before[key][2]["rules"] if removed not in json.dumps(r)]
+        assert after[key][2]["rules"] == rules, (key, after[key][2]["rules"])
 
 
 def _model_running(workload: Workload, sts: dict[str, Any]) -> None:
