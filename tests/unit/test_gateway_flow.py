@@ -85,13 +85,22 @@ def test_an_entry_no_team_names_authenticates_but_is_refused(gw: Gateway) -> Non
 def test_a_team_over_its_quota_gets_429_on_its_next_request_only(gw: Gateway) -> None:
     # research: 500,000 tokens an hour; tokens are charged after each response.
     for _ in range(2):
-        assert gw.call("mistral", key("k-research"), tokens=200_000).status == 200
-    assert gw.call("mistral", key("k-research"), tokens=200_000).status == 200  # 400,000 used: admitted
+        assert gw.call("llama31", key("k-research"), tokens=200_000).status == 200
+    assert gw.call("llama31", key("k-research"), tokens=200_000).status == 200  # 400,000 used: admitted
     assert gw.call("llama31", key("k-research"), tokens=1).status == 429  # 600,000: over, any model
+    assert gw.call("mistral", key("k-research"), tokens=1).status == 429
     # Other teams keep their own budgets; ops has none.
     assert gw.call("llama31", key("k-search"), tokens=1_000_000).status == 200
     for _ in range(5):
         assert gw.call("llama31", key("k-ops"), tokens=1_000_000).status == 200
+
+
+def test_a_team_over_its_model_quota_gets_429_on_that_model_only(gw: Gateway) -> None:
+    # research: at most 100,000 of its 500,000 an hour on mistral; charged to both buckets.
+    assert gw.call("mistral", key("k-research"), tokens=150_000).status == 200  # admitted, then charged
+    assert gw.call("mistral", key("k-research"), tokens=1).status == 429
+    assert gw.call("llama31", key("k-research"), tokens=350_000).status == 200  # 150,000 of 500,000 used
+    assert gw.call("llama31", key("k-research"), tokens=1).status == 429  # 150,000 + 350,000: spent
 
 
 def test_without_token_costs_on_the_route_the_quota_would_never_bite(manifests: list[dict[str, Any]]) -> None:
@@ -109,6 +118,8 @@ def test_a_removed_model_is_404_and_the_rest_still_served() -> None:
     xr = xr_with()
     xr["spec"]["models"] = [m for m in xr["spec"]["models"] if m["name"] != "mistral"]
     teams = copy.deepcopy(xr["spec"]["gateway"]["teams"])
+    for team in teams:  # a per-model quota names the model too: the claim drops it with the model
+        team.get("quota", {}).pop("models", None)
     xr["spec"]["gateway"]["teams"] = teams
     gw = Gateway(composed(xr), copy.deepcopy(KEYS))
     assert gw.call("mistral", key("k-research")).status == 404
