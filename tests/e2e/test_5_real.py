@@ -433,6 +433,10 @@ MONITOR_TARGETS_ELSEWHERE: dict[str, str] = {
         "linkerd-admin is the port of the linkerd-proxy container Linkerd's proxy injector adds to the model pod "
         "at admission; the stand-in webhook admits pods unchanged"
     ),
+    "PodMonitor envoy-gateway-system/ollama-gateway-proxy: port 'aigw-admin' not among *": (
+        "aigw-admin (1064) is the port of the AI Gateway's external processor, the sidecar the AI Gateway "
+        "controller's mutating webhook adds to Envoy's pods at admission; the stand-in webhook admits pods unchanged"
+    ),
 }
 
 
