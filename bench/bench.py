@@ -193,15 +193,22 @@ def mixed(
     return alone, loaded
 
 
+def tree_rss(pid: int) -> int:
+    """Resident memory of a server and its worker processes together (bytes)."""
+    top = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in (top, *top.children(recursive=True)))
+
+
 def measure(
     name: str, argv: list[str], req: fnv1.RunFunctionRequest, total: int, concurrency: int
 ) -> dict[str, Any]:
-    """Start a server, drive it, stop it; return the figures."""
+    """Start a server, drive it, stop it; return the figures (RSS of all its processes)."""
     proc, port, ready = launch(argv)
     try:
-        rss0 = psutil.Process(proc.pid).memory_info().rss
+        asyncio.run(drive(port, req, 2, 1))  # the workers, if any, have started
+        rss0 = tree_rss(proc.pid)
         stats = asyncio.run(drive(port, req, total, concurrency))
-        rss1 = psutil.Process(proc.pid).memory_info().rss
+        rss1 = tree_rss(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -209,18 +216,31 @@ def measure(
     return stats
 
 
-def print_ratios(by_name: dict[str, dict[str, Any]], clients: tuple[int, ...]) -> None:
-    """p50 over the floor's p50, per claim and load, uncached and cached, beside the targets."""
-    print(f"{'p50 / floor p50':24s} {'uncached':>9s} {'target':>7s} {'cached':>9s} {'target':>7s}")
+def print_ratios(
+    by_name: dict[str, dict[str, Any]], clients: tuple[int, ...], processes: int
+) -> None:
+    """p50 over the floor's p50, per claim and load, uncached and cached, beside the targets.
+
+    The function runs with ``--processes processes``; the last column is the
+    uncached ratio with large claims planned on the server's own threads.
+    """
+    print(
+        f"{'p50 / floor p50':24s} {'uncached':>9s} {'target':>7s} {'cached':>9s} {'target':>7s}"
+        f" {'uncached, threads only':>23s}"
+    )
     for label in ("small", "large"):
         for c in clients:
             floor = by_name[f"floor {label} c={c}"]["p50_ms"]
             uncached = by_name[f"function {label} uncached c={c}"]["p50_ms"] / floor
             cached = by_name[f"function {label} c={c}"]["p50_ms"] / floor
+            threads = by_name.get(f"function {label} uncached, threads c={c}")
+            alone = f"{threads['p50_ms'] / floor:22.2f}x" if threads else f"{'-':>23s}"
             print(
                 f"{label + f' claim, {c} client' + ('s' if c > 1 else ''):24s} "
                 f"{uncached:8.2f}x {UNCACHED_TARGET:6.1f}x {cached:8.2f}x {CACHED_TARGET:6.1f}x"
+                f" {alone}"
             )
+    print(f"(the function with --processes {processes}; large claims plan in worker processes)")
 
 
 def main() -> int:
@@ -229,13 +249,20 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rss-requests", type=int, default=10000)
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="the function's --processes (worker processes for large claims; 0: threads)",
+    )
+    parser.add_argument(
         "--hardening-only", action="store_true", help="only cache churn, responsiveness, shutdown"
     )
     args = parser.parse_args()
     import hardening  # noqa: PLC0415  # bench/hardening.py, beside this script
 
     clients = (1, args.concurrency)
-    fn_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
+    threads_argv = [sys.executable, "-m", "function.main", "--insecure", "--address", "{address}"]
+    fn_argv = [*threads_argv, "--processes", str(args.processes)]
     uncached_argv = [*fn_argv, "--cache-size", "0"]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.system()} "
@@ -244,7 +271,7 @@ def main() -> int:
     small = steady_state(small_xr())
     largest = steady_state(largest_xr())
     if args.hardening_only:
-        hardening.report(small, largest)
+        hardening.report(small, largest, args.processes)
         return 0
     large = steady_state(large_xr())
     rows = []
@@ -263,24 +290,29 @@ def main() -> int:
                 total = args.requests if c > 1 else args.requests // 2
                 for kind, argv in (("", fn_argv), (" uncached", uncached_argv)):
                     rows.append(measure(f"function {label}{kind} c={c}", argv, req, total, c))
+                if c > 1 and label == "large" and args.processes:
+                    # the same, planned on the server's threads (one interpreter lock)
+                    argv = [*threads_argv, "--cache-size", "0"]
+                    name = f"function {label} uncached, threads c={c}"
+                    rows.append(measure(name, argv, req, total, c))
                 rows.append(measure(f"floor {label} c={c}", floor_argv, req, total, c))
     rows.append(
         measure("function small, RSS run", fn_argv, small, args.rss_requests, args.concurrency)
     )
     rss = rows[-1]
     print(
-        f"{'case':30s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
+        f"{'case':38s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'req/s':>7s} {'errors':>6s} "
         f"{'bytes':>8s} {'RSS MiB before -> after':>24s} {'ready s':>7s}"
     )
     for r in rows:
         print(
-            f"{r['name']:30s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['name']:38s} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
             f"{r['rps']:7.0f} {r['errors']:6d} {r['bytes']:8d} {r['rss0_mb']:12.1f} -> "
             f"{r['rss1_mb']:8.1f} {r['ready_s']:7.2f}"
         )
     growth = (rss["rss1_mb"] - rss["rss0_mb"]) / rss["rss0_mb"] * 100
     print(f"RSS growth over {args.rss_requests} small requests: {growth:+.1f}%")
-    print_ratios({r["name"]: r for r in rows}, clients)
+    print_ratios({r["name"]: r for r in rows}, clients, args.processes)
     alone, loaded = mixed(uncached_argv, small, large, max(args.requests // 4, 100))
     print(
         f"small claims beside large ones (uncached, 4 small + 4 large clients): small p99 "
@@ -301,7 +333,7 @@ def main() -> int:
         f"request {largest.ByteSize()} bytes ({largest.ByteSize() / RECV_LIMIT * 100:.0f}% of "
         f"the function's {RECV_LIMIT >> 20} MiB receive limit)"
     )
-    hardening.report(small, largest)
+    hardening.report(small, largest, args.processes)
     return 0
 
 

@@ -109,11 +109,17 @@ def failure(what: str, req: fnv1.RunFunctionRequest, rsp: Any) -> str:
     return f"{what} failed (request {req.ByteSize()} bytes): {why}"
 
 
-def churn(largest: fnv1.RunFunctionRequest) -> dict[str, Any]:
-    proc, port = _server("--cache-bytes", str(CHURN_CACHE_MIB << 20))
+def _tree_rss(ps: psutil.Process) -> int:
+    """The server's and its worker processes' resident memory together."""
+    return sum(p.memory_info().rss for p in (ps, *ps.children(recursive=True)))
+
+
+def churn(largest: fnv1.RunFunctionRequest, *extra: str) -> dict[str, Any]:
+    proc, port = _server("--cache-bytes", str(CHURN_CACHE_MIB << 20), *extra)
     try:
         ps = psutil.Process(proc.pid)
-        rss0 = ps.memory_info().rss
+        time.sleep(1.0)  # worker processes, if any, have started
+        rss0 = _tree_rss(ps)
         samples = []
         size = 0
 
@@ -127,7 +133,7 @@ def churn(largest: fnv1.RunFunctionRequest) -> dict[str, Any]:
                 ):
                     raise CallFailedError(failure(f"churn request {i}", req, rsp))
                 size = rsp.ByteSize()
-                samples.append(ps.memory_info().rss)
+                samples.append(_tree_rss(ps))
 
         asyncio.run(go())
     finally:
@@ -145,9 +151,9 @@ def churn(largest: fnv1.RunFunctionRequest) -> dict[str, Any]:
 
 
 def responsiveness(
-    small: fnv1.RunFunctionRequest, largest: fnv1.RunFunctionRequest
+    small: fnv1.RunFunctionRequest, largest: fnv1.RunFunctionRequest, *extra: str
 ) -> dict[str, float]:
-    proc, port = _server("--cache-size", "0")
+    proc, port = _server("--cache-size", "0", *extra)
     try:
 
         async def go() -> dict[str, float]:
@@ -203,21 +209,29 @@ def in_flight_exit(sig: signal.Signals, largest: fnv1.RunFunctionRequest) -> dic
     }
 
 
-def report(small: fnv1.RunFunctionRequest, largest: fnv1.RunFunctionRequest) -> None:
+def report(
+    small: fnv1.RunFunctionRequest, largest: fnv1.RunFunctionRequest, processes: int = 2
+) -> None:
+    """Churn and responsiveness on threads and with ``--processes``; shutdown on threads."""
     mib = 2**20
-    c = churn(largest)
-    print(
-        f"cache churn: {CHURN_REQUESTS} distinct largest-claim requests ({c['bytes']} bytes each, "
-        f"{c['unbounded'] / mib:.0f} MiB if all were kept), cache limit {CHURN_CACHE_MIB} MiB: "
-        f"RSS {c['rss0'] / mib:.0f} MiB before, {c['rss_half'] / mib:.0f} MiB after "
-        f"{CHURN_REQUESTS // 2}, {c['rss_end'] / mib:.0f} MiB after {CHURN_REQUESTS}, "
-        f"peak {c['peak'] / mib:.0f} MiB"
-    )
-    r = responsiveness(small, largest)
-    print(
-        f"responsiveness: small request {r['alone'] * 1e3:.1f} ms alone, "
-        f"{r['behind'] * 1e3:.1f} ms while the largest claim plans ({r['largest']:.2f} s)"
-    )
+    modes = [("threads", ())]
+    if processes:
+        modes.append((f"--processes {processes}", ("--processes", str(processes))))
+    for mode, extra in modes:
+        c = churn(largest, *extra)
+        print(
+            f"cache churn ({mode}): {CHURN_REQUESTS} distinct largest-claim requests "
+            f"({c['bytes']} bytes each, {c['unbounded'] / mib:.0f} MiB if all were kept), "
+            f"cache limit {CHURN_CACHE_MIB} MiB: RSS of all processes {c['rss0'] / mib:.0f} MiB "
+            f"before, {c['rss_half'] / mib:.0f} MiB after {CHURN_REQUESTS // 2}, "
+            f"{c['rss_end'] / mib:.0f} MiB after {CHURN_REQUESTS}, peak {c['peak'] / mib:.0f} MiB"
+        )
+    for mode, extra in modes:
+        r = responsiveness(small, largest, *extra)
+        print(
+            f"responsiveness ({mode}): small request {r['alone'] * 1e3:.1f} ms alone, "
+            f"{r['behind'] * 1e3:.1f} ms while the largest claim plans ({r['largest']:.2f} s)"
+        )
     for sig in (signal.SIGTERM, signal.SIGINT):
         seconds, code, aborted = idle_exit(sig)
         f = in_flight_exit(sig, largest)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -294,6 +294,11 @@ class ResponseCache:
         self._items = BytesLRU(size, max_bytes, max_item)
 
     @property
+    def max_bytes(self) -> int:
+        """Bytes it may hold in all."""
+        return self._items.max_bytes
+
+    @property
     def held_bytes(self) -> int:
         """Bytes held."""
         return self._items.bytes
@@ -402,6 +407,15 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         """
         return await self._off_loop(self.run_bytes, req, ctx, size)
 
+    async def RunFunctionElsewhere(  # noqa: N802  # beside RunFunction
+        self, answer: Awaitable[bytes], ctx: grpc.aio.ServicerContext | None = None
+    ) -> bytes:
+        """The serialised answer another process computes (``function.workers``).
+
+        Counted, drained and given up on at shutdown like the calls planned here.
+        """
+        return await self._track(asyncio.ensure_future(answer), ctx)
+
     async def _off_loop(
         self,
         job: Callable[[fnv1.RunFunctionRequest], _Answer],
@@ -412,6 +426,11 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         loop = asyncio.get_running_loop()
         large = (req.ByteSize() if size is None else size) > LARGE_REQUEST_BYTES
         plan = loop.run_in_executor(self.large_executor if large else self.executor, job, req)
+        return await self._track(plan, ctx)
+
+    async def _track(
+        self, plan: asyncio.Future[_Answer], ctx: grpc.aio.ServicerContext | None
+    ) -> _Answer:
         self._waiting.add(plan)
         self.in_flight += 1
         try:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from crossplane.function import cli as sdkcli
 
-from function import fn, logs, server
+from function import fn, logs, server, workers
 
 
 @click.command()
@@ -36,13 +36,32 @@ from function import fn, logs, server
     envvar="SHUTDOWN_GRACE",
     help="Seconds calls in flight get to finish after SIGTERM or SIGINT.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    envvar="PROCESSES",
+    help=(
+        "Worker processes answering large requests (0: this process's threads). "
+        "One per core the pod may use beyond the first; each holds its own memos."
+    ),
+)
 def cli(
-    *, cache_size: int, cache_bytes: int, shutdown_grace: float, debug: bool, **kwargs: Any
+    *,
+    cache_size: int,
+    cache_bytes: int,
+    shutdown_grace: float,
+    processes: int,
+    debug: bool,
+    **kwargs: Any,
 ) -> None:
     """Serve the function-ollama-platform composition function over gRPC."""
     logs.configure(debug=debug)
+    if processes:
+        cache_size, cache_bytes = workers.split_cache(cache_size, cache_bytes, processes)
     runner = fn.FunctionRunner(cache_size=cache_size, cache_bytes=cache_bytes)
-    server.run(runner, grace=shutdown_grace, **kwargs)
+    server.run(runner, grace=shutdown_grace, processes=processes, debug=debug, **kwargs)
 
 
 def _message_limits(command: click.Command) -> None:

@@ -24,12 +24,13 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection
 
-from function import fn
+from function import fn, workers
 
 SERVICE = "apiextensions.fn.proto.{}.FunctionRunnerService"
 # Kubernetes waits 30 s by default between SIGTERM and SIGKILL.
 DEFAULT_GRACE_SECONDS = 20.0
 SWITCH_INTERVAL_SECONDS = 0.0005
+WORKER_LOST = "a planning process stopped while it held this call (it is being restarted)"
 # After the grace, how long the calls given up on have to send their UNAVAILABLE.
 CUT_OFF_SECONDS = 2.0
 # Message limits, in MiB. Crossplane 2.1.4 dials functions with grpc-go's client
@@ -62,6 +63,13 @@ def _decoder(data: bytes) -> tuple[fnv1.RunFunctionRequest | None, int]:
     return req, len(data)
 
 
+def _routed(data: bytes) -> tuple[fnv1.RunFunctionRequest | None, int] | bytes:
+    """A large request as received (for a worker process), else ``_decoder``'s."""
+    if len(data) > fn.LARGE_REQUEST_BYTES:
+        return data
+    return _decoder(data)
+
+
 async def serve(
     runner: fn.FunctionRunner,
     address: str,
@@ -69,8 +77,12 @@ async def serve(
     creds: grpc.ServerCredentials | None,
     options: Sequence[tuple[str, Any]],
     grace: float = DEFAULT_GRACE_SECONDS,
+    pool: workers.ProcessPool | None = None,
 ) -> None:
-    """Serve ``runner`` on ``address`` (insecure when ``creds`` is None) until a signal."""
+    """Serve ``runner`` on ``address`` (insecure when ``creds`` is None) until a signal.
+
+    With ``pool``, large requests are answered by its worker processes.
+    """
     stop = asyncio.Event()  # handled before the port opens: no KeyboardInterrupt
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,17 +90,31 @@ async def serve(
     server = grpc.aio.server(options=options)
 
     async def answer(
-        decoded: tuple[fnv1.RunFunctionRequest | None, int], ctx: grpc.aio.ServicerContext
+        decoded: tuple[fnv1.RunFunctionRequest | None, int] | bytes,
+        ctx: grpc.aio.ServicerContext,
     ) -> fnv1.RunFunctionResponse | bytes:
+        if isinstance(decoded, bytes):  # large, for a worker process (_routed)
+            return await elsewhere(decoded, ctx)
         req, size = decoded
         if req is None:
             return runner.undecodable()
         return await runner.RunFunctionBytes(req, ctx, size=size)
 
+    async def elsewhere(data: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        if pool is None:  # pragma: no cover  # _routed is used with a pool only
+            raise TypeError(type(data))
+        try:
+            return await runner.RunFunctionElsewhere(pool.answer(data), ctx)
+        except workers.WorkerLostError:
+            await ctx.abort(grpc.StatusCode.UNAVAILABLE, WORKER_LOST)  # raises
+            raise
+
     # v1beta1 messages are wire-identical to v1's (the SDK's adapter converts them by
     # serialising and parsing again), so one handler answers both services.
     method = grpc.unary_unary_rpc_method_handler(
-        answer, request_deserializer=_decoder, response_serializer=_deterministic
+        answer,
+        request_deserializer=_decoder if pool is None else _routed,
+        response_serializer=_deterministic,
     )
     for version in ("v1", "v1beta1"):
         server.add_generic_rpc_handlers(
@@ -124,6 +150,8 @@ async def serve(
             answered_in_all=runner.answered,
         )
         runner.shutdown()
+        if pool is not None:
+            pool.shutdown()
 
 
 def run(  # the SDK's standard options
@@ -135,11 +163,15 @@ def run(  # the SDK's standard options
     max_recv_message_size: int,
     max_send_message_size: int | None,
     grace: float = DEFAULT_GRACE_SECONDS,
+    processes: int = 0,
+    debug: bool = False,
 ) -> None:
     """The SDK's ``cli.run``, serving through :func:`serve`.
 
     Unlike the SDK, the send limit does not follow the receive limit: it is
-    Crossplane's receive limit unless given.
+    Crossplane's receive limit unless given. With ``processes``, large requests
+    are answered by that many worker processes (``function.workers``), each with
+    a runner like ``runner``.
     """
     send = (max_send_message_size or CROSSPLANE_MAX_RECV_MIB) * 1024 * 1024
     options = [
@@ -154,4 +186,13 @@ def run(  # the SDK's standard options
     # Planning threads hold the GIL; a shorter switch interval (default 5 ms) lets
     # the event loop receive and answer other calls while a large claim plans.
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    asyncio.run(serve(runner, address, creds=creds, options=options, grace=grace))
+    pool = None
+    if processes > 0:
+        settings = workers.WorkerSettings(
+            cache_size=runner.cache.size,
+            cache_bytes=runner.cache.max_bytes,
+            max_response_bytes=runner.max_response_bytes,
+            debug=debug,
+        )
+        pool = workers.ProcessPool(processes, settings)
+    asyncio.run(serve(runner, address, creds=creds, options=options, grace=grace, pool=pool))

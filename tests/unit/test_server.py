@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import grpc
+import psutil
 import pytest
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
@@ -140,9 +141,14 @@ def large() -> fnv1.RunFunctionRequest:
     return request(xr, walk(xr)[-1])
 
 
+# The server planning on its own threads, and with large claims in worker processes.
+MODES = {"threads": (), "processes": ("--processes", "2")}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_calls_in_flight_finish_after_a_signal(sig: signal.Signals, large: Any) -> None:
-    proc, port = start("--cache-size", "0")
+def test_calls_in_flight_finish_after_a_signal(sig: signal.Signals, mode: str, large: Any) -> None:
+    proc, port = start("--cache-size", "0", *MODES[mode])
 
     async def go() -> tuple[list[tuple[Any, float]], float]:
         # Calls keep arriving (one every 20 ms, each takes ~75 ms to plan) until the
@@ -182,9 +188,10 @@ def test_calls_in_flight_finish_after_a_signal(sig: signal.Signals, large: Any) 
     assert set(refused) <= {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_idle_server_exits_cleanly_on_a_signal(sig: signal.Signals) -> None:
-    proc, _ = start()  # the signal comes as soon as the port accepts connections
+def test_idle_server_exits_cleanly_on_a_signal(sig: signal.Signals, mode: str) -> None:
+    proc, _ = start(*MODES[mode])  # the signal comes as soon as the port accepts connections
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err.decode()[-2000:]
@@ -237,9 +244,12 @@ def test_the_benchmark_claims_are_valid_and_compose_what_they_claim() -> None:
     assert (len(largest["spec"]["clusters"]), len(largest["spec"]["models"])) == (16, 32)
 
 
-def test_a_grace_that_runs_out_cuts_calls_off_in_json_and_counts_them(large: Any) -> None:
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_grace_that_runs_out_cuts_calls_off_in_json_and_counts_them(
+    mode: str, large: Any
+) -> None:
     """Before the fix the cut-off plans printed bare tracebacks and went uncounted."""
-    proc, port = start("--cache-size", "0", "--shutdown-grace", "0.05")
+    proc, port = start("--cache-size", "0", "--shutdown-grace", "0.05", *MODES[mode])
 
     async def go() -> list[tuple[Any, float]]:
         calls = []
@@ -266,3 +276,88 @@ def test_a_grace_that_runs_out_cuts_calls_off_in_json_and_counts_them(large: Any
     refused = {r for r, _ in results if not isinstance(r, fnv1.RunFunctionResponse)}
     assert grpc.StatusCode.UNAVAILABLE in refused
     assert refused <= {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
+
+
+def _workers(proc: subprocess.Popen[bytes], count: int) -> list[psutil.Process]:
+    """The server's planning processes, once all ``count`` have started."""
+
+    def found() -> list[psutil.Process]:
+        kids = psutil.Process(proc.pid).children()
+        return [k for k in kids if "spawn_main" in " ".join(k.cmdline())]
+
+    deadline = time.monotonic() + 30
+    while len(found()) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(found()) == count, found()
+    return found()
+
+
+def test_worker_processes_answer_large_claims_byte_for_byte(large: Any) -> None:
+    """With --processes, large claims are planned in workers and answered with the same bytes.
+
+    Small claims stay on the server's threads; an undecodable large request is the
+    same Fatal; the answers come from the workers (they used CPU, the server hardly).
+    """
+    xr, observed = final("existing")
+    small = request(xr, observed)
+    deep = fnv1.RunFunctionRequest()
+    deep.CopyFrom(large)
+    deep.observed.composite.resource["spec"]["deep"] = nested(40)
+    assert small.ByteSize() < fn.LARGE_REQUEST_BYTES < large.ByteSize()
+    here = fn.FunctionRunner(cache_size=0)
+    proc, port = start("--cache-size", "0", "--processes", "2")
+    try:
+        workers = _workers(proc, 2)
+        cpu = sum(sum(w.cpu_times()[:2]) for w in workers)
+
+        async def go() -> list[Any]:
+            return [(await call(port, r))[0] for r in (large, small, large, deep)]
+
+        got = asyncio.run(go())
+        used = sum(sum(w.cpu_times()[:2]) for w in workers) - cpu
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert all(isinstance(r, fnv1.RunFunctionResponse) for r in got), got
+    assert got[0].SerializeToString(deterministic=True) == here.run_bytes(large)
+    assert got[2].SerializeToString(deterministic=True) == here.run_bytes(large)
+    assert got[1].SerializeToString(deterministic=True) == here.run_bytes(small)
+    assert [r.message for r in got[3].results] == [fn.UNDECODABLE]
+    assert used > 0.02  # the workers planned the large claims
+
+
+def test_a_worker_that_dies_costs_at_most_its_call_and_is_replaced(large: Any) -> None:
+    """A worker killed (as for memory) gives UNAVAILABLE at most; new workers answer after."""
+    proc, port = start("--cache-size", "0", "--processes", "1")
+    try:
+        [worker] = _workers(proc, 1)
+        worker.kill()
+        worker.wait(timeout=10)
+
+        async def go() -> list[Any]:
+            return [(await call(port, large))[0] for _ in range(3)]
+
+        got = asyncio.run(go())
+        [replaced] = _workers(proc, 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err and b"Traceback" not in out
+    assert replaced.pid != worker.pid
+    refused = [r for r in got if not isinstance(r, fnv1.RunFunctionResponse)]
+    assert set(refused) <= {grpc.StatusCode.UNAVAILABLE}
+    assert len(refused) <= 1
+    assert isinstance(got[-1], fnv1.RunFunctionResponse)
+    assert not got[-1].results
+    died = [json.loads(line) for line in out.decode().splitlines() if "died" in line]
+    assert len(died) == len(refused)
+
+
+def test_the_response_cache_budget_is_split_between_the_processes() -> None:
+    """With workers, the server and each worker keep a share: together what the flags allow."""
+    from function import workers
+
+    assert workers.split_cache(64, 64 << 20, 2) == (21, (64 << 20) // 3)
+    assert workers.split_cache(0, 64 << 20, 2)[0] == 0  # caching off stays off
+    assert workers.split_cache(2, 90, 3) == (1, 22)  # at least one entry each when on
