@@ -316,24 +316,15 @@ class ResponseCache:
         """A digest of the whole request, tag included."""
         return hashlib.sha256(req.SerializeToString(deterministic=True)).digest()
 
-    def get(self, key: bytes) -> fnv1.RunFunctionResponse | None:
-        """The cached response for ``key``, if any."""
-        data = self._items.get(key)
-        if data is None:
-            return None
-        cached: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(data)
-        return cached
-
     def get_bytes(self, key: bytes) -> bytes | None:
         """The cached response for ``key`` as kept (serialised deterministically), if any."""
         return self._items.get(key)
 
-    def put(self, key: bytes, rsp: fnv1.RunFunctionResponse) -> bool:
-        """Remember ``rsp`` for ``key`` unless it is too large; evict the oldest to fit."""
-        return self.put_bytes(key, rsp.SerializeToString(deterministic=True))
-
     def put_bytes(self, key: bytes, data: bytes) -> bool:
-        """``put`` for a response already serialised deterministically."""
+        """Remember the response ``data`` (serialised deterministically) for ``key``.
+
+        Unless it is too large; the oldest are evicted to fit.
+        """
         if self.size <= 0:
             return False
         return self._items.put(key, data)
@@ -507,19 +498,12 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         return rsp
 
     def run(self, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
-        """Answer ``req`` from the cache or by composing it (blocking)."""
-        key = self.cache.key(req) if self.cache.size > 0 else b""
-        cached = self.cache.get(key) if key else None
-        if cached is not None:
-            self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
-            return cached
-        rsp, cacheable = self.answer(req)
-        if key and cacheable:
-            self.cache.put(key, rsp)
+        """Answer ``req`` from the cache or by composing it (blocking): ``run_bytes`` parsed."""
+        rsp: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(self.run_bytes(req))
         return rsp
 
     def run_bytes(self, req: fnv1.RunFunctionRequest) -> bytes:
-        """``run``'s response serialised deterministically (blocking); the cache's as kept."""
+        """The answer to ``req`` serialised deterministically (blocking); the cache's as kept."""
         key = self.cache.key(req) if self.cache.size > 0 else b""
         cached = self.cache.get_bytes(key) if key else None
         if cached is not None:

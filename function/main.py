@@ -43,8 +43,8 @@ from function import fn, logs, server, workers
     show_default=True,
     envvar="PROCESSES",
     help=(
-        "Worker processes answering large requests (0: this process's threads). "
-        "One per core the pod may use beyond the first; each holds its own memos."
+        "Worker processes that parse and plan requests (0: this process's threads "
+        "only). One per core the pod may use; each holds its own memos."
     ),
 )
 def cli(

@@ -63,11 +63,9 @@ def _decoder(data: bytes) -> tuple[fnv1.RunFunctionRequest | None, int]:
     return req, len(data)
 
 
-def _routed(data: bytes) -> tuple[fnv1.RunFunctionRequest | None, int] | bytes:
-    """A large request as received (for a worker process), else ``_decoder``'s."""
-    if len(data) > fn.LARGE_REQUEST_BYTES:
-        return data
-    return _decoder(data)
+def _received(data: bytes) -> bytes:
+    """The request as received: with worker processes, the worker parses it."""
+    return data
 
 
 async def serve(
@@ -81,7 +79,7 @@ async def serve(
 ) -> None:
     """Serve ``runner`` on ``address`` (insecure when ``creds`` is None) until a signal.
 
-    With ``pool``, large requests are answered by its worker processes.
+    With ``pool``, its worker processes answer (``workers.ProcessPool.choose``).
     """
     stop = asyncio.Event()  # handled before the port opens: no KeyboardInterrupt
     loop = asyncio.get_running_loop()
@@ -93,18 +91,23 @@ async def serve(
         decoded: tuple[fnv1.RunFunctionRequest | None, int] | bytes,
         ctx: grpc.aio.ServicerContext,
     ) -> fnv1.RunFunctionResponse | bytes:
-        if isinstance(decoded, bytes):  # large, for a worker process (_routed)
-            return await elsewhere(decoded, ctx)
+        if isinstance(decoded, bytes):  # with worker processes (_received)
+            data = decoded
+            large = len(data) > fn.LARGE_REQUEST_BYTES
+            worker = pool.choose(data, large=large) if pool is not None else None
+            if worker is not None:
+                return await elsewhere(data, worker, ctx)
+            decoded = _decoder(data)  # no worker idle: a small request plans here
         req, size = decoded
         if req is None:
             return runner.undecodable()
         return await runner.RunFunctionBytes(req, ctx, size=size)
 
-    async def elsewhere(data: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
-        if pool is None:  # pragma: no cover  # _routed is used with a pool only
+    async def elsewhere(data: bytes, worker: int, ctx: grpc.aio.ServicerContext) -> bytes:
+        if pool is None:  # pragma: no cover  # chosen from a pool only
             raise TypeError(type(data))
         try:
-            return await runner.RunFunctionElsewhere(pool.answer(data), ctx)
+            return await runner.RunFunctionElsewhere(pool.answer(data, worker), ctx)
         except workers.WorkerLostError:
             await ctx.abort(grpc.StatusCode.UNAVAILABLE, WORKER_LOST)  # raises
             raise
@@ -113,7 +116,7 @@ async def serve(
     # serialising and parsing again), so one handler answers both services.
     method = grpc.unary_unary_rpc_method_handler(
         answer,
-        request_deserializer=_decoder if pool is None else _routed,
+        request_deserializer=_decoder if pool is None else _received,
         response_serializer=_deterministic,
     )
     for version in ("v1", "v1beta1"):
@@ -169,9 +172,8 @@ def run(  # the SDK's standard options
     """The SDK's ``cli.run``, serving through :func:`serve`.
 
     Unlike the SDK, the send limit does not follow the receive limit: it is
-    Crossplane's receive limit unless given. With ``processes``, large requests
-    are answered by that many worker processes (``function.workers``), each with
-    a runner like ``runner``.
+    Crossplane's receive limit unless given. With ``processes``, that many worker
+    processes answer (``function.workers``), each with a runner like ``runner``.
     """
     send = (max_send_message_size or CROSSPLANE_MAX_RECV_MIB) * 1024 * 1024
     options = [

@@ -1,21 +1,25 @@
-"""Planning large claims in worker processes: one interpreter per core.
+"""Planning in worker processes: one interpreter per core.
 
 A ``FunctionRunner`` plans on threads of its own process, and they share one
 interpreter lock: on a machine with several cores, concurrent uncached answers
-for large claims queue for it, however many cores the pod has. With
-``--processes N`` the server hands each large request (``fn.LARGE_REQUEST_BYTES``
-and more, as received) to one of N worker processes instead. Each worker is a
+queue for it, however many cores the pod has. With ``--processes N`` the server
+hands requests, as received, to N worker processes instead. Each worker is a
 ``FunctionRunner`` of its own: it parses the request, answers from its response
 cache or plans, and returns the serialised answer, which the server sends as it
-is. Small requests plan on the server's own threads as before, so they never
-wait for a worker.
+is.
+
+Which worker (``ProcessPool.choose``): the XR's own, picked by its uid read off
+the wire (``composite_identity``), so the calls for one XR find their cached
+answer and memos in one process; when that worker is busy, an idle one; when
+none is idle, a large request queues for the least busy worker and a small one
+plans on the server's threads, so a small claim never waits behind large ones.
 
 The response cache's budget is split between the server and the workers
 (``split_cache``); every other memo is per process and bounded as documented
 beside it, so memory grows with N. Workers ignore SIGINT and SIGTERM: the server
 stops taking calls, lets those in flight finish, then stops the workers. A
 worker that dies (killed for memory) costs the calls it held an ``UNAVAILABLE``
-answer, which Crossplane retries; the server starts new workers.
+answer, which Crossplane retries; the server starts a new one in its place.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -93,6 +98,93 @@ def _pid() -> int:
     return os.getpid()
 
 
+# Field numbers (run_function.proto v1, google/protobuf/struct.proto).
+_REQUEST_OBSERVED = 2
+_STATE_COMPOSITE = 1
+_RESOURCE_STRUCT = 1
+_STRUCT_FIELDS = 1
+_ENTRY_KEY = 1
+_ENTRY_VALUE = 2
+_VALUE_STRING = 3
+_VALUE_STRUCT = 5
+_LENGTH_DELIMITED = 2
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError(shift)
+
+
+def _field(data: bytes, start: int, end: int, number: int) -> tuple[int, int] | None:
+    """Where the first length-delimited field ``number`` of the message ``data[start:end]`` is."""
+    pos = start
+    while pos < end:
+        tag, pos = _varint(data, pos)
+        wire_type = tag & 7
+        if wire_type == 0:
+            _, pos = _varint(data, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        elif wire_type == _LENGTH_DELIMITED:
+            length, pos = _varint(data, pos)
+            if tag >> 3 == number:
+                return pos, pos + length
+            pos += length
+        else:
+            raise ValueError(wire_type)
+    return None
+
+
+def _struct_value(data: bytes, span: tuple[int, int], key: bytes) -> tuple[int, int] | None:
+    """The Value at ``key`` in the Struct at ``span``."""
+    pos, end = span
+    while pos < end:
+        tag, pos = _varint(data, pos)
+        if tag & 7 != _LENGTH_DELIMITED:
+            raise ValueError(tag)
+        length, pos = _varint(data, pos)
+        entry = (pos, pos + length)
+        pos += length
+        if tag >> 3 != _STRUCT_FIELDS:
+            continue
+        name = _field(data, *entry, _ENTRY_KEY)
+        if name is not None and data[name[0] : name[1]] == key:
+            return _field(data, *entry, _ENTRY_VALUE)
+    return None
+
+
+def composite_identity(data: bytes) -> bytes:
+    """The observed XR's ``metadata.uid`` (else its name), read off the request's wire bytes.
+
+    Only the few fields on the way are read, not the request; b"" when it has
+    neither or cannot be read (that request goes to the first worker).
+    """
+    try:
+        span = _field(data, 0, len(data), _REQUEST_OBSERVED)
+        for number in (_STATE_COMPOSITE, _RESOURCE_STRUCT):
+            span = _field(data, *span, number) if span else None
+        meta = _struct_value(data, span, b"metadata") if span else None
+        meta = _field(data, *meta, _VALUE_STRUCT) if meta else None
+        for key in (b"uid", b"name"):
+            found = _struct_value(data, meta, key) if meta else None
+            text = _field(data, *found, _VALUE_STRING) if found else None
+            if text:
+                return data[text[0] : text[1]]
+    except (IndexError, ValueError):
+        pass
+    return b""
+
+
 class ProcessPool:
     """N worker processes answering serialised requests (see the module's docstring)."""
 
@@ -102,39 +194,58 @@ class ProcessPool:
         self.settings = settings
         self.restarts = 0
         self.log = logs.get_logger()
-        self._pool = self._start()
+        self.busy = [0] * processes  # calls each worker holds (counted on the event loop)
+        self._pools = [self._start() for _ in range(processes)]
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the server's gRPC threads must not be copied into a child.
         pool = ProcessPoolExecutor(
-            max_workers=self.processes,
+            max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
             initargs=(self.settings,),
         )
-        # Start every worker now (the pool starts them as calls find none idle),
-        # so the first large calls do not wait for interpreters to start.
-        warm: list[Future[int]] = [pool.submit(_pid) for _ in range(self.processes)]
+        # Start the worker now (a pool starts it with the first call), so the
+        # first calls do not wait for an interpreter to start.
+        warm: Future[int] = pool.submit(_pid)
         del warm
         return pool
 
-    async def answer(self, data: bytes) -> bytes:
-        """The answer to ``data`` from a worker; WorkerLostError when the worker died meanwhile."""
-        pool = self._pool
+    def choose(self, data: bytes, *, large: bool) -> int | None:
+        """The worker for the request ``data``; None: plan it on the server's threads.
+
+        Its XR's own worker when that is idle, else an idle one; with none idle,
+        the least busy for a large request, and None for a small one.
+        """
+        home = zlib.crc32(composite_identity(data)) % self.processes
+        if self.busy[home] == 0:
+            return home
+        idle = [i for i, n in enumerate(self.busy) if n == 0]
+        if idle:
+            return idle[0]
+        if not large:
+            return None
+        return min(range(self.processes), key=lambda i: (self.busy[i], i != home))
+
+    async def answer(self, data: bytes, worker: int) -> bytes:
+        """The answer to ``data`` from ``worker``; WorkerLostError when it died meanwhile."""
+        pool = self._pools[worker]
+        self.busy[worker] += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, _answer, data)
         except BrokenProcessPool:
-            if pool is self._pool:
+            if pool is self._pools[worker]:
                 self.restarts += 1
-                self.log.error("a worker process died; starting new ones", restarts=self.restarts)
+                self.log.error(
+                    "a worker process died; starting a new one", restarts=self.restarts
+                )
                 pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._start()
+                self._pools[worker] = self._start()
             raise WorkerLostError from None
-
-    def pids(self) -> list[int]:
-        """The workers' process ids (for the benchmark's memory figures and tests)."""
-        return sorted(p.pid for p in getattr(self._pool, "_processes", {}).values() if p.pid)
+        finally:
+            self.busy[worker] -= 1
 
     def shutdown(self, *, wait: bool = False) -> None:
         """Stop the workers once their current call is done; queued calls are dropped."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=wait, cancel_futures=True)

@@ -292,11 +292,11 @@ def _workers(proc: subprocess.Popen[bytes], count: int) -> list[psutil.Process]:
     return found()
 
 
-def test_worker_processes_answer_large_claims_byte_for_byte(large: Any) -> None:
-    """With --processes, large claims are planned in workers and answered with the same bytes.
+def test_worker_processes_answer_with_the_same_bytes(large: Any) -> None:
+    """With --processes, workers parse and plan, and answer with the bytes the threads give.
 
-    Small claims stay on the server's threads; an undecodable large request is the
-    same Fatal; the answers come from the workers (they used CPU, the server hardly).
+    An undecodable request is the same Fatal; the answers come from the workers
+    (they used the CPU).
     """
     xr, observed = final("existing")
     small = request(xr, observed)
@@ -323,7 +323,7 @@ def test_worker_processes_answer_large_claims_byte_for_byte(large: Any) -> None:
     assert got[2].SerializeToString(deterministic=True) == here.run_bytes(large)
     assert got[1].SerializeToString(deterministic=True) == here.run_bytes(small)
     assert [r.message for r in got[3].results] == [fn.UNDECODABLE]
-    assert used > 0.02  # the workers planned the large claims
+    assert used > 0.02  # the workers planned
 
 
 def test_a_worker_that_dies_costs_at_most_its_call_and_is_replaced(large: Any) -> None:

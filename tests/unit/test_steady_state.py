@@ -82,14 +82,14 @@ def play(runner: FunctionRunner, xrs: dict[str, Crossplane], rounds: int) -> dic
     Returns, per XR, whether each call was planned (True) or answered from the cache.
     """
     planned: dict[str, list[bool]] = {name: [] for name in xrs}
-    compose = runner.compose
+    compose = runner.answer_bytes
     calls: list[str] = []
 
-    def counting(req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
+    def counting(req: fnv1.RunFunctionRequest) -> tuple[bytes, bool]:
         calls.append("planned")
         return compose(req)
 
-    runner.compose = counting  # type: ignore[method-assign]
+    runner.answer_bytes = counting  # type: ignore[method-assign]
     for _ in range(rounds):
         for name, xr in xrs.items():
             before = len(calls)
