@@ -233,6 +233,8 @@ def write(
         if item.key in earlier:
             earlier[item.key].resource.ParseFromString(data)
             earlier[item.key].ready = ready
+        elif item.encoded:
+            entries.append((item.key, wire.memo_entry(item.key, data, ready)))
         else:
             entries.append((item.key, wire.resource_entry(item.key, data, ready)))
     _write_status(plan, rsp, announced)

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
+from function.codec import BytesLRU
+
 # Field numbers (run_function.proto, v1).
 RESPONSE_META = 1
 RESPONSE_DESIRED = 2
@@ -103,6 +105,23 @@ def resource_entry(key: str, struct: bytes, ready: int) -> bytes:
             ready_field,
         )
     )
+
+
+# Map entries of memoised bodies (``Composed.encoded``), by key, body and ready: those
+# bodies come from the stack's and the gateway's memos as the same bytes objects call
+# after call, whose hash Python keeps, so finding one costs a dictionary probe.
+ENTRY_CACHE_ENTRIES = 8192
+ENTRY_CACHE_BYTES = 16 << 20
+_ENTRIES = BytesLRU(ENTRY_CACHE_ENTRIES, ENTRY_CACHE_BYTES)
+
+
+def memo_entry(key: str, struct: bytes, ready: int) -> bytes:
+    """``resource_entry`` for a memoised body, written once while it is kept."""
+    found = _ENTRIES.get((key, struct, ready))
+    if found is None:
+        found = resource_entry(key, struct, ready)
+        _ENTRIES.put((key, struct, ready), found)
+    return found
 
 
 def _message_entry(key: str, resource: fnv1.Resource) -> bytes:

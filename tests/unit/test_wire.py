@@ -85,3 +85,14 @@ def test_a_key_sorts_after_the_keys_it_prefixes_as_protobuf_sorts_it() -> None:
         deterministic=True
     )
     assert wire.response_bytes(rsp, entries) == want
+
+
+def test_a_memoised_entry_is_the_entry_written_afresh() -> None:
+    """The entry cache returns what ``resource_entry`` writes, per key, body and readiness."""
+    body = b"\n\x0b\n\x04kind\x12\x03\x1a\x01X"
+    for ready in (0, 1, 2):
+        for key in ("a", "b" * 200):
+            first = wire.memo_entry(key, body, ready)
+            assert first == wire.resource_entry(key, body, ready)
+            assert wire.memo_entry(key, body, ready) is first  # kept
+    assert wire.memo_entry("a", body, 1) != wire.memo_entry("a", body, 2)
