@@ -94,3 +94,23 @@ def test_entrypoint_from_clean_venv_serves_run_function(clean_venv: Path) -> Non
     assert rsp.meta.tag == "local"
     [fatal] = [r.message for r in refused.results if r.severity == fnv1.SEVERITY_FATAL]
     assert "input.spec.values.istio-ingressgateway.servce: the chart takes no key" in fatal
+
+
+def test_entrypoint_from_clean_venv_plans_in_worker_processes(clean_venv: Path) -> None:
+    """The installed command starts its workers (spawn re-imports it) and they answer.
+
+    With the response cache off, a request answered twice is planned twice; both
+    answers carry the same bytes as the in-process runner's.
+    """
+    from function.fn import FunctionRunner
+
+    entry = clean_venv / "bin" / "function"
+    xr = yaml.safe_load((ROOT / "examples" / "aws" / "xr.yaml").read_text())
+    req = request(xr)
+    extra = ["--insecure", "--processes", "1", "--cache-size", "0"]
+    with toolchain.function_server(executable=[str(entry)], extra=extra) as port:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = grpcv1.FunctionRunnerServiceStub(channel)
+            answers = [stub.RunFunction(req, timeout=60) for _ in range(2)]
+    want = FunctionRunner(cache_size=0).run_bytes(req)
+    assert [a.SerializeToString(deterministic=True) for a in answers] == [want, want]
