@@ -625,6 +625,8 @@ class Stack:
                 f"--address=127.0.0.1:{FUNCTION_PORT}",
                 f"--tls-certs-dir={certs}",
                 "--debug",
+                # worker processes, as the README's runtime config sets them (0: threads only)
+                f"--processes={os.environ.get('E2E_FUNCTION_PROCESSES', '2')}",
             ],
         )
         _wait_port(FUNCTION_PORT, "function", self)
