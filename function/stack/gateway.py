@@ -119,6 +119,8 @@ MONITORS = (
     ),
 )
 
+CERTGEN_RBAC_DELETE = "before-hook-creation,hook-succeeded"
+
 CONTROLLER_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 PROXY_RESOURCES = {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 REDIS_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
@@ -187,7 +189,12 @@ def envoy_gateway_values(*, quotas: bool) -> dict[str, Any]:
     return {
         "config": {"envoyGateway": envoy_gateway_config(quotas=quotas)},
         "deployment": {"envoyGateway": {"resources": CONTROLLER_RESOURCES}},
-        "certgen": {"job": {"resources": JOB_RESOURCES}},
+        "certgen": {
+            "job": {"resources": JOB_RESOURCES},
+            # Its ServiceAccount and RBAC (pre-install hooks, which an uninstall never
+            # deletes) serve only the certgen Job: deleted once the hooks succeed.
+            "rbac": {"annotations": {"helm.sh/hook-delete-policy": CERTGEN_RBAC_DELETE}},
+        },
     }
 
 

@@ -525,3 +525,58 @@ def test_linkerd_leaves_the_gateway_api_crds_to_envoy_gateway(gateway_on: bool) 
     assert ("k3s-dev-release-envoy-gateway" in final) is gateway_on
     if gateway_on:
         assert first["k3s-dev-release-envoy-gateway"] < first["k3s-dev-release-linkerd-control-plane"]
+
+
+# What each controller finalizes (or cleans up on deletion) among the composed
+# objects: the AI Gateway controller v1.1.0 puts aigateway.envoyproxy.io/finalizer
+# on AIGatewayRoutes and AIServiceBackends (internal/controller/controller.go
+# handleFinalizer); Envoy Gateway v1.8.1 puts gateway-exists-finalizer on the
+# GatewayClass while a Gateway uses it and deletes the proxies when the Gateway
+# goes (internal/provider/kubernetes/controller.go).
+FINALIZED_BY = {
+    "AIGatewayRoute": "ai-gateway",
+    "AIServiceBackend": "ai-gateway",
+    "GatewayClass": "envoy-gateway",
+    "Gateway": "envoy-gateway",
+}
+
+
+def test_an_uninstall_keeps_each_controller_until_what_it_finalizes_is_gone() -> None:
+    """With stackDeletionPolicy: Delete, ClusterUsages order the gateway's deletion.
+
+    A controller whose Release went first would leave its finalizers for ever
+    (and the AI Gateway CRDs, templates of ai-gateway-crds, Terminating with them).
+    """
+    xr = xr_with()
+    for cluster in xr["spec"]["clusters"]:
+        cluster["stackDeletionPolicy"] = "Delete"
+    state = desired(run(request(xr, walk(xr)[-1])))
+    usages = {k for k, b in state.items() if b["kind"] == "ClusterUsage"}
+    finalized = {
+        k: FINALIZED_BY[b["spec"]["forProvider"]["manifest"]["kind"]]
+        for k, b in state.items()
+        if b["kind"] == "Object" and b["spec"]["forProvider"]["manifest"]["kind"] in FINALIZED_BY
+    }
+    # Two AIServiceBackends and a route; the GatewayClass and the Gateway.
+    assert sorted(finalized.values()) == ["ai-gateway"] * 3 + ["envoy-gateway"] * 2
+    for key, release in finalized.items():
+        by = key.removeprefix("aws-east-")
+        assert f"aws-east-release-{release}-used-by-{by}" in usages, key
+        assert f"aws-east-release-envoy-gateway-used-by-{by}" in usages, key
+    # The AI Gateway's CRDs (templates: deleted with their Release) outlive its controller.
+    assert "aws-east-release-ai-gateway-crds-used-by-release-ai-gateway" in usages
+
+
+def test_certgen_rbac_goes_once_its_hooks_succeed(teams_state) -> None:
+    """gateway-helm's certgen ServiceAccount and RBAC are pre-install hooks an uninstall never deletes."""
+    from tests.charts import helm
+
+    release = teams_state["aws-east-release-envoy-gateway"]
+    docs = helm.template(helm.render_of(release))
+    rbac = [d for d in docs if d["metadata"]["name"].startswith("envoy-gateway-gateway-helm-certgen")]
+    assert sorted(d["kind"] for d in rbac) == [
+        "ClusterRole", "ClusterRoleBinding", "Job", "Role", "RoleBinding", "ServiceAccount",
+    ]
+    for doc in rbac:
+        policy = doc["metadata"]["annotations"].get("helm.sh/hook-delete-policy")
+        assert policy == (None if doc["kind"] == "Job" else "before-hook-creation,hook-succeeded"), doc["kind"]
