@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import secrets
 import socket
@@ -472,6 +473,24 @@ def problems(kube: Kube, served: list[str]) -> list[str]:
                 (policy.get("status") or {}).get("ancestors"),
             )
     return out
+
+
+def rule_seen(kube: Kube, model: str) -> dict[str, bool]:
+    """Whether any AIGatewayRoute, and any HTTPRoute, still has a rule for ``model``."""
+    return {
+        name: any(
+            model in json.dumps(rule)
+            for route in kube.list(kind, gw.NAMESPACE)
+            for rule in route["spec"].get("rules") or []
+        )
+        for name, kind in (("AIGatewayRoute", AI_ROUTE), ("HTTPRoute", HTTP_ROUTE))
+    }
+
+
+def present(kube: Kube, objects: set[tuple[str, str]]) -> dict[str, bool]:
+    """Whether each (kind, name) of the gateway's namespace exists, by kind name."""
+    kinds = {"Backend": BACKEND, "AIServiceBackend": AI_BACKEND}
+    return {kind: kube.get(kinds[kind], name, gw.NAMESPACE) is not None for kind, name in sorted(objects)}
 
 
 def snapshot(kube: Kube) -> dict[tuple[str, str], tuple[str, int, Any]]:

@@ -304,9 +304,10 @@ def test_real_gateway_model_removed_leaves_the_rest(
 ) -> None:
     """Removing a model removes its route rule (in both routes) and changes nothing else of the gateway.
 
-    Its Backend and AIServiceBackend go too where the claim uninstalls
-    (``stackDeletionPolicy: Delete``, as ``gateway.CASE`` runs here); under the
-    default ``Orphan`` they would stay, unrouted, like the rest of the shared stack.
+    Its Backend and AIServiceBackend go too, and only after the rule has left
+    the AIGatewayRoute and the HTTPRoute generated from it (the function keeps
+    them while the route Object's observed manifest names the model), so Envoy
+    never routes the model to a missing backend. Followed every 0.3 s.
     """
     claim, workload = reals[gateway.CASE]
     wk = workload.kube
@@ -315,23 +316,41 @@ def test_real_gateway_model_removed_leaves_the_rest(
     before = gateway.snapshot(wk)
     backends = {("Backend", removed), ("AIServiceBackend", removed)}
     assert backends <= set(before), sorted(before)
-    gone = backends if gateway.CASE in UNINSTALL else set()
+    assert gateway.rule_seen(wk, removed) == {"AIGatewayRoute": True, "HTTPRoute": True}
     smaller = c.without_model(claim, removed)
+    start = time.monotonic()
     smaller.apply(stack)
     reals[gateway.CASE] = (smaller, workload)
+    timeline: list[tuple[float, dict[str, bool]]] = []
+
+    def follow() -> bool:
+        seen = {**gateway.rule_seen(wk, removed), **gateway.present(wk, backends)}
+        timeline.append((round(time.monotonic() - start, 2), seen))
+        return not any(seen.values())
+
+    try:
+        wait_for(f"{removed}'s rule, then its backends, to go", follow, GATEWAY_BOUND_S, 0.3)
+    except TimeoutError as exc:
+        msg = f"{exc}\n{timeline[-5:]}"
+        raise AssertionError(msg) from exc
+    first = {what: next(t for t, seen in timeline if not seen[what]) for what in timeline[-1][1]}
+    print(f"\n{removed} removed: gone after (s) {first}", flush=True)
+    rule_gone = max(first["AIGatewayRoute"], first["HTTPRoute"])
+    at = next(seen for t, seen in timeline if t == rule_gone)
+    assert at["Backend"] and at["AIServiceBackend"], (
+        f"the backends went before (or with) the rule: {first}"
+    )
     kept = gateway.models(smaller.body)
     check = gateway.probe(lambda: gateway.problems(wk, kept))
     try:
-        wait_for(f"{removed}'s route rule to go", check, GATEWAY_BOUND_S, 3)
-        wait_for(f"{removed}'s Backend and AIServiceBackend to go", lambda: not gone & set(gateway.snapshot(wk)),
-                 GATEWAY_BOUND_S, 2)
+        wait_for(f"the gateway without {removed} accepted", check, GATEWAY_BOUND_S, 3)
     except TimeoutError as exc:
-        raise AssertionError("\n".join(check.last[0]) or str(exc)) from exc  # type: ignore[attr-defined]
+        raise AssertionError("\n".join(check.last[0])) from exc  # type: ignore[attr-defined]
     after = gateway.snapshot(wk)
     routes = {k for k in before if k[0] in {"AIGatewayRoute", "HTTPRoute"}}
-    changed = sorted(k for k in before if k not in routes | gone and before[k] != after.get(k))
+    changed = sorted(k for k in before if k not in routes | backends and before[k] != after.get(k))
     assert not changed, f"changed besides the routes: {changed}"
-    assert set(after) == set(before) - gone, sorted(set(before) ^ set(after))
+    assert set(after) == set(before) - backends, sorted(set(before) ^ set(after))
     for key in routes:
         rules = [r for r in before[key][2]["rules"] if removed not in json.dumps(r)]
         assert after[key][2]["rules"] == rules, (key, after[key][2]["rules"])
