@@ -55,7 +55,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from function import codec, wrap
+from function import codec, usages, wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
@@ -817,8 +817,14 @@ def _build(
         Gate(wrap.release_key(ctx.name, "linkerd-control-plane"), Need.READY),
     )
 
-    def obj(name: str, manifest: dict[str, Any], after: tuple[Gate, ...]) -> Composed:
-        return wrap.k8s_object(ctx, name, manifest, after=after, readiness="SuccessfulCreate")
+    def obj(
+        name: str, manifest: dict[str, Any], after: tuple[Gate, ...], *, per_claim: bool = False
+    ) -> Composed:
+        # The claim's routing (what names its models and teams) is deleted with it
+        # whatever stackDeletionPolicy says; the shared infrastructure follows it.
+        return wrap.k8s_object(
+            ctx, name, manifest, after=after, readiness="SuccessfulCreate", deletable=per_claim
+        )
 
     out = [eg, crds, aigw, ns, *monitors.objects(ctx, MONITORS), *_observed(ctx, eg)]
     out += [
@@ -833,26 +839,44 @@ def _build(
     ]
     # A removed model's rule leaves its route at once; its Backend and
     # AIServiceBackend stay while an observed route still names it (``retiring``).
+    def backends(up: Upstream, names: Collection[str]) -> list[Composed]:
+        return [
+            obj(name, body, after, per_claim=True)
+            for name, body, after in (
+                (f"{BACKEND_OBJECT}{up.name}", backend(up), after_eg),
+                (f"{AI_BACKEND_OBJECT}{up.name}", ai_service_backend(up), after_aigw),
+            )
+            if name in names
+        ]
+
     for up in upstreams:
-        out.append(obj(f"{BACKEND_OBJECT}{up.name}", backend(up), after_eg))
-        out.append(obj(f"{AI_BACKEND_OBJECT}{up.name}", ai_service_backend(up), after_aigw))
+        out += backends(up, (f"{BACKEND_OBJECT}{up.name}", f"{AI_BACKEND_OBJECT}{up.name}"))
     for old in retired:
-        up = old.upstream
-        if f"{BACKEND_OBJECT}{up.name}" in old.objects:
-            out.append(obj(f"{BACKEND_OBJECT}{up.name}", backend(up), after_eg))
-        if f"{AI_BACKEND_OBJECT}{up.name}" in old.objects:
-            out.append(obj(f"{AI_BACKEND_OBJECT}{up.name}", ai_service_backend(up), after_aigw))
-    for i, route in enumerate(routes(upstreams, costs=quotas)):
-        out.append(obj(f"gateway-route-{i + 1}", route, after_aigw))
+        out += backends(old.upstream, old.objects)
+    route_objects = [
+        obj(f"{ROUTE_OBJECT}{i + 1}", route, after_aigw, per_claim=True)
+        for i, route in enumerate(routes(upstreams, costs=quotas))
+    ]
+    out += route_objects
     served = [up.name for up in upstreams]
+    policies = []
     if teams or exposure or jwt:
         policy = security_policy(teams, served, exposure, jwt)
-        out.append(obj("gateway-keys", policy, after_eg))
+        policies.append(obj("gateway-keys", policy, after_eg, per_claim=True))
     if quotas:
         image = ctx.platform.inputs.spec.redis_image
         out.append(obj("gateway-redis", redis_deployment(image), (Gate(eg.key, Need.READY),)))
         out.append(obj("gateway-redis-service", redis_service(), (Gate(eg.key, Need.READY),)))
-        out.append(obj("gateway-quotas", quota_policy(teams, served), after_aigw))
+        policy = quota_policy(teams, served)
+        policies.append(obj("gateway-quotas", policy, after_aigw, per_claim=True))
+    out += policies
+    # Deleted with the claim, the routes go before the keys and quotas that guard
+    # them: no moment where a route serves without its authentication or quota.
+    out += [
+        usages.usage(ctx, policy, route, f"{route.key} is deleted first")
+        for policy in policies
+        for route in route_objects
+    ]
     return out
 
 

@@ -666,3 +666,33 @@ def test_certgen_rbac_goes_once_its_hooks_succeed(teams_state) -> None:
         policy = doc["metadata"]["annotations"].get("helm.sh/hook-delete-policy")
         assert policy == (None if doc["kind"] == "Job" else "before-hook-creation,hook-succeeded"), doc["kind"]
 
+
+# The claim's routing: what names its models and teams (README "Model gateway").
+PER_CLAIM = {"Backend", "AIServiceBackend", "AIGatewayRoute", "SecurityPolicy", "BackendTrafficPolicy"}
+# The shared infrastructure: follows stackDeletionPolicy.
+SHARED = {
+    "Namespace", "EnvoyProxy", "GatewayClass", "Gateway", "ClientTrafficPolicy", "Deployment", "Service", "PodMonitor",
+}
+
+
+@pytest.mark.parametrize("policy", ["Orphan", "Delete"])
+def test_the_claims_routing_is_deleted_with_it_whatever_the_stack_policy(policy: str) -> None:
+    """Under Orphan the orphaned controllers still run, so they remove their finalizers."""
+    xr = xr_with()
+    for cluster in xr["spec"]["clusters"]:
+        cluster["stackDeletionPolicy"] = policy
+    state = desired(run(request(xr, walk(xr)[-1])))
+    kinds: dict[str, set[bool]] = {}
+    for key in gateway_keys(state):
+        body = state[key]
+        if body["kind"] not in {"Release", "Object"}:
+            continue
+        kind = body["kind"] if body["kind"] == "Release" else body["spec"]["forProvider"]["manifest"]["kind"]
+        kinds.setdefault(kind, set()).add("Delete" in body["spec"]["managementPolicies"])
+    assert set(kinds) == PER_CLAIM | SHARED | {"Release"}
+    for kind, deletes in kinds.items():
+        assert deletes == {kind in PER_CLAIM or policy == "Delete"}, kind
+    # The keys and quotas outlive the route they guard, under either policy.
+    usages = {k for k, b in state.items() if b["kind"] == "ClusterUsage"}
+    for guard in ("keys", "quotas"):
+        assert f"aws-east-object-gateway-{guard}-used-by-object-gateway-route-1" in usages
