@@ -346,7 +346,8 @@ def plan_platform(
         per_cluster += [
             _fleet(ctx, m, observed) for m in spec.models if ctx.spec in model_targets(spec, m)
         ]
-        per_cluster += gateway.build(ctx, spec, _upstreams(ctx, spec))
+        upstreams = _upstreams(ctx, spec)
+        per_cluster += gateway.build(ctx, spec, upstreams, _retired(ctx, upstreams, observed))
         per_cluster += usages.build(ctx, per_cluster)
         owned[ctx.name] = [c.key for c in per_cluster]
         candidates += per_cluster
@@ -381,6 +382,17 @@ def _upstreams(ctx: ClusterContext, spec: PlatformSpec) -> list[gateway.Upstream
         gateway.Upstream(m.name, m.model, *fleet_address(m.name, ctx.components.serving))
         for m in spec.models
         if ctx.spec in model_targets(spec, m)
+    ]
+
+
+def _retired(
+    ctx: ClusterContext, upstreams: list[gateway.Upstream], observed: Observed
+) -> list[gateway.Retired]:
+    """Removed models whose gateway objects an observed route may still name (``retiring``)."""
+    kept = gateway.retiring(ctx, {u.name for u in upstreams}, observed)
+    return [
+        gateway.Retired(gateway.Upstream(m, "", *fleet_address(m, ctx.components.serving)), names)
+        for m, names in kept.items()
     ]
 
 

@@ -166,3 +166,15 @@ def converged(
         observed = {c.key: decoded(observe(c.key, c.body, xr_name, ready=True)) for c in emitted}
     msg = f"{xr_name} did not converge in {MAX_ROUNDS} rounds"
     raise RuntimeError(msg)
+
+
+# The model gateway's per-claim routing (composition resource name parts): it names
+# the claim's models and teams, so it is deleted with the claim whatever the stack
+# policy, like the models' own objects (README "Model gateway", "Removal").
+GATEWAY_ROUTING = (
+    "-object-gateway-route-",
+    "-object-gateway-backend-",
+    "-object-gateway-aibackend-",
+    "-object-gateway-keys",
+    "-object-gateway-quotas",
+)

@@ -40,16 +40,22 @@ Token quotas: each route counts a request's total tokens into dynamic metadata
 to one global rate-limit bucket per team (requests cost 0, responses their tokens);
 over budget gives 429 on the next request. A team's per-model quota is one more
 bucket, matched on the team and the model header, charged alongside.
+
+A removed model (``Retired``): its rule leaves the routes at once, but its
+``Backend`` and ``AIServiceBackend`` stay desired until every observed route
+Object's live manifest (``status.atProvider.manifest``, as provider-kubernetes
+reports it) no longer names it, so Envoy never routes a request to a backend
+that is gone. A route whose report is missing or unreadable keeps them.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from function import codec, wrap
+from function import codec, usages, wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
@@ -61,6 +67,7 @@ from function.models.platform import (
     GatewayTeam,
     PlatformSpec,
 )
+from function.readiness import carried
 from function.stack import StackMemo, monitors, observability
 from function.stack.networking import INTERNAL_LB_ANNOTATIONS, PROMETHEUS_STACK
 
@@ -119,6 +126,8 @@ MONITORS = (
     ),
 )
 
+CERTGEN_RBAC_DELETE = "before-hook-creation,hook-succeeded"
+
 CONTROLLER_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 PROXY_RESOURCES = {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 REDIS_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
@@ -133,6 +142,72 @@ class Upstream:
     tag: str
     host: str
     port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A model no longer routed on the cluster whose objects an observed route may still name.
+
+    ``objects``: the names (``gateway-backend-<model>``, ``gateway-aibackend-<model>``)
+    of those that exist and stay desired; ``upstream.tag`` is unused (nothing routes it).
+    """
+
+    upstream: Upstream
+    objects: tuple[str, ...]
+
+
+# The per-model objects a removed model leaves, by the prefix of their Object names.
+BACKEND_OBJECT = "gateway-backend-"
+AI_BACKEND_OBJECT = "gateway-aibackend-"
+ROUTE_OBJECT = "gateway-route-"
+# What a route Object reports of its AIGatewayRoute on the cluster, and a deletion under way.
+OBSERVED_RULES = ("status", "atProvider", "manifest", "spec", "rules")
+DELETING = ("metadata", "deletionTimestamp")
+
+
+def _routed(rules: Any) -> set[str] | None:  # JSON
+    """The backends an observed route's rules name, or None when the report is unreadable."""
+    if not isinstance(rules, list):
+        return None
+    names: set[str] = set()
+    for rule in rules:
+        refs = rule.get("backendRefs") if isinstance(rule, dict) else None
+        if not isinstance(refs, list):
+            return None
+        names |= {str(r["name"]) for r in refs if isinstance(r, dict) and "name" in r}
+    return names
+
+
+def retiring(
+    ctx: ClusterContext, served: Collection[str], observed: Mapping[str, Mapping[str, Any]]
+) -> dict[str, tuple[str, ...]]:
+    """Removed models whose Backend or AIServiceBackend stays: model -> the object names kept.
+
+    An existing (observed, not being deleted) per-model object of a model not in
+    ``served`` stays while any observed route Object reports a manifest whose
+    rules name the model, or reports none that can be read (missing observation
+    keeps). Once every route reports rules without it, it is dropped; an object
+    already being deleted is never brought back.
+    """
+    prefix = wrap.object_key(ctx.name, "")
+    found: dict[str, list[str]] = {}
+    for key, obj in observed.items():
+        name = key.removeprefix(prefix) if key.startswith(prefix) else ""
+        for kind in (BACKEND_OBJECT, AI_BACKEND_OBJECT):
+            model = name.removeprefix(kind) if name.startswith(kind) else ""
+            if model and model not in served and carried(obj, DELETING) is None:
+                found.setdefault(model, []).append(name)
+    if not found:
+        return {}
+    named: set[str] = set()
+    for key, obj in observed.items():
+        if key.startswith(prefix + ROUTE_OBJECT):
+            routed = _routed(carried(obj, OBSERVED_RULES))
+            if routed is None:  # no readable report: every removed model may still be routed
+                named |= set(found)
+                break
+            named |= routed
+    return {model: tuple(sorted(names)) for model, names in sorted(found.items()) if model in named}
 
 
 def client_id(team: GatewayTeam) -> str:
@@ -187,7 +262,12 @@ def envoy_gateway_values(*, quotas: bool) -> dict[str, Any]:
     return {
         "config": {"envoyGateway": envoy_gateway_config(quotas=quotas)},
         "deployment": {"envoyGateway": {"resources": CONTROLLER_RESOURCES}},
-        "certgen": {"job": {"resources": JOB_RESOURCES}},
+        "certgen": {
+            "job": {"resources": JOB_RESOURCES},
+            # Its ServiceAccount and RBAC (pre-install hooks, which an uninstall never
+            # deletes) serve only the certgen Job: deleted once the hooks succeed.
+            "rbac": {"annotations": {"helm.sh/hook-delete-policy": CERTGEN_RBAC_DELETE}},
+        },
     }
 
 
@@ -676,25 +756,31 @@ _GATEWAYS = StackMemo(GATEWAY_MEMO_ENTRIES, GATEWAY_MEMO_BYTES)
 
 
 def build(
-    ctx: ClusterContext, spec: PlatformSpec, upstreams: Sequence[Upstream]
+    ctx: ClusterContext,
+    spec: PlatformSpec,
+    upstreams: Sequence[Upstream],
+    retired: Sequence[Retired] = (),
 ) -> list[Composed]:
     """The gateway's Releases and Objects on one cluster ([] where it is off), encoded.
 
-    They read the cluster's context, the claim's gateway settings and the models
-    routed to: those are the memo's key.
+    They read the cluster's context, the claim's gateway settings, the models
+    routed to and the removed models' objects still kept (``retiring``): those
+    are the memo's key.
     """
     if not enabled(spec, ctx) or not upstreams:
         return []
-    key = (ctx.memo_key(), spec.gateway.model_dump_json(), tuple(upstreams))
+    key = (ctx.memo_key(), spec.gateway.model_dump_json(), tuple(upstreams), tuple(retired))
     items = _GATEWAYS.get(key)
     if items is None:
-        built = _build(ctx, spec.gateway, upstreams)
+        built = _build(ctx, spec.gateway, upstreams, retired)
         items = tuple(replace(item, encoded=codec.struct_bytes(item.body)) for item in built)
         _GATEWAYS.put(key, items)
     return list(items)
 
 
-def _build(ctx: ClusterContext, gw: Gateway, upstreams: Sequence[Upstream]) -> list[Composed]:
+def _build(
+    ctx: ClusterContext, gw: Gateway, upstreams: Sequence[Upstream], retired: Sequence[Retired]
+) -> list[Composed]:
     teams, exposure, jwt = gw.teams, gw.exposure, gw.jwt
     quotas = bool(_quotas(gw))
     eg = wrap.release(
@@ -731,8 +817,14 @@ def _build(ctx: ClusterContext, gw: Gateway, upstreams: Sequence[Upstream]) -> l
         Gate(wrap.release_key(ctx.name, "linkerd-control-plane"), Need.READY),
     )
 
-    def obj(name: str, manifest: dict[str, Any], after: tuple[Gate, ...]) -> Composed:
-        return wrap.k8s_object(ctx, name, manifest, after=after, readiness="SuccessfulCreate")
+    def obj(
+        name: str, manifest: dict[str, Any], after: tuple[Gate, ...], *, per_claim: bool = False
+    ) -> Composed:
+        # The claim's routing (what names its models and teams) is deleted with it
+        # whatever stackDeletionPolicy says; the shared infrastructure follows it.
+        return wrap.k8s_object(
+            ctx, name, manifest, after=after, readiness="SuccessfulCreate", deletable=per_claim
+        )
 
     out = [eg, crds, aigw, ns, *monitors.objects(ctx, MONITORS), *_observed(ctx, eg)]
     out += [
@@ -745,23 +837,46 @@ def _build(ctx: ClusterContext, gw: Gateway, upstreams: Sequence[Upstream]) -> l
         obj("gateway", gateway(exposure), (*after_mesh, Gate(aigw.key, Need.READY))),
         obj("gateway-buffer", client_traffic_policy(), after_eg),
     ]
-    # Like the rest of the shared stack these stay on the cluster unless the claim
-    # asks for uninstalling (a removed model's rule leaves its route at once; its
-    # Backend and AIServiceBackend stay, unrouted).
+    # A removed model's rule leaves its route at once; its Backend and
+    # AIServiceBackend stay while an observed route still names it (``retiring``).
+    def backends(up: Upstream, names: Collection[str]) -> list[Composed]:
+        return [
+            obj(name, body, after, per_claim=True)
+            for name, body, after in (
+                (f"{BACKEND_OBJECT}{up.name}", backend(up), after_eg),
+                (f"{AI_BACKEND_OBJECT}{up.name}", ai_service_backend(up), after_aigw),
+            )
+            if name in names
+        ]
+
     for up in upstreams:
-        out.append(obj(f"gateway-backend-{up.name}", backend(up), after_eg))
-        out.append(obj(f"gateway-aibackend-{up.name}", ai_service_backend(up), after_aigw))
-    for i, route in enumerate(routes(upstreams, costs=quotas)):
-        out.append(obj(f"gateway-route-{i + 1}", route, after_aigw))
+        out += backends(up, (f"{BACKEND_OBJECT}{up.name}", f"{AI_BACKEND_OBJECT}{up.name}"))
+    for old in retired:
+        out += backends(old.upstream, old.objects)
+    route_objects = [
+        obj(f"{ROUTE_OBJECT}{i + 1}", route, after_aigw, per_claim=True)
+        for i, route in enumerate(routes(upstreams, costs=quotas))
+    ]
+    out += route_objects
     served = [up.name for up in upstreams]
+    policies = []
     if teams or exposure or jwt:
         policy = security_policy(teams, served, exposure, jwt)
-        out.append(obj("gateway-keys", policy, after_eg))
+        policies.append(obj("gateway-keys", policy, after_eg, per_claim=True))
     if quotas:
         image = ctx.platform.inputs.spec.redis_image
         out.append(obj("gateway-redis", redis_deployment(image), (Gate(eg.key, Need.READY),)))
         out.append(obj("gateway-redis-service", redis_service(), (Gate(eg.key, Need.READY),)))
-        out.append(obj("gateway-quotas", quota_policy(teams, served), after_aigw))
+        policy = quota_policy(teams, served)
+        policies.append(obj("gateway-quotas", policy, after_aigw, per_claim=True))
+    out += policies
+    # Deleted with the claim, the routes go before the keys and quotas that guard
+    # them: no moment where a route serves without its authentication or quota.
+    out += [
+        usages.usage(ctx, policy, route, f"{route.key} is deleted first")
+        for policy in policies
+        for route in route_objects
+    ]
     return out
 
 

@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import secrets
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +203,11 @@ class Controllers:
     workload: Workload
     relay: _Relay | None = None
     names: list[str] = field(default_factory=list)
+    # Process name -> the chart's Deployment (namespace, name) it plays.
+    deployments: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Process name -> seconds (monotonic) at which it ended with its Deployment.
+    ended: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
     def work(self) -> Path:
@@ -227,12 +234,34 @@ class Controllers:
         self.work.mkdir(parents=True, exist_ok=True)
         self._ai_gateway()
         self._envoy_gateway()
+        threading.Thread(target=self._follow, name=f"{self.workload.name}-controllers", daemon=True).start()
 
     def stop(self) -> None:
+        self._stop.set()
         for name in self.names:
             self.stack.stop(name)
         if self.relay is not None:
             self.relay.close()
+
+    def _follow(self) -> None:
+        """End each controller once its chart's Deployment is deleted, as its pod would be.
+
+        Uninstalling a Release deletes the Deployment and the kubelet stops its
+        pod; without this the processes would outlive their Releases and finish
+        any finalizer an uninstall ordered wrongly would leave for ever.
+        """
+        while not self._stop.wait(0.5):
+            for name, (namespace, deployment) in list(self.deployments.items()):
+                if name in self.ended:
+                    continue
+                try:
+                    dep = self.kube.get(DEPLOYMENT, deployment, namespace)
+                except (ApiError, OSError):
+                    continue
+                if dep is None or dep["metadata"].get("deletionTimestamp"):
+                    self.stack.stop(name)
+                    self.ended[name] = time.monotonic()
+                    print(f"\n{name}: its Deployment {namespace}/{deployment} deleted, process ended", flush=True)
 
     def _deployment_args(self, namespace: str, name: str) -> list[str]:
         dep = self.kube.get(DEPLOYMENT, name, namespace)
@@ -265,6 +294,7 @@ class Controllers:
             argv.append(f"{flag}={replace.pop(flag)}" if flag in replace else arg)
         argv += [f"{k}={v}" for k, v in replace.items()]
         name = f"{self.workload.name}-ai-gateway"
+        self.deployments[name] = (ns, AIGW_DEPLOYMENT)
         self.stack.start(
             name,
             argv,
@@ -317,6 +347,7 @@ class Controllers:
             self.stack.bins["envoy-gateway"], *args, f"--config-path={config_path}",
         ]
         name = f"{self.workload.name}-envoy-gateway"
+        self.deployments[name] = (ns, EG_DEPLOYMENT)
         proc = self.stack.start(
             name,
             argv,
@@ -442,6 +473,24 @@ def problems(kube: Kube, served: list[str]) -> list[str]:
                 (policy.get("status") or {}).get("ancestors"),
             )
     return out
+
+
+def rule_seen(kube: Kube, model: str) -> dict[str, bool]:
+    """Whether any AIGatewayRoute, and any HTTPRoute, still has a rule for ``model``."""
+    return {
+        name: any(
+            model in json.dumps(rule)
+            for route in kube.list(kind, gw.NAMESPACE)
+            for rule in route["spec"].get("rules") or []
+        )
+        for name, kind in (("AIGatewayRoute", AI_ROUTE), ("HTTPRoute", HTTP_ROUTE))
+    }
+
+
+def present(kube: Kube, objects: set[tuple[str, str]]) -> dict[str, bool]:
+    """Whether each (kind, name) of the gateway's namespace exists, by kind name."""
+    kinds = {"Backend": BACKEND, "AIServiceBackend": AI_BACKEND}
+    return {kind: kube.get(kinds[kind], name, gw.NAMESPACE) is not None for kind, name in sorted(objects)}
 
 
 def snapshot(kube: Kube) -> dict[tuple[str, str], tuple[str, int, Any]]:

@@ -260,28 +260,109 @@ def test_tokens_per_team_and_model_are_scraped_and_shown(teams_state) -> None:
     assert "sum by (ollama_client, gen_ai_request_model" in board["spec"]["json"]
 
 
-def test_removing_a_model_removes_its_route_rule_and_nothing_else(teams_state) -> None:
+MISTRAL = ("aws-east-object-gateway-backend-mistral", "aws-east-object-gateway-aibackend-mistral")
+ROUTE_1 = "aws-east-object-gateway-route-1"
+
+
+def without_mistral() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the claim without mistral, the observed state of the ready claim with it)."""
     xr = xr_with()
-    observed = walk(xr)[-1]
+    observed = copy.deepcopy(walk(xr)[-1])
     xr["spec"]["models"] = [m for m in xr["spec"]["models"] if m["name"] != "mistral"]
     # A per-model quota names the model too: the claim drops it with the model.
     research = next(t for t in xr["spec"]["gateway"]["teams"] if t["name"] == "research")
     del research["quota"]["models"]
+    return xr, observed
+
+
+def route_reports(observed: dict[str, Any], manifest: Any) -> None:
+    """Route 1's Object reports ``manifest`` as its live AIGatewayRoute (None: no report)."""
+    status = observed[ROUTE_1].setdefault("status", {})
+    if manifest is None:
+        status.pop("atProvider", None)
+    else:
+        status["atProvider"] = {"manifest": manifest}
+
+
+def test_removing_a_model_removes_its_route_rule_and_nothing_else(teams_state) -> None:
+    xr, observed = without_mistral()
     after = desired(run(request(xr, observed)))
     before = {k: teams_state[k] for k in gateway_keys(teams_state)}
     now = {k: after[k] for k in gateway_keys(after)}
-    gone = set(before) - set(now)
-    # Its Backend and AIServiceBackend leave the desired state (orphaned, like the stack).
-    assert gone == {"aws-east-object-gateway-backend-mistral", "aws-east-object-gateway-aibackend-mistral"}
+    # Its Backend and AIServiceBackend stay, unchanged, while route 1 still routes it
+    # on the cluster (its Object reports the manifest it had).
+    assert set(now) == set(before)
+    assert all(now[k] == before[k] for k in MISTRAL)
     changed = sorted(k for k in now if now[k] != before[k])
-    assert changed == ["aws-east-object-gateway-quotas", "aws-east-object-gateway-route-1"]
+    assert changed == ["aws-east-object-gateway-quotas", ROUTE_1]
     # The quotas lose exactly the removed model's bucket.
     def buckets(state: dict[str, Any]) -> list[list[str]]:
         rules = state["aws-east-object-gateway-quotas"]["spec"]["forProvider"]["manifest"]["spec"]["rateLimit"]
         return [[h["value"] for h in r["clientSelectors"][0]["headers"]] for r in rules["global"]["rules"]]
     assert buckets(before) == [*buckets(now), ["research", "mistral"]]
-    rules = now["aws-east-object-gateway-route-1"]["spec"]["forProvider"]["manifest"]["spec"]["rules"]
+    rules = now[ROUTE_1]["spec"]["forProvider"]["manifest"]["spec"]["rules"]
     assert [r["name"] for r in rules] == ["llama31"]
+
+
+def test_a_removed_models_backends_go_once_no_observed_route_names_it() -> None:
+    xr, observed = without_mistral()
+    route = desired(run(request(xr, observed)))[ROUTE_1]["spec"]["forProvider"]["manifest"]
+    route_reports(observed, {**route, "status": {"conditions": []}})
+    after = desired(run(request(xr, observed)))
+    assert not set(MISTRAL) & set(after)
+    assert ROUTE_1 in after and "aws-east-object-gateway-backend-llama31" in after
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        None,  # the route's Object reports nothing (yet, or any longer)
+        {"apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "AIGatewayRoute"},  # no spec
+        {"spec": {"rules": "garbled"}},
+        {"spec": {"rules": [{"name": "llama31"}]}},  # a rule without its backendRefs
+    ],
+)
+def test_a_removed_models_backends_stay_while_a_route_report_is_missing(report: Any) -> None:
+    xr, observed = without_mistral()
+    before = desired(run(request(xr, observed)))
+    route_reports(observed, report)
+    after = desired(run(request(xr, observed)))
+    assert all(after[k] == before[k] for k in MISTRAL)
+
+
+def test_a_second_route_still_naming_the_model_keeps_its_backends() -> None:
+    xr, observed = without_mistral()
+    route = desired(run(request(xr, observed)))[ROUTE_1]["spec"]["forProvider"]["manifest"]
+    route_reports(observed, route)
+    # A second route Object (being deleted, say) whose live object still routes mistral.
+    old = copy.deepcopy(observed[ROUTE_1])
+    old["status"]["atProvider"]["manifest"] = copy.deepcopy(walk(xr_with())[-1][ROUTE_1]["spec"]["forProvider"]["manifest"])
+    observed["aws-east-object-gateway-route-2"] = old
+    assert set(MISTRAL) <= set(desired(run(request(xr, observed))))
+    del observed["aws-east-object-gateway-route-2"]
+    assert not set(MISTRAL) & set(desired(run(request(xr, observed))))
+
+
+def test_a_removed_models_backend_being_deleted_is_never_brought_back() -> None:
+    """Once dropped (Crossplane deleting it), a flicker of the route's report does not revive it."""
+    xr, observed = without_mistral()
+    route_reports(observed, None)
+    for key in MISTRAL:
+        observed[key]["metadata"]["deletionTimestamp"] = "2026-12-07T01:00:00Z"
+    assert not set(MISTRAL) & set(desired(run(request(xr, observed))))
+    # Only what exists is kept: a missing AIServiceBackend is not created for a removed model.
+    xr, observed = without_mistral()
+    del observed[MISTRAL[1]]
+    after = desired(run(request(xr, observed)))
+    assert MISTRAL[0] in after and MISTRAL[1] not in after
+
+
+def test_keeping_a_removed_models_backends_is_deterministic() -> None:
+    xr, observed = without_mistral()
+    first = run(request(xr, observed)).SerializeToString(deterministic=True)
+    shuffled = dict(reversed(list(observed.items())))
+    assert run(request(xr, shuffled)).SerializeToString(deterministic=True) == first
+    assert run(request(xr, observed)).SerializeToString(deterministic=True) == first
 
 
 @pytest.mark.parametrize(
@@ -481,7 +562,7 @@ def test_the_gateway_memo_is_keyed_on_what_the_gateway_reads() -> None:
     first = gateway.build(ctx, spec, ups)
     assert first and all(item.encoded for item in first)
     assert all(a is b for a, b in zip(gateway.build(ctx, spec, ups), first, strict=True))
-    fresh = gateway._build(ctx, spec.gateway, ups)
+    fresh = gateway._build(ctx, spec.gateway, ups, ())
     assert [i.encoded for i in first] == [codec.struct_bytes(i.body) for i in fresh]
     teams = [t.model_copy(update={"quota": None}) for t in spec.gateway.teams]
     no_quotas = spec.model_copy(
@@ -491,6 +572,10 @@ def test_the_gateway_memo_is_keyed_on_what_the_gateway_reads() -> None:
     assert {i.key for i in without} < {i.key for i in first}  # no Redis, no quota policy
     more = [*ups, gateway.Upstream("n", "qwen:7b", "ollama.ollama-n.svc.cluster.local", 11434)]
     assert len(gateway.build(ctx, spec, more)) == len(first) + 2  # a Backend and AIServiceBackend
+    # A removed model's objects still kept are part of the key too.
+    old = gateway.Upstream("n", "", "ollama.ollama-n.svc.cluster.local", 11434)
+    kept = gateway.build(ctx, spec, ups, [gateway.Retired(old, ("gateway-backend-n",))])
+    assert {i.key for i in kept} - {i.key for i in first} == {"aws-east-object-gateway-backend-n"}
 
 
 CHARTS = toolchain.CHARTS
@@ -525,3 +610,89 @@ def test_linkerd_leaves_the_gateway_api_crds_to_envoy_gateway(gateway_on: bool) 
     assert ("k3s-dev-release-envoy-gateway" in final) is gateway_on
     if gateway_on:
         assert first["k3s-dev-release-envoy-gateway"] < first["k3s-dev-release-linkerd-control-plane"]
+
+
+# What each controller finalizes (or cleans up on deletion) among the composed
+# objects: the AI Gateway controller v1.1.0 puts aigateway.envoyproxy.io/finalizer
+# on AIGatewayRoutes and AIServiceBackends (internal/controller/controller.go
+# handleFinalizer); Envoy Gateway v1.8.1 puts gateway-exists-finalizer on the
+# GatewayClass while a Gateway uses it and deletes the proxies when the Gateway
+# goes (internal/provider/kubernetes/controller.go).
+FINALIZED_BY = {
+    "AIGatewayRoute": "ai-gateway",
+    "AIServiceBackend": "ai-gateway",
+    "GatewayClass": "envoy-gateway",
+    "Gateway": "envoy-gateway",
+}
+
+
+def test_an_uninstall_keeps_each_controller_until_what_it_finalizes_is_gone() -> None:
+    """With stackDeletionPolicy: Delete, ClusterUsages order the gateway's deletion.
+
+    A controller whose Release went first would leave its finalizers for ever
+    (and the AI Gateway CRDs, templates of ai-gateway-crds, Terminating with them).
+    """
+    xr = xr_with()
+    for cluster in xr["spec"]["clusters"]:
+        cluster["stackDeletionPolicy"] = "Delete"
+    state = desired(run(request(xr, walk(xr)[-1])))
+    usages = {k for k, b in state.items() if b["kind"] == "ClusterUsage"}
+    finalized = {
+        k: FINALIZED_BY[b["spec"]["forProvider"]["manifest"]["kind"]]
+        for k, b in state.items()
+        if b["kind"] == "Object" and b["spec"]["forProvider"]["manifest"]["kind"] in FINALIZED_BY
+    }
+    # Two AIServiceBackends and a route; the GatewayClass and the Gateway.
+    assert sorted(finalized.values()) == ["ai-gateway"] * 3 + ["envoy-gateway"] * 2
+    for key, release in finalized.items():
+        by = key.removeprefix("aws-east-")
+        assert f"aws-east-release-{release}-used-by-{by}" in usages, key
+        assert f"aws-east-release-envoy-gateway-used-by-{by}" in usages, key
+    # The AI Gateway's CRDs (templates: deleted with their Release) outlive its controller.
+    assert "aws-east-release-ai-gateway-crds-used-by-release-ai-gateway" in usages
+
+
+def test_certgen_rbac_goes_once_its_hooks_succeed(teams_state) -> None:
+    """gateway-helm's certgen ServiceAccount and RBAC are pre-install hooks an uninstall never deletes."""
+    from tests.charts import helm
+
+    release = teams_state["aws-east-release-envoy-gateway"]
+    docs = helm.template(helm.render_of(release))
+    rbac = [d for d in docs if d["metadata"]["name"].startswith("envoy-gateway-gateway-helm-certgen")]
+    assert sorted(d["kind"] for d in rbac) == [
+        "ClusterRole", "ClusterRoleBinding", "Job", "Role", "RoleBinding", "ServiceAccount",
+    ]
+    for doc in rbac:
+        policy = doc["metadata"]["annotations"].get("helm.sh/hook-delete-policy")
+        assert policy == (None if doc["kind"] == "Job" else "before-hook-creation,hook-succeeded"), doc["kind"]
+
+
+# The claim's routing: what names its models and teams (README "Model gateway").
+PER_CLAIM = {"Backend", "AIServiceBackend", "AIGatewayRoute", "SecurityPolicy", "BackendTrafficPolicy"}
+# The shared infrastructure: follows stackDeletionPolicy.
+SHARED = {
+    "Namespace", "EnvoyProxy", "GatewayClass", "Gateway", "ClientTrafficPolicy", "Deployment", "Service", "PodMonitor",
+}
+
+
+@pytest.mark.parametrize("policy", ["Orphan", "Delete"])
+def test_the_claims_routing_is_deleted_with_it_whatever_the_stack_policy(policy: str) -> None:
+    """Under Orphan the orphaned controllers still run, so they remove their finalizers."""
+    xr = xr_with()
+    for cluster in xr["spec"]["clusters"]:
+        cluster["stackDeletionPolicy"] = policy
+    state = desired(run(request(xr, walk(xr)[-1])))
+    kinds: dict[str, set[bool]] = {}
+    for key in gateway_keys(state):
+        body = state[key]
+        if body["kind"] not in {"Release", "Object"}:
+            continue
+        kind = body["kind"] if body["kind"] == "Release" else body["spec"]["forProvider"]["manifest"]["kind"]
+        kinds.setdefault(kind, set()).add("Delete" in body["spec"]["managementPolicies"])
+    assert set(kinds) == PER_CLAIM | SHARED | {"Release"}
+    for kind, deletes in kinds.items():
+        assert deletes == {kind in PER_CLAIM or policy == "Delete"}, kind
+    # The keys and quotas outlive the route they guard, under either policy.
+    usages = {k for k, b in state.items() if b["kind"] == "ClusterUsage"}
+    for guard in ("keys", "quotas"):
+        assert f"aws-east-object-gateway-{guard}-used-by-object-gateway-route-1" in usages

@@ -15,7 +15,7 @@ from function.usages import COMPOSITE_LABEL
 from function.wrap import DELETABLE_MANAGEMENT_POLICIES, IN_CLUSTER_MANAGEMENT_POLICIES
 from scripts.render import desired, load_docs, request, run
 from scripts.stage import walk
-from tests.factories import cluster_context
+from tests.factories import GATEWAY_ROUTING, cluster_context
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOUDS = ("aws", "gcp", "azure", "existing")
@@ -146,12 +146,22 @@ def test_removing_a_model_removes_its_fleet_and_its_usages(aws_walk) -> None:
     assert "aws-east-nodepool" in wanted
 
 
+
+
 def test_the_shared_stack_stays_by_default(aws_walk) -> None:
     final = aws_walk[-1]
-    in_cluster = [b for b in final.values() if b["kind"] in {"Release", "Object"}]
+    in_cluster = [
+        b
+        for k, b in final.items()
+        if b["kind"] in {"Release", "Object"} and not any(r in k for r in GATEWAY_ROUTING)
+    ]
     assert in_cluster
     for body in in_cluster:
         assert body["spec"]["managementPolicies"] == IN_CLUSTER_MANAGEMENT_POLICIES
+    routing = [b for k, b in final.items() if any(r in k for r in GATEWAY_ROUTING)]
+    assert routing
+    for body in routing:
+        assert body["spec"]["managementPolicies"] == DELETABLE_MANAGEMENT_POLICIES
     assert not [k for k in final if k.endswith("-objects") and "release" in k]
 
 
