@@ -241,12 +241,16 @@ def _key_collisions(spec: PlatformSpec, owned: Mapping[str, list[str]]) -> list[
     """
     index = {c.name: i for i, c in enumerate(spec.clusters)}
     first: dict[str, str] = {}
+    collided: set[str] = set()
     errors: list[ClaimError] = []
     for cluster, keys in owned.items():
         errors += _collisions_within(spec, cluster, keys)
         for key in keys:
             other = first.setdefault(key, cluster)
             if other != cluster:
+                collided.add(key)
+                if _twin_of(key) in collided:
+                    continue  # a ClusterUsage's twin collides with its first: said once
                 errors.append(
                     ClaimError(
                         f"spec.clusters[{index[cluster]}].name",
@@ -258,6 +262,11 @@ def _key_collisions(spec: PlatformSpec, owned: Mapping[str, list[str]]) -> list[
     return errors
 
 
+def _twin_of(key: str) -> str:
+    """The key of which ``key`` is the ClusterUsage twin (``usages.pair``), else ""."""
+    return key.replace("-also-used-by-", "-used-by-", 1) if "-also-used-by-" in key else ""
+
+
 def _collisions_within(spec: PlatformSpec, cluster: str, keys: list[str]) -> list[ClaimError]:
     """Refuse model names whose resources on one cluster share a name.
 
@@ -266,11 +275,15 @@ def _collisions_within(spec: PlatformSpec, cluster: str, keys: list[str]) -> lis
     and one would silently replace the other.
     """
     seen: set[str] = set()
+    collided: set[str] = set()
     errors: list[ClaimError] = []
     for key in keys:
         if key not in seen:
             seen.add(key)
             continue
+        collided.add(key)
+        if _twin_of(key) in collided:
+            continue  # a ClusterUsage's twin collides with its first: said once
         involved = [
             (i, m.name)
             for i, m in enumerate(spec.models)

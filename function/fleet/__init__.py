@@ -17,8 +17,9 @@ module puts them together:
 - ``httpproxy``: Contour HTTPProxy to the Service, for an exposed model
   (deployment + contour + ``exposure``; see ``routing``);
 - ``podmonitor``: PodMonitor of the mesh sidecars, with observability and a mesh;
-- ``model-usage-providerconfig``: a ClusterUsage that keeps the ProviderConfig
-  until the model's objects are gone (``removal``).
+- ``model-usage-providerconfig`` and its twin ``model-usage-providerconfig-twin``:
+  ClusterUsages that keep the ProviderConfig until the model's objects are gone
+  (``removal``; why twice: ``function.usages``).
 
 Every Object has ``Delete`` in its management policies: removing the model
 removes its objects from the cluster.

@@ -18,6 +18,7 @@ from function import naming
 from function.composed import Composed, Gate, Need
 from function.context import InClusterTarget
 from function.fleet.common import KEY_PREFIX, key
+from function.usages import pair
 from function.wrap import KUBERNETES_API
 
 USAGE_API = "protection.crossplane.io/v1beta1"
@@ -38,8 +39,12 @@ def namespace_ref(target: InClusterTarget) -> dict[str, Any]:
 
 
 def usages(target: InClusterTarget) -> list[Composed]:
-    """Keep the fleet's provider-kubernetes ProviderConfig until its objects are gone."""
-    return [
+    """Keep the fleet's provider-kubernetes ProviderConfig until its objects are gone.
+
+    Composed twice, as every ClusterUsage edge (``function.usages.pair`` says why):
+    other fleets on the cluster hold the same ProviderConfig.
+    """
+    return pair(
         Composed(
             key=naming.key(KEY_PREFIX, "usage", "providerconfig"),
             body={
@@ -58,5 +63,6 @@ def usages(target: InClusterTarget) -> list[Composed]:
                 },
             },
             gates=(Gate(key("namespace"), Need.EXISTS),),
-        )
-    ]
+        ),
+        naming.key(KEY_PREFIX, "usage", "providerconfig", "twin"),
+    )

@@ -57,6 +57,18 @@ PLATFORM_CLAIM = Kind("openhands.ai", "v1alpha1", "ollamaplatforms", namespaced=
 FLEET_CLAIM = Kind("openhands.ai", "v1alpha1", "ollamafleets", namespaced=True)
 
 
+# client-go's limit for retrying an answer that says Retry-After.
+MAX_THROTTLED = 10
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds a 429 asks to wait (1 when it does not say), at most 10."""
+    try:
+        return min(max(float(header or 1), 0.1), 10.0)
+    except ValueError:
+        return 1.0
+
+
 class Kube:
     """Requests against one API server, authenticated by a client certificate."""
 
@@ -89,19 +101,28 @@ class Kube:
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = content_type
-        for attempt in range(3):
+        failures = throttled = 0
+        while True:
             conn = self._conn()
             try:
                 conn.request(method, path, body=data, headers=headers)
                 rsp = conn.getresponse()
                 text = rsp.read().decode()
-                break
             except (OSError, http.client.HTTPException):
                 conn.close()
                 self._local.conn = None
-                if attempt == 2:
+                failures += 1
+                if failures == 3:
                     raise
                 time.sleep(0.5)
+                continue
+            # 429 asks the client to come back (e.g. "storage is (re)initializing" while a
+            # new CRD's storage starts): retried after Retry-After, as client-go does.
+            if rsp.status == 429 and throttled < MAX_THROTTLED:
+                throttled += 1
+                time.sleep(_retry_after(rsp.getheader("Retry-After")))
+                continue
+            break
         if rsp.status >= 300:
             raise ApiError(rsp.status, text)
         return json.loads(text) if text else None

@@ -87,6 +87,7 @@ def test_deployment_mode_keys() -> None:
         "model-object-service",
         "model-object-scaledobject",
         "model-usage-providerconfig",
+        "model-usage-providerconfig-twin",
     ]
 
 
@@ -96,6 +97,7 @@ def test_knative_mode_has_no_deployment_service_keda_or_httpproxy() -> None:
         "model-object-namespace",
         "model-object-knative-service",
         "model-usage-providerconfig",
+        "model-usage-providerconfig-twin",
     ]
 
 
@@ -112,7 +114,7 @@ def test_every_variant_uses_only_the_documented_keys() -> None:
             "httpproxy",
             "podmonitor",
         )
-    } | {"model-usage-providerconfig"}
+    } | {"model-usage-providerconfig", "model-usage-providerconfig-twin"}
     for s in all_variants():
         keys = [c.key for c in build(s)]
         assert len(keys) == len(set(keys))

@@ -148,11 +148,12 @@ def test_unready_keeps_creating_with_a_message(walks) -> None:
 def test_usages_protect_node_pool_and_role(walks) -> None:
     final = walks["aws"][-1]
     usages = {k: b for k, b in final.items() if b["kind"] == "ClusterUsage"}
-    assert "aws-east-nodepool-used-by-fleet-llama2" in usages
+    assert "aws-east-nodepool-used-by-fleet-llama2-objects" in usages
     assert "aws-east-node-role-used-by-nodepool" in usages
-    spec = usages["aws-east-nodepool-used-by-fleet-llama2"]["spec"]
+    assert "aws-east-node-role-also-used-by-nodepool" in usages
+    spec = usages["aws-east-nodepool-used-by-fleet-llama2-objects"]["spec"]
     assert spec["of"]["kind"] == "NodeGroup"
-    assert spec["by"]["kind"] == "XOllamaFleet"
+    assert spec["by"]["kind"] == "Object"
     assert spec["of"]["resourceSelector"]["matchControllerRef"] is True
 
 

@@ -131,8 +131,40 @@ def test_node_pool_stays_until_the_models_objects_are_gone(aws_walk) -> None:
     ns = {c.key: c for c in fleet.build("llama2", FleetSpec.model_validate(fleet_spec), FunctionInput())}
     own = ns["model-object-namespace"].body["metadata"]["labels"]
     assert {k: v for k, v in labels.items() if k != COMPOSITE_LABEL}.items() <= own.items()
-    # The fleet XR itself also uses the pool (it goes first, its objects after).
-    assert final["aws-east-nodepool-used-by-fleet-llama2"]["spec"]["by"]["kind"] == "XOllamaFleet"
+    # Twice (function.usages.pair), and nothing names the fleet XR, which goes before
+    # its Namespace Object (its child) in any case.
+    assert final["aws-east-nodepool-also-used-by-fleet-llama2-objects"]["spec"] == usage["spec"]
+    assert "aws-east-nodepool-used-by-fleet-llama2" not in final
+
+
+@pytest.mark.parametrize("case", ["multicloud", "development", "aws"])
+def test_every_usage_edge_is_composed_twice(case: str) -> None:
+    """Two ClusterUsages per edge, one per key, equal bodies (``function.usages`` says why).
+
+    Crossplane 2.1.4 drops the in-use label from what a deleted Usage held when a
+    stale count finds one other Usage; with every edge doubled, the one other
+    Usage it can find is its twin, whose user is already gone.
+    """
+    xr = xr_of(case)
+    final = walk(xr)[-1]
+    found = {k: b for k, b in final.items() if b["kind"] == "ClusterUsage"}
+    # Each fleet's own usage, composed by the fleet: twice as well.
+    for model in xr["spec"]["models"]:
+        for key, body in final.items():
+            if body["kind"] != "XOllamaFleet" or body["spec"]["name"] != model["name"]:
+                continue
+            spec = FleetSpec.model_validate(body["spec"])
+            inner = {c.key: c.body for c in fleet.build(model["name"], spec, FunctionInput())}
+            pc = inner["model-usage-providerconfig"]
+            assert inner["model-usage-providerconfig-twin"] == pc, key
+    assert found
+    twins = {k for k in found if "-also-used-by-" in k}
+    firsts = set(found) - twins
+    assert twins == {k.replace("-used-by-", "-also-used-by-", 1) for k in firsts}
+    for key in firsts:
+        twin = found[key.replace("-used-by-", "-also-used-by-", 1)]
+        assert twin["spec"] == found[key]["spec"], key
+        assert twin["metadata"]["labels"] == found[key]["metadata"]["labels"], key
 
 
 def test_removing_a_model_removes_its_fleet_and_its_usages(aws_walk) -> None:
@@ -281,10 +313,17 @@ def test_every_creation_edge_of_the_stack_is_a_deletion_edge(cloud: str) -> None
     def role(body: dict[str, Any]) -> str:
         return str(body["resourceSelector"]["matchLabels"][naming.LABEL_ROLE])
 
+    order = usages.stack_order(ctx, composed)
     edges = sorted(
         (role(u.body["spec"]["of"]), role(u.body["spec"]["by"]))
-        for u in usages.stack_order(ctx, composed)
+        for u in order
+        if "-also-used-by-" not in u.key
     )
+    # Each edge twice (function.usages.pair): the twin has the same body.
+    twins = {u.key: u.body for u in order if "-also-used-by-" in u.key}
+    assert twins == {
+        u.key.replace("-used-by-", "-also-used-by-", 1): u.body for u in order if u.key not in twins
+    }
     table = [STACK_DELETION_ORDER, CLOUD_DELETION_ORDER.get(cloud, {})]
     expected = sorted((held, by) for order in table for held, users in order.items() for by in users)
     assert len(expected) == 42 + (3 if cloud == "gcp" else 0)
