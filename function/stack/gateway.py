@@ -873,9 +873,10 @@ def _build(
     # Deleted with the claim, the routes go before the keys and quotas that guard
     # them: no moment where a route serves without its authentication or quota.
     out += [
-        usages.usage(ctx, policy, route, f"{route.key} is deleted first")
+        twin
         for policy in policies
         for route in route_objects
+        for twin in usages.usage(ctx, policy, route, f"{route.key} is deleted first")
     ]
     return out
 
