@@ -341,7 +341,7 @@ DEFAULT_WORKERS = 4
 LARGE_REQUEST_BYTES = 128 << 10
 LARGE_WORKERS = 2
 # What a planning thread hands back: the response, or its serialised bytes.
-_Answer = TypeVar("_Answer", fnv1.RunFunctionResponse, bytes)
+_Answer = TypeVar("_Answer", fnv1.RunFunctionResponse, bytes, tuple[bytes, bool])
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -401,8 +401,8 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         return await self._off_loop(self.run_bytes, req, ctx, size)
 
     async def RunFunctionElsewhere(  # noqa: N802  # beside RunFunction
-        self, answer: Awaitable[bytes], ctx: grpc.aio.ServicerContext | None = None
-    ) -> bytes:
+        self, answer: Awaitable[_Answer], ctx: grpc.aio.ServicerContext | None = None
+    ) -> _Answer:
         """The serialised answer another process computes (``function.workers``).
 
         Counted, drained and given up on at shutdown like the calls planned here.
@@ -506,15 +506,25 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
 
     def run_bytes(self, req: fnv1.RunFunctionRequest) -> bytes:
         """The answer to ``req`` serialised deterministically (blocking); the cache's as kept."""
-        key = self.cache.key(req) if self.cache.size > 0 else b""
-        cached = self.cache.get_bytes(key) if key else None
-        if cached is not None:
-            self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
-            return cached
+        found, key = self.cached(req)
+        if found is not None:
+            return found
         data, cacheable = self.answer_bytes(req)
+        self.remember(key, data, cacheable=cacheable)
+        return data
+
+    def cached(self, req: fnv1.RunFunctionRequest) -> tuple[bytes | None, bytes]:
+        """The kept answer to ``req`` (None when there is none) and its key (b"": cache off)."""
+        key = self.cache.key(req) if self.cache.size > 0 else b""
+        found = self.cache.get_bytes(key) if key else None
+        if found is not None:
+            self.log.debug("answered from cache", tag=bounded(req.meta.tag, 64))
+        return found, key
+
+    def remember(self, key: bytes, data: bytes, *, cacheable: bool) -> None:
+        """Keep the answer ``data`` under ``key`` (from ``cached``) when it may be cached."""
         if key and cacheable:
             self.cache.put_bytes(key, data)
-        return data
 
     def answer(self, req: fnv1.RunFunctionRequest) -> tuple[fnv1.RunFunctionResponse, bool]:
         """``compose``'s response, a Fatal surfaced and bounded; and whether it may be cached."""

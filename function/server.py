@@ -92,22 +92,51 @@ async def serve(
         ctx: grpc.aio.ServicerContext,
     ) -> fnv1.RunFunctionResponse | bytes:
         if isinstance(decoded, bytes):  # with worker processes (_received)
-            data = decoded
-            large = len(data) > fn.LARGE_REQUEST_BYTES
-            worker = pool.choose(data, large=large) if pool is not None else None
-            if worker is not None:
-                return await elsewhere(data, worker, ctx)
-            decoded = _decoder(data)  # no worker idle: a small request plans here
+            return await shared(decoded, ctx)
         req, size = decoded
         if req is None:
             return runner.undecodable()
         return await runner.RunFunctionBytes(req, ctx, size=size)
 
-    async def elsewhere(data: bytes, worker: int, ctx: grpc.aio.ServicerContext) -> bytes:
-        if pool is None:  # pragma: no cover  # chosen from a pool only
+    async def shared(
+        data: bytes, ctx: grpc.aio.ServicerContext
+    ) -> fnv1.RunFunctionResponse | bytes:
+        """A request for the workers (``workers.ProcessPool.choose``), or planned here."""
+        if pool is None:  # pragma: no cover  # _received is used with a pool only
             raise TypeError(type(data))
+        if len(data) > fn.LARGE_REQUEST_BYTES:  # the worker's cache answers or keeps it
+            worker = pool.choose(data, large=True)
+            answered, _ = await elsewhere(pool, data, worker if worker is not None else 0, ctx)
+            return answered
+        req, size, key = None, len(data), b""
+        if runner.cache.size > 0:  # small: this process keeps the cached answer
+            req, size = _decoder(data)
+            if req is None:
+                return runner.undecodable()
+            found, key = runner.cached(req)
+            if found is not None:
+                return found
+        worker = pool.choose(data, large=False)
+        if worker is None:  # no worker idle: plan here, never behind a large claim
+            if req is None:
+                req, size = _decoder(data)
+                if req is None:
+                    return runner.undecodable()
+            return await runner.RunFunctionBytes(req, ctx, size=size)
+        answered, cacheable = await elsewhere(pool, data, worker, ctx, cache=False)
+        runner.remember(key, answered, cacheable=cacheable)
+        return answered
+
+    async def elsewhere(
+        pool: workers.ProcessPool,
+        data: bytes,
+        worker: int,
+        ctx: grpc.aio.ServicerContext,
+        *,
+        cache: bool = True,
+    ) -> tuple[bytes, bool]:
         try:
-            return await runner.RunFunctionElsewhere(pool.answer(data, worker), ctx)
+            return await runner.RunFunctionElsewhere(pool.answer(data, worker, cache=cache), ctx)
         except workers.WorkerLostError:
             await ctx.abort(grpc.StatusCode.UNAVAILABLE, WORKER_LOST)  # raises
             raise

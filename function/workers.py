@@ -13,6 +13,9 @@ the wire (``composite_identity``), so the calls for one XR find their cached
 answer and memos in one process; when that worker is busy, an idle one; when
 none is idle, a large request queues for the least busy worker and a small one
 plans on the server's threads, so a small claim never waits behind large ones.
+The server keeps the cached answers of small requests itself (looking one up
+costs less than handing the request over), the workers those of large ones
+(computing the key costs a large request's parse and serialisation).
 
 The response cache's budget is split between the server and the workers
 (``split_cache``); every other memo is per process and bounded as documented
@@ -25,6 +28,7 @@ answer, which Crossplane retries; the server starts a new one in its place.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import signal
@@ -84,14 +88,20 @@ def _start(settings: WorkerSettings) -> None:
     )
 
 
-def _answer(data: bytes) -> bytes:
-    """The serialised answer to the request ``data``, in a worker (``_start`` ran)."""
+def _answer(data: bytes, *, cache: bool) -> tuple[bytes, bool]:
+    """The serialised answer to the request ``data``, in a worker (``_start`` ran).
+
+    With ``cache`` the worker's response cache answers or keeps it; else the
+    server keeps it, and the flag says whether it may.
+    """
     runner = _RUNNER["runner"]  # the pool runs _start first
     try:
         req = fnv1.RunFunctionRequest.FromString(data)
     except DecodeError:
-        return bytes(runner.undecodable().SerializeToString(deterministic=True))
-    return runner.run_bytes(req)
+        return bytes(runner.undecodable().SerializeToString(deterministic=True)), True
+    if cache:
+        return runner.run_bytes(req), False
+    return runner.answer_bytes(req)
 
 
 def _pid() -> int:
@@ -227,12 +237,17 @@ class ProcessPool:
             return None
         return min(range(self.processes), key=lambda i: (self.busy[i], i != home))
 
-    async def answer(self, data: bytes, worker: int) -> bytes:
-        """The answer to ``data`` from ``worker``; WorkerLostError when it died meanwhile."""
+    async def answer(self, data: bytes, worker: int, *, cache: bool = True) -> tuple[bytes, bool]:
+        """The answer to ``data`` from ``worker`` and whether the server may keep it.
+
+        With ``cache`` the worker's own response cache is used (and the server
+        keeps nothing). WorkerLostError when the worker died meanwhile.
+        """
         pool = self._pools[worker]
         self.busy[worker] += 1
+        job = functools.partial(_answer, data, cache=cache)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, _answer, data)
+            return await asyncio.get_running_loop().run_in_executor(pool, job)
         except BrokenProcessPool:
             if pool is self._pools[worker]:
                 self.restarts += 1

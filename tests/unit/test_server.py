@@ -361,3 +361,34 @@ def test_the_response_cache_budget_is_split_between_the_processes() -> None:
     assert workers.split_cache(64, 64 << 20, 2) == (21, (64 << 20) // 3)
     assert workers.split_cache(0, 64 << 20, 2)[0] == 0  # caching off stays off
     assert workers.split_cache(2, 90, 3) == (1, 22)  # at least one entry each when on
+
+
+def test_with_workers_a_repeated_small_request_is_answered_by_the_server_from_its_cache() -> None:
+    """The server keeps small requests' answers itself: planned once (in a worker), then kept.
+
+    A large request's answer is kept by its worker: planned once too.
+    """
+    xr, observed = final("existing")
+    small = request(xr, observed)
+    from bench.bench import large_xr
+
+    big = large_xr()
+    large = request(big, walk(big)[-1])
+    proc, port = start("--processes", "2", "--debug")
+    try:
+        _workers(proc, 2)
+
+        async def go() -> list[Any]:
+            return [(await call(port, r))[0] for r in (small, small, small, large, large)]
+
+        got = asyncio.run(go())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert all(isinstance(r, fnv1.RunFunctionResponse) for r in got), got
+    assert got[0] == got[1] == got[2] and got[3] == got[4]
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    composed = [e["xr"] for e in lines if e["msg"] == "composed"]
+    hits = [e for e in lines if e["msg"] == "answered from cache"]
+    assert sorted(composed) == sorted([xr["metadata"]["name"], big["metadata"]["name"]]), composed
+    assert len(hits) == 3
