@@ -59,7 +59,7 @@ from function import codec, usages, wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
-from function.models.common import Cloud, Mesh, Observability
+from function.models.common import Cloud, Mesh, Observability, StackDeletionPolicy
 from function.models.platform import (
     Gateway,
     GatewayExposure,
@@ -853,11 +853,6 @@ def _build(
         out += backends(up, (f"{BACKEND_OBJECT}{up.name}", f"{AI_BACKEND_OBJECT}{up.name}"))
     for old in retired:
         out += backends(old.upstream, old.objects)
-    route_objects = [
-        obj(f"{ROUTE_OBJECT}{i + 1}", route, after_aigw, per_claim=True)
-        for i, route in enumerate(routes(upstreams, costs=quotas))
-    ]
-    out += route_objects
     served = [up.name for up in upstreams]
     policies = []
     if teams or exposure or jwt:
@@ -870,14 +865,25 @@ def _build(
         policy = quota_policy(teams, served)
         policies.append(obj("gateway-quotas", policy, after_aigw, per_claim=True))
     out += policies
+    # Created after the keys and quotas that guard them: no moment where a route
+    # serves without its authentication or quota.
+    guarded = (*after_aigw, *(Gate(policy.key, Need.READY) for policy in policies))
+    route_objects = [
+        obj(f"{ROUTE_OBJECT}{i + 1}", route, guarded, per_claim=True)
+        for i, route in enumerate(routes(upstreams, costs=quotas))
+    ]
+    out += route_objects
     # Deleted with the claim, the routes go before the keys and quotas that guard
     # them: no moment where a route serves without its authentication or quota.
-    out += [
-        twin
-        for policy in policies
-        for route in route_objects
-        for twin in usages.usage(ctx, policy, route, f"{route.key} is deleted first")
-    ]
+    # Under Delete the uninstall order (``usages.stack_order``) already keeps every
+    # route's guards, as what it waited for, until it is gone.
+    if ctx.spec.stack_deletion_policy is not StackDeletionPolicy.DELETE:
+        out += [
+            twin
+            for policy in policies
+            for route in route_objects
+            for twin in usages.usage(ctx, policy, route, f"{route.key} is deleted first")
+        ]
     return out
 
 

@@ -696,3 +696,17 @@ def test_the_claims_routing_is_deleted_with_it_whatever_the_stack_policy(policy:
     usages = {k for k, b in state.items() if b["kind"] == "ClusterUsage"}
     for guard in ("keys", "quotas"):
         assert f"aws-east-object-gateway-{guard}-used-by-object-gateway-route-1" in usages
+
+
+def test_routes_are_created_only_once_their_keys_and_quotas_exist() -> None:
+    """At install, no moment where a route serves without its authentication or quota."""
+    xr = xr_with()
+    routed_at = None
+    for i, observed in enumerate([{}, *walk(xr)]):
+        state = desired(run(request(xr, observed)))
+        routes = [k for k in gateway_keys(state) if "gateway-route-" in k]
+        guards = [k for k in observed if k.endswith(("object-gateway-keys", "object-gateway-quotas"))]
+        if routes:
+            routed_at = i if routed_at is None else routed_at
+            assert len(guards) == 2 * len(xr["spec"]["clusters"]), (i, routes, guards)
+    assert routed_at is not None  # the walk reaches the routes
