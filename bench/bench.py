@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psutil
 import yaml
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from function import server  # noqa: E402
 from scripts.render import request, run  # noqa: E402
 from scripts.stage import walk  # noqa: E402
-from tests.toolchain import free_port, wait_for_port  # noqa: E402
+from tests.toolchain import free_port, tree_rss, wait_for_port  # noqa: E402
 
 GRPC_LIMIT = server.CROSSPLANE_MAX_RECV_MIB << 20  # what Crossplane receives
 RECV_LIMIT = server.DEFAULT_MAX_RECV_MIB << 20  # what the function receives
@@ -191,12 +190,6 @@ def mixed(
         proc.terminate()
         proc.wait(timeout=10)
     return alone, loaded
-
-
-def tree_rss(pid: int) -> int:
-    """Resident memory of a server and its worker processes together (bytes)."""
-    top = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in (top, *top.children(recursive=True)))
 
 
 def measure(

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psutil
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.render import request  # noqa: E402
 from scripts.stage import walk  # noqa: E402
-from tests.toolchain import free_port, wait_for_port  # noqa: E402
+from tests.toolchain import free_port, tree_rss, wait_for_port  # noqa: E402
 
 CHURN_CACHE_MIB = 16
 CHURN_REQUESTS = 40
@@ -109,17 +108,11 @@ def failure(what: str, req: fnv1.RunFunctionRequest, rsp: Any) -> str:
     return f"{what} failed (request {req.ByteSize()} bytes): {why}"
 
 
-def _tree_rss(ps: psutil.Process) -> int:
-    """The server's and its worker processes' resident memory together."""
-    return sum(p.memory_info().rss for p in (ps, *ps.children(recursive=True)))
-
-
 def churn(largest: fnv1.RunFunctionRequest, *extra: str) -> dict[str, Any]:
     proc, port = _server("--cache-bytes", str(CHURN_CACHE_MIB << 20), *extra)
     try:
-        ps = psutil.Process(proc.pid)
         time.sleep(1.0)  # worker processes, if any, have started
-        rss0 = _tree_rss(ps)
+        rss0 = tree_rss(proc.pid)
         samples = []
         size = 0
 
@@ -133,7 +126,7 @@ def churn(largest: fnv1.RunFunctionRequest, *extra: str) -> dict[str, Any]:
                 ):
                     raise CallFailedError(failure(f"churn request {i}", req, rsp))
                 size = rsp.ByteSize()
-                samples.append(_tree_rss(ps))
+                samples.append(tree_rss(proc.pid))
 
         asyncio.run(go())
     finally:

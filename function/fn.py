@@ -12,6 +12,7 @@ one expensive request never stalls the event loop that answers the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -391,14 +392,17 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         ctx: grpc.aio.ServicerContext | None = None,
         *,
         size: int | None = None,
+        missed: bytes | None = None,
     ) -> bytes:
         """``RunFunction``'s response serialised deterministically, as the server sends it.
 
         The serialising happens on the planning thread, not the event loop, and
         a cached response goes out as it is kept, without being parsed again.
-        ``size`` is the request's size on the wire, when the caller knows it.
+        ``size`` is the request's size on the wire, when the caller knows it;
+        ``missed`` the cache key ``cached`` found nothing under, when it looked.
         """
-        return await self._off_loop(self.run_bytes, req, ctx, size)
+        job = self.run_bytes if missed is None else functools.partial(self.run_bytes, missed=missed)
+        return await self._off_loop(job, req, ctx, size)
 
     async def RunFunctionElsewhere(  # noqa: N802  # beside RunFunction
         self, answer: Awaitable[_Answer], ctx: grpc.aio.ServicerContext | None = None
@@ -504,11 +508,17 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
         rsp: fnv1.RunFunctionResponse = fnv1.RunFunctionResponse.FromString(self.run_bytes(req))
         return rsp
 
-    def run_bytes(self, req: fnv1.RunFunctionRequest) -> bytes:
-        """The answer to ``req`` serialised deterministically (blocking); the cache's as kept."""
-        found, key = self.cached(req)
-        if found is not None:
-            return found
+    def run_bytes(self, req: fnv1.RunFunctionRequest, *, missed: bytes | None = None) -> bytes:
+        """The answer to ``req`` serialised deterministically (blocking); the cache's as kept.
+
+        ``missed``: the key ``cached`` gave when it found nothing (not looked up again).
+        """
+        if missed is None:
+            found, key = self.cached(req)
+            if found is not None:
+                return found
+        else:
+            key = missed
         data, cacheable = self.answer_bytes(req)
         self.remember(key, data, cacheable=cacheable)
         return data

@@ -122,7 +122,7 @@ async def serve(
                 req, size = _decoder(data)
                 if req is None:
                     return runner.undecodable()
-            return await runner.RunFunctionBytes(req, ctx, size=size)
+            return await runner.RunFunctionBytes(req, ctx, size=size, missed=key)
         answered, cacheable = await elsewhere(pool, data, worker, ctx, cache=False)
         runner.remember(key, answered, cacheable=cacheable)
         return answered

@@ -145,10 +145,12 @@ def build(ctx: ClusterContext, composed: Sequence[Composed]) -> list[Composed]:
 def stack_order(ctx: ClusterContext, composed: Sequence[Composed]) -> list[Composed]:
     """Uninstall in reverse dependency order: keep what a component waited for until it is gone."""
     by_key = {c.key: c for c in composed if c.kind in IN_CLUSTER_KINDS}
+    have = {c.key for c in composed}  # an edge a builder composed already (the gateway's guards)
     out: list[Composed] = []
     for item in by_key.values():
         for gate in item.gates:
             of = by_key.get(gate.key)
             if of is not None and of is not item:
-                out += usage(ctx, of, item, f"{item.key} is uninstalled first")
+                pair = usage(ctx, of, item, f"{item.key} is uninstalled first")
+                out += [] if pair[0].key in have else pair
     return out

@@ -205,9 +205,9 @@ class ProcessPool:
         self.restarts = 0
         self.log = logs.get_logger()
         self.busy = [0] * processes  # calls each worker holds (counted on the event loop)
-        self._pools = [self._start() for _ in range(processes)]
+        self._pools = [self._spawn() for _ in range(processes)]
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _spawn(self) -> ProcessPoolExecutor:
         # spawn, not fork: the server's gRPC threads must not be copied into a child.
         pool = ProcessPoolExecutor(
             max_workers=1,
@@ -255,7 +255,7 @@ class ProcessPool:
                     "a worker process died; starting a new one", restarts=self.restarts
                 )
                 pool.shutdown(wait=False, cancel_futures=True)
-                self._pools[worker] = self._start()
+                self._pools[worker] = self._spawn()
             raise WorkerLostError from None
         finally:
             self.busy[worker] -= 1

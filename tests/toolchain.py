@@ -161,3 +161,11 @@ def validate(extensions: list[Path], resources: Path) -> tuple[int, str]:
         env={**os.environ, "OLLAMA_PLATFORM_CRDS": str(crds), "CROSSPLANE_BIN": binary},
     )
     return done.returncode, done.stdout + done.stderr
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its children (a server and its workers), in bytes."""
+    import psutil  # the benchmarks' dependency, imported where used
+
+    top = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in (top, *top.children(recursive=True)))

@@ -59,7 +59,7 @@ from function import codec, usages, wrap
 from function.composed import Composed, Gate, Need
 from function.context import ClusterContext
 from function.errors import ClaimError
-from function.models.common import Cloud, Mesh, Observability, StackDeletionPolicy
+from function.models.common import Cloud, Mesh, Observability
 from function.models.platform import (
     Gateway,
     GatewayExposure,
@@ -875,15 +875,12 @@ def _build(
     out += route_objects
     # Deleted with the claim, the routes go before the keys and quotas that guard
     # them: no moment where a route serves without its authentication or quota.
-    # Under Delete the uninstall order (``usages.stack_order``) already keeps every
-    # route's guards, as what it waited for, until it is gone.
-    if ctx.spec.stack_deletion_policy is not StackDeletionPolicy.DELETE:
-        out += [
-            twin
-            for policy in policies
-            for route in route_objects
-            for twin in usages.usage(ctx, policy, route, f"{route.key} is deleted first")
-        ]
+    out += [
+        twin
+        for policy in policies
+        for route in route_objects
+        for twin in usages.usage(ctx, policy, route, f"{route.key} is deleted first")
+    ]
     return out
 
 
